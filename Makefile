@@ -1,0 +1,94 @@
+# uqlua: Lua 5.4 + the uqpay module. `make help` lists the targets.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+PKGS     = lua5.4 libcurl libmicrohttpd libedit uuid libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+OPT     ?= -O2 -g
+WARN     = -Wall -Wextra -Wno-unused-parameter
+CFLAGS_ALL = $(OPT) $(WARN) -std=gnu11 -fPIC -D_GNU_SOURCE -Isrc -I$(B) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+LDLIBS_ALL = $(PKG_LIBS) -lpthread -lm
+
+# B is the build directory: build/ normally, build-asan/ for `make check`.
+B ?= build
+
+CORE = money json errors http sys sim embed module
+BIN_ONLY = main options host repl
+LUA_SRC := $(shell find lua -name '*.lua' | LC_ALL=C sort)
+
+CORE_OBJ = $(CORE:%=$(B)/%.o) $(B)/embedded.o
+BIN_OBJ  = $(BIN_ONLY:%=$(B)/%.o) $(CORE_OBJ)
+
+.PHONY: all deps test check demo bench install uninstall clean help
+all: uqlua uqpay.so
+
+help:
+	@echo "make            build ./uqlua and ./uqpay.so"
+	@echo "make demo       install deps, build, run examples/fund-and-recharge.lua against --sim"
+	@echo "make test       install deps, build, run every test; ends with 'N passed, N failed'"
+	@echo "make check      the test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
+	@echo "make bench      benchmarks, figures side by side"
+	@echo "make install    PREFIX=$(PREFIX) DESTDIR=..."
+
+deps:
+	@sh scripts/deps.sh
+
+$(B):
+	@mkdir -p $(B)
+
+$(B)/embedded.c: $(LUA_SRC) scripts/embed.sh | $(B)
+	sh scripts/embed.sh lua $@
+
+$(B)/%.o: src/%.c $(wildcard src/*.h) | $(B)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(B)/embedded.o: $(B)/embedded.c src/embed.h
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(B)/uqlua: $(BIN_OBJ)
+	$(CC) $(OPT) $(EXTRA_CFLAGS) -Wl,-E -o $@ $^ -l:liblua5.4-cjson.a $(LDLIBS_ALL)
+
+$(B)/uqpay.so: $(CORE_OBJ)
+	$(CC) $(OPT) $(EXTRA_CFLAGS) -shared -o $@ $^ $(filter-out -llua5.4,$(LDLIBS_ALL))
+
+uqlua: $(B)/uqlua
+	@cp $< $@
+
+uqpay.so: $(B)/uqpay.so
+	@cp $< $@
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@sh tests/run.sh ./uqlua
+
+check: deps
+	@$(MAKE) --no-print-directory B=build-asan OPT="-O1 -g" \
+	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  build-asan/uqlua build-asan/uqpay.so
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  UQLUA_SANITIZED=1 sh tests/run.sh build-asan/uqlua
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	./uqlua --sim examples/fund-and-recharge.lua
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@sh scripts/bench.sh ./uqlua
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	  $(DESTDIR)$(PREFIX)/lib/lua/5.4
+	install -m 0755 uqlua $(DESTDIR)$(PREFIX)/bin/uqlua
+	install -m 0644 uqpay.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/uqpay.so
+	install -m 0644 docs/uqlua.1 $(DESTDIR)$(PREFIX)/share/man/man1/uqlua.1
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/uqlua $(DESTDIR)$(PREFIX)/lib/lua/5.4/uqpay.so \
+	  $(DESTDIR)$(PREFIX)/share/man/man1/uqlua.1
+
+clean:
+	rm -rf build build-asan uqlua uqpay.so

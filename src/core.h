@@ -1,0 +1,13 @@
+/* uqpay.core: the C primitives under the Lua resource layer. */
+#ifndef UQPAY_CORE_H
+#define UQPAY_CORE_H
+#include <signal.h>
+#include "lua.h"
+#include "uqpay.h"
+
+extern volatile sig_atomic_t uqlua_interrupted;
+
+void uqpay_open_http(lua_State *L);   /* adds http_new to the table on top */
+void uqpay_open_sys(lua_State *L);    /* adds uuid, hmac, files, clocks */
+void uqpay_open_simctl(lua_State *L); /* adds sim_start / sim_stop */
+#endif

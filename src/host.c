@@ -1,0 +1,128 @@
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lauxlib.h"
+#include "lua-cjson.h"
+#include "host.h"
+#include "sim.h"
+#include "uqpay.h"
+
+static struct sim *inproc_sim = NULL;
+
+static void set_str(lua_State *L, const char *k, const char *v) {
+  if (!v) return;
+  lua_pushstring(L, v);
+  lua_setfield(L, -2, k);
+}
+
+/* Pushes the simulator settings table from the options. */
+static void push_sim_config(lua_State *L, const struct uqlua_options *o) {
+  lua_newtable(L);
+  set_str(L, "seed", o->serve_sim ? o->seed_file : o->sim_seed);
+  set_str(L, "faults", o->faults);
+  set_str(L, "token_ttl", o->token_ttl);
+  set_str(L, "rate_limit", o->rate_limit);
+  set_str(L, "webhook_url", o->webhook_url);
+}
+
+static int open_host(lua_State *L) {
+  const struct uqlua_options *o = lua_touserdata(L, 1);
+  int noenv = lua_toboolean(L, 2);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_uqpay);
+  lua_setfield(L, -2, "uqpay");
+  lua_pushcfunction(L, luaopen_cjson);
+  lua_setfield(L, -2, "cjson");
+  lua_pop(L, 1);
+  const char *dev = noenv ? NULL : getenv("UQLUA_PATH");
+  if (dev && *dev) { /* development: Lua files on disk override the embedded ones */
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "path");
+    lua_pushfstring(L, "%s;%s", dev, lua_tostring(L, -1));
+    lua_setfield(L, -3, "path");
+    lua_pop(L, 2);
+  }
+  lua_newtable(L);
+  set_str(L, "env", o->env);
+  set_str(L, "profile", o->profile);
+  set_str(L, "on_behalf_of", o->on_behalf_of);
+  lua_pushboolean(L, o->trace);
+  lua_setfield(L, -2, "trace");
+  lua_pushboolean(L, noenv);
+  lua_setfield(L, -2, "noenv");
+  if (o->sim && !o->serve_sim) {
+    char err[512], url[64];
+    push_sim_config(L, o);
+    inproc_sim = sim_start(L, -1, "127.0.0.1", 0, err, sizeof err);
+    lua_pop(L, 1);
+    if (!inproc_sim) return luaL_error(L, "--sim: %s", err);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/api", sim_port(inproc_sim));
+    set_str(L, "env", "sim");
+    set_str(L, "base_url", url);
+    set_str(L, "client_id", sim_client_id(inproc_sim));
+    set_str(L, "api_key", sim_api_key(inproc_sim));
+  }
+  lua_setfield(L, LUA_REGISTRYINDEX, "uqlua.options");
+  if (o->serve_sim) return 0; /* the server needs no client module */
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "uqpay");
+  lua_call(L, 1, 1);
+  lua_setglobal(L, "uqpay");
+  return 0;
+}
+
+int uqlua_open_host(lua_State *L, const struct uqlua_options *o, int noenv) {
+  lua_pushcfunction(L, open_host);
+  lua_pushlightuserdata(L, (void *)o);
+  lua_pushboolean(L, noenv);
+  return docall(L, 2, 0);
+}
+
+void uqlua_close_host(lua_State *L) {
+  (void)L;
+  sim_stop(inproc_sim);
+  inproc_sim = NULL;
+}
+
+int uqlua_serve_sim(lua_State *L, const struct uqlua_options *o) {
+  char host[64] = "127.0.0.1", err[512];
+  int port = 8787;
+  if (o->listen) {
+    const char *colon = strrchr(o->listen, ':');
+    char *end;
+    long p = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (!colon || colon == o->listen || (size_t)(colon - o->listen) >= sizeof host || *end || p < 0 || p > 65535) {
+      fprintf(stderr, "uqlua: --listen wants HOST:PORT (for example 127.0.0.1:8787), not '%s'\n", o->listen);
+      return 2;
+    }
+    memcpy(host, o->listen, (size_t)(colon - o->listen));
+    host[colon - o->listen] = '\0';
+    port = (int)p;
+  }
+  /* Block the stop signals before any server thread exists; wait for them. */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  push_sim_config(L, o);
+  struct sim *s = sim_start(L, -1, host, port, err, sizeof err);
+  lua_pop(L, 1);
+  if (!s) {
+    fprintf(stderr, "uqlua: --serve-sim: %s\n", err);
+    return 2;
+  }
+  printf("export UQPAY_BASE_URL=http://%s:%d/api\n", host, sim_port(s));
+  printf("export UQPAY_CLIENT_ID=%s\n", sim_client_id(s));
+  printf("export UQPAY_API_KEY=%s\n", sim_api_key(s));
+  fflush(stdout);
+  fprintf(stderr, "uqlua: simulator listening on http://%s:%d (Ctrl-C to stop)\n", host, sim_port(s));
+  int sig = 0;
+  sigwait(&set, &sig);
+  fprintf(stderr, "uqlua: simulator stopped\n");
+  sim_stop(s);
+  return 0;
+}

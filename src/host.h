@@ -1,0 +1,15 @@
+/* Wiring between the uqlua binary and the uqpay module (see host.c). */
+#ifndef UQLUA_HOST_H
+#define UQLUA_HOST_H
+#include "lua.h"
+#include "options.h"
+
+/* Preloads uqpay and cjson, applies UQLUA_PATH, starts the in-process
+ * simulator for --sim, records the options and sets the global uqpay.
+ * On failure leaves an error object on the stack and returns non-zero. */
+int uqlua_open_host(lua_State *L, const struct uqlua_options *o, int noenv);
+void uqlua_close_host(lua_State *L);
+/* --serve-sim: serve until SIGINT/SIGTERM. Returns 0, or 2 after a message. */
+int uqlua_serve_sim(lua_State *L, const struct uqlua_options *o);
+int docall(lua_State *L, int narg, int nres);
+#endif

@@ -1,0 +1,388 @@
+/*
+ * Exact JSON for uqpay. lua-cjson 2.1 turns every number into a double,
+ * which loses large ids and cents; this codec keeps integers as Lua
+ * integers, decodes amount fields into uqpay.Money from their literal text,
+ * and encodes Money as a bare number (Issuing) or a string (Banking).
+ * null is cjson's sentinel (a NULL light userdata) so both libraries agree.
+ * Objects are written with sorted keys, so a body has one canonical text.
+ */
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lauxlib.h"
+#include "json.h"
+#include "money.h"
+
+#define MAX_DEPTH 128
+
+int json_is_amount_key(const char *k, size_t n) {
+#define ENDS(s) (n >= sizeof(s) - 1 && memcmp(k + n - (sizeof(s) - 1), s, sizeof(s) - 1) == 0)
+  return (n == 6 && memcmp(k, "amount", 6) == 0) || ENDS("_amount") || ENDS("_balance") ||
+         (n == 10 && memcmp(k, "card_limit", 10) == 0) || ENDS("_fee") ||
+         (n == 7 && memcmp(k, "balance", 7) == 0);
+#undef ENDS
+}
+
+void json_push_array_mt(lua_State *L) {
+  if (luaL_newmetatable(L, JSON_ARRAY_MT)) {
+    lua_pushliteral(L, "array");
+    lua_setfield(L, -2, "__jsontype");
+  }
+}
+
+/* ---------- encoding ---------- */
+
+struct enc {
+  lua_State *L;
+  luaL_Buffer *b;
+  int money_as_string;
+};
+
+static void enc_string(struct enc *e, const char *s, size_t n) {
+  luaL_Buffer *b = e->b;
+  luaL_addchar(b, '"');
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    switch (c) {
+      case '"': luaL_addstring(b, "\\\""); break;
+      case '\\': luaL_addstring(b, "\\\\"); break;
+      case '\n': luaL_addstring(b, "\\n"); break;
+      case '\r': luaL_addstring(b, "\\r"); break;
+      case '\t': luaL_addstring(b, "\\t"); break;
+      case '\b': luaL_addstring(b, "\\b"); break;
+      case '\f': luaL_addstring(b, "\\f"); break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char u[8];
+          snprintf(u, sizeof u, "\\u%04x", c);
+          luaL_addstring(b, u);
+        } else {
+          luaL_addchar(b, (char)c);
+        }
+    }
+  }
+  luaL_addchar(b, '"');
+}
+
+static int is_array(lua_State *L, int idx, lua_Integer *len) {
+  if (lua_getmetatable(L, idx)) {
+    json_push_array_mt(L);
+    int arr = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (arr) { *len = (lua_Integer)lua_rawlen(L, idx); return 1; }
+  }
+  lua_Integer count = 0, max = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) { lua_pop(L, 1); return 0; }
+    lua_Integer k = lua_tointeger(L, -1);
+    if (k > max) max = k;
+    count++;
+  }
+  *len = max;
+  return count > 0 && count == max;
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void enc_value(struct enc *e, int idx, int depth);
+
+static void enc_table(struct enc *e, int idx, int depth) {
+  lua_State *L = e->L;
+  lua_Integer n;
+  if (depth > MAX_DEPTH) luaL_error(L, "json: nesting too deep (a cycle?)");
+  luaL_checkstack(L, 8, "json");
+  if (is_array(L, idx, &n)) {
+    luaL_addchar(e->b, '[');
+    for (lua_Integer i = 1; i <= n; i++) {
+      if (i > 1) luaL_addchar(e->b, ',');
+      lua_rawgeti(L, idx, i);
+      enc_value(e, lua_gettop(L), depth + 1);
+      lua_pop(L, 1);
+    }
+    luaL_addchar(e->b, ']');
+    return;
+  }
+  /* object: gather string keys, sort, emit */
+  size_t count = 0, cap = 16;
+  const char **keys = NULL;
+  lua_newtable(L); /* anchor for key strings */
+  int anchor = lua_gettop(L);
+  keys = (const char **)lua_newuserdatauv(L, cap * sizeof *keys, 0);
+  int keys_ud = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      luaL_error(L, "json: object keys must be strings (found a %s key)", luaL_typename(L, -1));
+    }
+    if (count == cap) {
+      cap *= 2;
+      const char **nk = (const char **)lua_newuserdatauv(L, cap * sizeof *keys, 0);
+      memcpy(nk, keys, count * sizeof *keys);
+      lua_replace(L, keys_ud);
+      keys = nk;
+    }
+    keys[count++] = lua_tostring(L, -1);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, anchor, (lua_Integer)count);
+  }
+  qsort(keys, count, sizeof *keys, cmp_str);
+  luaL_addchar(e->b, '{');
+  for (size_t i = 0; i < count; i++) {
+    if (i) luaL_addchar(e->b, ',');
+    enc_string(e, keys[i], strlen(keys[i]));
+    luaL_addchar(e->b, ':');
+    lua_getfield(L, idx, keys[i]);
+    enc_value(e, lua_gettop(L), depth + 1);
+    lua_pop(L, 1);
+  }
+  luaL_addchar(e->b, '}');
+  lua_pop(L, 2);
+}
+
+static void enc_value(struct enc *e, int idx, int depth) {
+  lua_State *L = e->L;
+  char buf[64];
+  switch (lua_type(L, idx)) {
+    case LUA_TNIL: luaL_addstring(e->b, "null"); break;
+    case LUA_TBOOLEAN: luaL_addstring(e->b, lua_toboolean(L, idx) ? "true" : "false"); break;
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, idx)) {
+        snprintf(buf, sizeof buf, "%lld", (long long)lua_tointeger(L, idx));
+      } else {
+        double d = lua_tonumber(L, idx);
+        if (!isfinite(d)) luaL_error(L, "json: cannot encode %f", d);
+        for (int p = 1; p <= 17; p++) {
+          snprintf(buf, sizeof buf, "%.*g", p, d);
+          if (strtod(buf, NULL) == d) break;
+        }
+      }
+      luaL_addstring(e->b, buf);
+      break;
+    case LUA_TSTRING: {
+      size_t n;
+      const char *s = lua_tolstring(L, idx, &n);
+      enc_string(e, s, n);
+      break;
+    }
+    case LUA_TTABLE: enc_table(e, idx, depth); break;
+    case LUA_TLIGHTUSERDATA:
+      if (lua_touserdata(L, idx) == NULL) { luaL_addstring(e->b, "null"); break; }
+      /* FALLTHROUGH */
+    default: {
+      money_t *m = money_test(L, idx);
+      if (!m) luaL_error(L, "json: cannot encode a %s value", luaL_typename(L, idx));
+      money_format(m, buf);
+      if (e->money_as_string) enc_string(e, buf, strlen(buf));
+      else luaL_addstring(e->b, buf);
+    }
+  }
+}
+
+void json_encode(lua_State *L, int idx, int money_as_string) {
+  luaL_Buffer b;
+  idx = lua_absindex(L, idx);
+  struct enc e = {L, &b, money_as_string};
+  luaL_buffinit(L, &b);
+  enc_value(&e, idx, 0);
+  luaL_pushresult(&b);
+}
+
+/* ---------- decoding ---------- */
+
+struct dec {
+  lua_State *L;
+  const char *s, *p, *end;
+  int money;
+};
+
+static void dec_fail(struct dec *d, const char *what) {
+  luaL_error(d->L, "json: %s at byte %d", what, (int)(d->p - d->s) + 1);
+}
+
+static void skip_ws(struct dec *d) {
+  while (d->p < d->end && (*d->p == ' ' || *d->p == '\t' || *d->p == '\n' || *d->p == '\r')) d->p++;
+}
+
+static void put_utf8(luaL_Buffer *b, unsigned long cp) {
+  char o[4];
+  int n;
+  if (cp < 0x80) { o[0] = (char)cp; n = 1; }
+  else if (cp < 0x800) { o[0] = (char)(0xC0 | (cp >> 6)); o[1] = (char)(0x80 | (cp & 0x3F)); n = 2; }
+  else if (cp < 0x10000) {
+    o[0] = (char)(0xE0 | (cp >> 12)); o[1] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[2] = (char)(0x80 | (cp & 0x3F)); n = 3;
+  } else {
+    o[0] = (char)(0xF0 | (cp >> 18)); o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[3] = (char)(0x80 | (cp & 0x3F)); n = 4;
+  }
+  luaL_addlstring(b, o, (size_t)n);
+}
+
+static int hex4(struct dec *d, unsigned long *out) {
+  if (d->end - d->p < 4) return -1;
+  unsigned long v = 0;
+  for (int i = 0; i < 4; i++) {
+    char c = d->p[i];
+    v <<= 4;
+    if (c >= '0' && c <= '9') v |= (unsigned long)(c - '0');
+    else if (c >= 'a' && c <= 'f') v |= (unsigned long)(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F') v |= (unsigned long)(c - 'A' + 10);
+    else return -1;
+  }
+  d->p += 4;
+  *out = v;
+  return 0;
+}
+
+static void dec_string(struct dec *d) {
+  luaL_Buffer b;
+  d->p++; /* opening quote */
+  luaL_buffinit(d->L, &b);
+  for (;;) {
+    if (d->p >= d->end) dec_fail(d, "unterminated string");
+    unsigned char c = (unsigned char)*d->p++;
+    if (c == '"') break;
+    if (c < 0x20) { d->p--; dec_fail(d, "control character in string"); }
+    if (c != '\\') { luaL_addchar(&b, (char)c); continue; }
+    if (d->p >= d->end) dec_fail(d, "unterminated string");
+    c = (unsigned char)*d->p++;
+    switch (c) {
+      case '"': case '\\': case '/': luaL_addchar(&b, (char)c); break;
+      case 'b': luaL_addchar(&b, '\b'); break;
+      case 'f': luaL_addchar(&b, '\f'); break;
+      case 'n': luaL_addchar(&b, '\n'); break;
+      case 'r': luaL_addchar(&b, '\r'); break;
+      case 't': luaL_addchar(&b, '\t'); break;
+      case 'u': {
+        unsigned long cp, lo;
+        if (hex4(d, &cp)) dec_fail(d, "bad \\u escape");
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+          if (d->end - d->p >= 6 && d->p[0] == '\\' && d->p[1] == 'u') {
+            d->p += 2;
+            if (hex4(d, &lo) || lo < 0xDC00 || lo > 0xDFFF) dec_fail(d, "bad surrogate pair");
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          } else {
+            dec_fail(d, "lone surrogate");
+          }
+        }
+        put_utf8(&b, cp);
+        break;
+      }
+      default: d->p--; dec_fail(d, "bad escape");
+    }
+  }
+  luaL_pushresult(&b);
+}
+
+/* Pushes a number: integer when it is one and fits, Money for amount keys,
+ * otherwise a float. */
+static void dec_number(struct dec *d, int amount) {
+  const char *start = d->p;
+  int is_int = 1;
+  if (d->p < d->end && *d->p == '-') d->p++;
+  if (d->p >= d->end || *d->p < '0' || *d->p > '9') dec_fail(d, "bad number");
+  while (d->p < d->end && ((*d->p >= '0' && *d->p <= '9') || *d->p == '.' || *d->p == 'e' ||
+                           *d->p == 'E' || *d->p == '+' || *d->p == '-')) {
+    if (*d->p == '.' || *d->p == 'e' || *d->p == 'E') is_int = 0;
+    d->p++;
+  }
+  size_t n = (size_t)(d->p - start);
+  if (amount && money_from_text(d->L, start, n) == 0) return;
+  char buf[64];
+  if (n >= sizeof buf) dec_fail(d, "number too long");
+  memcpy(buf, start, n);
+  buf[n] = '\0';
+  if (is_int) {
+    char *endp;
+    long long v = strtoll(buf, &endp, 10);
+    if (*endp == '\0' && !(v == LLONG_MAX || v == LLONG_MIN)) {
+      lua_pushinteger(d->L, (lua_Integer)v);
+      return;
+    }
+  }
+  char *endp;
+  double v = strtod(buf, &endp);
+  if (*endp != '\0') dec_fail(d, "bad number");
+  lua_pushnumber(d->L, v);
+}
+
+static void dec_value(struct dec *d, int depth, int amount);
+
+static void dec_container(struct dec *d, int depth, int object) {
+  lua_State *L = d->L;
+  if (depth > MAX_DEPTH) dec_fail(d, "nesting too deep");
+  luaL_checkstack(L, 6, "json");
+  d->p++;
+  lua_newtable(L);
+  if (!object) {
+    json_push_array_mt(L);
+    lua_setmetatable(L, -2);
+  }
+  skip_ws(d);
+  char close = object ? '}' : ']';
+  if (d->p < d->end && *d->p == close) { d->p++; return; }
+  lua_Integer i = 1;
+  for (;;) {
+    skip_ws(d);
+    if (object) {
+      if (d->p >= d->end || *d->p != '"') dec_fail(d, "expected a string key");
+      dec_string(d);
+      size_t kn;
+      const char *k = lua_tolstring(L, -1, &kn);
+      skip_ws(d);
+      if (d->p >= d->end || *d->p != ':') dec_fail(d, "expected ':'");
+      d->p++;
+      dec_value(d, depth + 1, d->money && json_is_amount_key(k, kn));
+      lua_rawset(L, -3);
+    } else {
+      dec_value(d, depth + 1, 0);
+      lua_rawseti(L, -2, i++);
+    }
+    skip_ws(d);
+    if (d->p < d->end && *d->p == ',') { d->p++; continue; }
+    if (d->p < d->end && *d->p == close) { d->p++; return; }
+    dec_fail(d, object ? "expected ',' or '}'" : "expected ',' or ']'");
+  }
+}
+
+static int lit(struct dec *d, const char *w, size_t n) {
+  if ((size_t)(d->end - d->p) >= n && memcmp(d->p, w, n) == 0) { d->p += n; return 1; }
+  return 0;
+}
+
+static void dec_value(struct dec *d, int depth, int amount) {
+  skip_ws(d);
+  if (d->p >= d->end) dec_fail(d, "unexpected end of input");
+  switch (*d->p) {
+    case '{': dec_container(d, depth, 1); return;
+    case '[': dec_container(d, depth, 0); return;
+    case '"':
+      dec_string(d);
+      if (amount) { /* "100.02" -> money; anything else ("2000USD") stays a string */
+        size_t n;
+        const char *s = lua_tolstring(d->L, -1, &n);
+        if (money_from_text(d->L, s, n) == 0) lua_remove(d->L, -2);
+      }
+      return;
+    case 't': if (lit(d, "true", 4)) { lua_pushboolean(d->L, 1); return; } break;
+    case 'f': if (lit(d, "false", 5)) { lua_pushboolean(d->L, 0); return; } break;
+    case 'n': if (lit(d, "null", 4)) { lua_pushlightuserdata(d->L, NULL); return; } break;
+    default:
+      if (*d->p == '-' || (*d->p >= '0' && *d->p <= '9')) { dec_number(d, amount); return; }
+  }
+  dec_fail(d, "unexpected character");
+}
+
+void json_decode(lua_State *L, const char *s, size_t n, int money) {
+  struct dec d = {L, s, s, s + n, money};
+  dec_value(&d, 0, 0);
+  skip_ws(&d);
+  if (d.p != d.end) dec_fail(&d, "trailing characters");
+}

@@ -1,0 +1,103 @@
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lua.h"
+#include "options.h"
+#include "uqpay.h"
+
+static const char help_text[] =
+  "usage: uqlua [options] [script [args...]]\n"
+  "\n"
+  "Runs Lua 5.4 scripts with the uqpay module for the UQPAY Card Issuing and\n"
+  "Banking API. With no script: a REPL on a terminal, otherwise stdin.\n"
+  "\n"
+  "uqlua options (before any Lua option or the script):\n"
+  "  --env sandbox|production|sim  UQPAY environment (default: sandbox)\n"
+  "  --sim[=SEED]          run against the built-in simulator, in-process\n"
+  "  --profile NAME        credentials profile from the config file\n"
+  "  --on-behalf-of ID     default x-on-behalf-of sub-account\n"
+  "  --trace               log every HTTP exchange to stderr, secrets redacted\n"
+  "  --serve-sim           run the simulator as a standalone server\n"
+  "      --listen HOST:PORT  (default 127.0.0.1:8787; loopback only)\n"
+  "      --seed FILE         seed data (JSON)\n"
+  "      --faults SPEC       fault injection, see docs/simulator.md\n"
+  "      --webhook-url URL   deliver signed webhooks there\n"
+  "      --token-ttl SECONDS access token lifetime (default 1800)\n"
+  "      --rate-limit N      requests per minute before 429 (default 500)\n"
+  "  --dry-run, --yes, --fresh, --journal PATH, --no-journal, --json,\n"
+  "  --runs, --run ID      run journal and production guard (not available yet)\n"
+  "  --help, --version\n"
+  "\n"
+  "Lua options, as lua 5.4:\n"
+  "  -e stat   execute string 'stat'\n"
+  "  -i        enter interactive mode after running script\n"
+  "  -l mod    require library 'mod' into global 'mod'\n"
+  "  -l g=mod  require library 'mod' into global 'g'\n"
+  "  -v        show version information\n"
+  "  -E        ignore environment variables\n"
+  "  -W        turn warnings on\n"
+  "  --        stop handling options\n"
+  "  -         stop handling options and execute stdin\n"
+  "\n"
+  "uqlua ops lists the bundled ops scripts; uqlua NAME args runs one.\n"
+  "Environment: UQPAY_CLIENT_ID UQPAY_API_KEY UQPAY_ENV UQPAY_BASE_URL\n"
+  "UQPAY_ON_BEHALF_OF UQLUA_PROFILE UQLUA_INIT UQLUA_PATH. See uqlua(1).\n";
+
+struct valued { const char *name; size_t offset; };
+
+#define OFF(f) offsetof(struct uqlua_options, f)
+static const struct valued valued_options[] = {
+  {"env", OFF(env)},           {"profile", OFF(profile)},
+  {"on-behalf-of", OFF(on_behalf_of)}, {"listen", OFF(listen)},
+  {"seed", OFF(seed_file)},    {"faults", OFF(faults)},
+  {"webhook-url", OFF(webhook_url)}, {"token-ttl", OFF(token_ttl)},
+  {"rate-limit", OFF(rate_limit)}, {NULL, 0}};
+
+/* Part of the product but not built yet: refusing beats a silent no-op. */
+static const char *const not_yet[] = {"dry-run", "yes", "fresh", "journal", "no-journal",
+                                      "json", "runs", "run", NULL};
+
+static int usage_error(const char *fmt, const char *what) {
+  fprintf(stderr, "uqlua: ");
+  fprintf(stderr, fmt, what);
+  fprintf(stderr, "\nTry 'uqlua --help' for more information.\n");
+  return 2;
+}
+
+int uqlua_parse_options(int argc, char **argv, struct uqlua_options *o) {
+  memset(o, 0, sizeof *o);
+  int i;
+  for (i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (a[0] != '-' || a[1] != '-' || a[2] == '\0') break; /* script, Lua option or "--" */
+    const char *name = a + 2;
+    const char *eq = strchr(name, '=');
+    size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+#define IS(s) (nlen == strlen(s) && strncmp(name, s, nlen) == 0)
+    if (IS("help")) { fputs(help_text, stdout); return 0; }
+    if (IS("version")) { printf("uqlua %s (%s)\n", UQLUA_VERSION, LUA_RELEASE); return 0; }
+    if (IS("sim")) { o->sim = 1; o->sim_seed = eq ? eq + 1 : NULL; continue; }
+    if (IS("trace")) { o->trace = 1; continue; }
+    if (IS("serve-sim")) { o->serve_sim = 1; continue; }
+    if (IS("api-key")) return usage_error("%s: the API key is never taken from the command line; set UQPAY_API_KEY or use the config file", a);
+    for (const char *const *n = not_yet; *n; n++)
+      if (IS(*n)) return usage_error("option '--%s' is not available yet", *n);
+    const struct valued *v;
+    for (v = valued_options; v->name; v++) if (IS(v->name)) break;
+    if (!v->name) return usage_error("unrecognized option '%s'", a);
+    const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+    if (val == NULL || *val == '\0') return usage_error("option '%s' needs a value", a);
+    *(const char **)((char *)o + v->offset) = val;
+#undef IS
+  }
+  o->first_lua_arg = i;
+  if (o->env && strcmp(o->env, "sandbox") && strcmp(o->env, "production") && strcmp(o->env, "sim"))
+    return usage_error("--env must be sandbox, production or sim, not '%s'", o->env);
+  if (o->env && strcmp(o->env, "sim") == 0) o->sim = 1;
+  if (o->sim && o->env && strcmp(o->env, "sim") != 0)
+    return usage_error("--sim conflicts with --env %s", o->env);
+  if (!o->serve_sim && (o->listen || o->seed_file))
+    return usage_error("%s", "--listen and --seed go with --serve-sim (use --sim=SEED in-process)");
+  return -1;
+}

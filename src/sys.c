@@ -1,0 +1,194 @@
+/*
+ * System primitives for the Lua layer: UUIDs, HMAC, clocks, and the small
+ * file operations the token cache needs (0600 atomic writes, flock).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <uuid/uuid.h>
+
+#include "lauxlib.h"
+#include "core.h"
+
+volatile sig_atomic_t uqlua_interrupted = 0;
+
+static int l_uuid(lua_State *L) {
+  uuid_t u;
+  char s[37];
+  uuid_generate_random(u);
+  uuid_unparse_lower(u, s);
+  lua_pushstring(L, s);
+  return 1;
+}
+
+/* hmac_sha512_hex(key, message) -> lowercase hex */
+static int l_hmac_sha512_hex(lua_State *L) {
+  size_t kn, mn;
+  const char *k = luaL_checklstring(L, 1, &kn);
+  const char *m = luaL_checklstring(L, 2, &mn);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdn = 0;
+  if (!HMAC(EVP_sha512(), k, (int)kn, (const unsigned char *)m, mn, md, &mdn))
+    return luaL_error(L, "HMAC failed");
+  char hex[2 * EVP_MAX_MD_SIZE + 1];
+  for (unsigned i = 0; i < mdn; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+  lua_pushlstring(L, hex, 2 * mdn);
+  return 1;
+}
+
+/* Constant-time equality of two strings (length is not secret). */
+static int l_consttime_eq(lua_State *L) {
+  size_t an, bn;
+  const char *a = luaL_checklstring(L, 1, &an);
+  const char *b = luaL_checklstring(L, 2, &bn);
+  lua_pushboolean(L, an == bn && CRYPTO_memcmp(a, b, an) == 0);
+  return 1;
+}
+
+static int l_now(lua_State *L) { /* wall clock, seconds as a float */
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  lua_pushnumber(L, (double)ts.tv_sec + ts.tv_nsec / 1e9);
+  return 1;
+}
+
+static int l_monotonic_ms(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushinteger(L, (lua_Integer)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+  return 1;
+}
+
+/* sleep_ms(ms) -> true, or false when Ctrl-C cut it short */
+static int l_sleep_ms(lua_State *L) {
+  lua_Integer ms = luaL_checkinteger(L, 1);
+  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+  while (ms > 0 && nanosleep(&ts, &ts) != 0 && errno == EINTR)
+    if (uqlua_interrupted) break;
+  lua_pushboolean(L, !uqlua_interrupted);
+  return 1;
+}
+
+static int l_interrupted(lua_State *L) {
+  lua_pushboolean(L, uqlua_interrupted != 0);
+  return 1;
+}
+
+/* stat(path) -> {mode=, uid=, size=} | nil */
+static int l_stat(lua_State *L) {
+  struct stat st;
+  if (stat(luaL_checkstring(L, 1), &st) != 0) return 0;
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, st.st_mode & 07777);
+  lua_setfield(L, -2, "mode");
+  lua_pushinteger(L, st.st_uid);
+  lua_setfield(L, -2, "uid");
+  lua_pushinteger(L, st.st_size);
+  lua_setfield(L, -2, "size");
+  lua_pushboolean(L, S_ISDIR(st.st_mode));
+  lua_setfield(L, -2, "dir");
+  return 1;
+}
+
+static int l_getuid(lua_State *L) {
+  lua_pushinteger(L, getuid());
+  return 1;
+}
+
+/* mkdir_private(path): mkdir -p with 0700 for every created level. */
+static int l_mkdir_private(lua_State *L) {
+  char p[4096];
+  const char *path = luaL_checkstring(L, 1);
+  if (strlen(path) >= sizeof p) return luaL_error(L, "path too long");
+  strcpy(p, path);
+  for (char *s = p + 1; *s; s++) {
+    if (*s != '/') continue;
+    *s = '\0';
+    if (mkdir(p, 0700) != 0 && errno != EEXIST) return luaL_fileresult(L, 0, p);
+    *s = '/';
+  }
+  if (mkdir(p, 0700) != 0 && errno != EEXIST) return luaL_fileresult(L, 0, p);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* write_private(path, data): atomic replace with a 0600 file. */
+static int l_write_private(lua_State *L) {
+  size_t n;
+  const char *path = luaL_checkstring(L, 1);
+  const char *data = luaL_checklstring(L, 2, &n);
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return luaL_fileresult(L, 0, tmp);
+  size_t off = 0;
+  while (off < n) {
+    ssize_t w = write(fd, data + off, n - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) { close(fd); unlink(tmp); return luaL_fileresult(L, 0, tmp); }
+    off += (size_t)w;
+  }
+  if (fsync(fd) != 0 || close(fd) != 0) { unlink(tmp); return luaL_fileresult(L, 0, tmp); }
+  if (rename(tmp, path) != 0) { unlink(tmp); return luaL_fileresult(L, 0, path); }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* Exclusive advisory lock held by a userdata; released by :unlock(), __close
+ * or __gc. Used so concurrent processes do not stampede the token endpoint. */
+#define LOCK_MT "uqpay.Lock"
+static int l_lock(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int *fd = (int *)lua_newuserdatauv(L, sizeof(int), 0);
+  *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (*fd < 0) return luaL_fileresult(L, 0, path);
+  luaL_setmetatable(L, LOCK_MT);
+  while (flock(*fd, LOCK_EX) != 0) {
+    if (errno != EINTR || uqlua_interrupted) {
+      close(*fd);
+      *fd = -1;
+      return luaL_fileresult(L, 0, path);
+    }
+  }
+  return 1;
+}
+
+static int l_unlock(lua_State *L) {
+  int *fd = (int *)luaL_checkudata(L, 1, LOCK_MT);
+  if (*fd >= 0) {
+    close(*fd); /* closing drops the flock */
+    *fd = -1;
+  }
+  return 0;
+}
+
+static const luaL_Reg sys_funcs[] = {
+  {"uuid", l_uuid},         {"hmac_sha512_hex", l_hmac_sha512_hex}, {"consttime_eq", l_consttime_eq},
+  {"now", l_now},           {"monotonic_ms", l_monotonic_ms},       {"sleep_ms", l_sleep_ms},
+  {"interrupted", l_interrupted}, {"stat", l_stat},                 {"getuid", l_getuid},
+  {"mkdir_private", l_mkdir_private}, {"write_private", l_write_private}, {"lock", l_lock},
+  {NULL, NULL}};
+
+void uqpay_open_sys(lua_State *L) {
+  if (luaL_newmetatable(L, LOCK_MT)) {
+    lua_pushcfunction(L, l_unlock);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, l_unlock);
+    lua_setfield(L, -2, "__close");
+    lua_newtable(L);
+    lua_pushcfunction(L, l_unlock);
+    lua_setfield(L, -2, "unlock");
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+  luaL_setfuncs(L, sys_funcs, 0);
+}

@@ -53,10 +53,10 @@ $(B)/uqpay.so: $(CORE_OBJ)
 	$(CC) $(OPT) $(EXTRA_CFLAGS) -shared -o $@ $^ $(filter-out -llua5.4,$(LDLIBS_ALL))
 
 uqlua: $(B)/uqlua
-	@cp $< $@
+	@rm -f $@ && cp $< $@
 
 uqpay.so: $(B)/uqpay.so
-	@cp $< $@
+	@rm -f $@ && cp $< $@
 
 test: deps
 	@$(MAKE) --no-print-directory all

@@ -1,53 +1,57 @@
 #include "lauxlib.h"
 #include "errors.h"
 
-/* "uqpay <kind> error: message (HTTP 400 card_error/card_not_found; POST /v1/...; key ...)" */
+#include <stdio.h>
+#include <string.h>
+
+/* Appends ", label value" pieces into a fixed buffer. */
+struct line {
+  char buf[2048];
+  size_t n;
+  int parts;
+};
+
+static void add(struct line *l, const char *fmt, const char *a, const char *b) {
+  if (l->n >= sizeof l->buf - 1) return;
+  int w = snprintf(l->buf + l->n, sizeof l->buf - l->n, "%s", l->parts++ ? "; " : " (");
+  if (w > 0) l->n += (size_t)w;
+  if (l->n >= sizeof l->buf - 1) return;
+  w = snprintf(l->buf + l->n, sizeof l->buf - l->n, fmt, a, b);
+  if (w > 0) l->n += (size_t)w;
+  if (l->n > sizeof l->buf - 1) l->n = sizeof l->buf - 1;
+}
+
+static const char *field(lua_State *L, const char *k) {
+  lua_getfield(L, 1, k); /* the value stays referenced by the table */
+  const char *v = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
+  lua_pop(L, 1);
+  return v;
+}
+
+/* "uqpay api error: message (HTTP 400; card_error/card_not_found; POST /v1/...;
+ *  idempotency key ...; 3 attempts)" */
 static int error_tostring(lua_State *L) {
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  lua_getfield(L, 1, "kind");
-  lua_getfield(L, 1, "message");
-  lua_pushfstring(L, "uqpay %s error: %s", luaL_optstring(L, -2, "unknown"), luaL_optstring(L, -1, "(no message)"));
-  luaL_addvalue(&b);
-  lua_pop(L, 2);
-  const char *sep = " (";
-  if (lua_getfield(L, 1, "status") == LUA_TNUMBER) {
-    lua_pushfstring(L, "%sHTTP %d", sep, (int)lua_tointeger(L, -1));
-    luaL_addvalue(&b);
-    sep = "; ";
+  struct line l = {.n = 0, .parts = 0};
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  const char *kind = field(L, "kind"), *msg = field(L, "message");
+  int w = snprintf(l.buf, sizeof l.buf, "uqpay %s error: %s", kind ? kind : "unknown", msg ? msg : "(no message)");
+  l.n = w < 0 ? 0 : ((size_t)w < sizeof l.buf ? (size_t)w : sizeof l.buf - 1);
+  const char *status = field(L, "status"), *type = field(L, "type"), *code = field(L, "code");
+  const char *method = field(L, "method"), *path = field(L, "path"), *key = field(L, "idempotency_key");
+  if (status) add(&l, "HTTP %s%s", status, "");
+  if (type || code) add(&l, "%s%s", type ? type : "", code ? (type ? "/" : "") : "");
+  if (code) {
+    size_t cn = strlen(code);
+    if (l.n + cn < sizeof l.buf - 1) { memcpy(l.buf + l.n, code, cn); l.n += cn; }
   }
+  if (method && path) add(&l, "%s %s", method, path);
+  if (key) add(&l, "idempotency key %s%s", key, "");
+  lua_getfield(L, 1, "attempts");
+  if (lua_isinteger(L, -1) && lua_tointeger(L, -1) > 1) add(&l, "%s attempts%s", lua_tostring(L, -1), "");
   lua_pop(L, 1);
-  lua_getfield(L, 1, "type");
-  lua_getfield(L, 1, "code");
-  if (lua_isstring(L, -2) || lua_isstring(L, -1)) {
-    lua_pushfstring(L, "%s%s%s%s", sep, luaL_optstring(L, -2, ""), lua_isstring(L, -2) && lua_isstring(L, -1) ? "/" : "",
-                    lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
-    luaL_addvalue(&b);
-    sep = "; ";
-  }
-  lua_pop(L, 2);
-  lua_getfield(L, 1, "method");
-  lua_getfield(L, 1, "path");
-  if (lua_isstring(L, -2) && lua_isstring(L, -1)) {
-    lua_pushfstring(L, "%s%s %s", sep, lua_tostring(L, -2), lua_tostring(L, -1));
-    luaL_addvalue(&b);
-    sep = "; ";
-  }
-  lua_pop(L, 2);
-  if (lua_getfield(L, 1, "idempotency_key") == LUA_TSTRING) {
-    lua_pushfstring(L, "%sidempotency key %s", sep, lua_tostring(L, -1));
-    luaL_addvalue(&b);
-    sep = "; ";
-  }
-  lua_pop(L, 1);
-  if (lua_getfield(L, 1, "attempts") == LUA_TNUMBER && lua_tointeger(L, -1) > 1) {
-    lua_pushfstring(L, "%s%d attempts", sep, (int)lua_tointeger(L, -1));
-    luaL_addvalue(&b);
-    sep = "; ";
-  }
-  lua_pop(L, 1);
-  if (sep[0] == ';') luaL_addchar(&b, ')');
-  luaL_pushresult(&b);
+  if (l.parts && l.n < sizeof l.buf - 1) l.buf[l.n++] = ')';
+  lua_pushlstring(L, l.buf, l.n);
   return 1;
 }
 

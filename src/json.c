@@ -35,36 +35,66 @@ void json_push_array_mt(lua_State *L) {
 
 /* ---------- encoding ---------- */
 
+/* The encoder's output buffer: a userdata so an error (luaL_error) during
+ * encoding cannot leak it, and independent of the Lua stack, which the
+ * encoder uses freely (luaL_Buffer forbids that). */
+struct sbuf {
+  char *p;
+  size_t n, cap;
+};
+
+static int sbuf_gc(lua_State *L) {
+  struct sbuf *b = lua_touserdata(L, 1);
+  free(b->p);
+  b->p = NULL;
+  return 0;
+}
+
 struct enc {
   lua_State *L;
-  luaL_Buffer *b;
+  struct sbuf *b;
   int money_as_string;
 };
 
+static void addl(struct enc *e, const char *s, size_t n) {
+  struct sbuf *b = e->b;
+  if (b->n + n > b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 256;
+    while (cap < b->n + n) cap *= 2;
+    char *np = realloc(b->p, cap);
+    if (!np) luaL_error(e->L, "json: out of memory");
+    b->p = np;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->n, s, n);
+  b->n += n;
+}
+static void adds(struct enc *e, const char *s) { addl(e, s, strlen(s)); }
+static void addc(struct enc *e, char c) { addl(e, &c, 1); }
+
 static void enc_string(struct enc *e, const char *s, size_t n) {
-  luaL_Buffer *b = e->b;
-  luaL_addchar(b, '"');
+  addc(e, '"');
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
     switch (c) {
-      case '"': luaL_addstring(b, "\\\""); break;
-      case '\\': luaL_addstring(b, "\\\\"); break;
-      case '\n': luaL_addstring(b, "\\n"); break;
-      case '\r': luaL_addstring(b, "\\r"); break;
-      case '\t': luaL_addstring(b, "\\t"); break;
-      case '\b': luaL_addstring(b, "\\b"); break;
-      case '\f': luaL_addstring(b, "\\f"); break;
+      case '"': adds(e, "\\\""); break;
+      case '\\': adds(e, "\\\\"); break;
+      case '\n': adds(e, "\\n"); break;
+      case '\r': adds(e, "\\r"); break;
+      case '\t': adds(e, "\\t"); break;
+      case '\b': adds(e, "\\b"); break;
+      case '\f': adds(e, "\\f"); break;
       default:
         if (c < 0x20 || c == 0x7f) {
           char u[8];
           snprintf(u, sizeof u, "\\u%04x", c);
-          luaL_addstring(b, u);
+          adds(e, u);
         } else {
-          luaL_addchar(b, (char)c);
+          addc(e, (char)c);
         }
     }
   }
-  luaL_addchar(b, '"');
+  addc(e, '"');
 }
 
 static int is_array(lua_State *L, int idx, lua_Integer *len) {
@@ -99,14 +129,14 @@ static void enc_table(struct enc *e, int idx, int depth) {
   if (depth > MAX_DEPTH) luaL_error(L, "json: nesting too deep (a cycle?)");
   luaL_checkstack(L, 8, "json");
   if (is_array(L, idx, &n)) {
-    luaL_addchar(e->b, '[');
+    addc(e, '[');
     for (lua_Integer i = 1; i <= n; i++) {
-      if (i > 1) luaL_addchar(e->b, ',');
+      if (i > 1) addc(e, ',');
       lua_rawgeti(L, idx, i);
       enc_value(e, lua_gettop(L), depth + 1);
       lua_pop(L, 1);
     }
-    luaL_addchar(e->b, ']');
+    addc(e, ']');
     return;
   }
   /* object: gather string keys, sort, emit */
@@ -134,16 +164,16 @@ static void enc_table(struct enc *e, int idx, int depth) {
     lua_rawseti(L, anchor, (lua_Integer)count);
   }
   qsort(keys, count, sizeof *keys, cmp_str);
-  luaL_addchar(e->b, '{');
+  addc(e, '{');
   for (size_t i = 0; i < count; i++) {
-    if (i) luaL_addchar(e->b, ',');
+    if (i) addc(e, ',');
     enc_string(e, keys[i], strlen(keys[i]));
-    luaL_addchar(e->b, ':');
+    addc(e, ':');
     lua_getfield(L, idx, keys[i]);
     enc_value(e, lua_gettop(L), depth + 1);
     lua_pop(L, 1);
   }
-  luaL_addchar(e->b, '}');
+  addc(e, '}');
   lua_pop(L, 2);
 }
 
@@ -151,8 +181,8 @@ static void enc_value(struct enc *e, int idx, int depth) {
   lua_State *L = e->L;
   char buf[64];
   switch (lua_type(L, idx)) {
-    case LUA_TNIL: luaL_addstring(e->b, "null"); break;
-    case LUA_TBOOLEAN: luaL_addstring(e->b, lua_toboolean(L, idx) ? "true" : "false"); break;
+    case LUA_TNIL: adds(e, "null"); break;
+    case LUA_TBOOLEAN: adds(e, lua_toboolean(L, idx) ? "true" : "false"); break;
     case LUA_TNUMBER:
       if (lua_isinteger(L, idx)) {
         snprintf(buf, sizeof buf, "%lld", (long long)lua_tointeger(L, idx));
@@ -164,7 +194,7 @@ static void enc_value(struct enc *e, int idx, int depth) {
           if (strtod(buf, NULL) == d) break;
         }
       }
-      luaL_addstring(e->b, buf);
+      adds(e, buf);
       break;
     case LUA_TSTRING: {
       size_t n;
@@ -174,25 +204,33 @@ static void enc_value(struct enc *e, int idx, int depth) {
     }
     case LUA_TTABLE: enc_table(e, idx, depth); break;
     case LUA_TLIGHTUSERDATA:
-      if (lua_touserdata(L, idx) == NULL) { luaL_addstring(e->b, "null"); break; }
+      if (lua_touserdata(L, idx) == NULL) { adds(e, "null"); break; }
       /* FALLTHROUGH */
     default: {
       money_t *m = money_test(L, idx);
       if (!m) luaL_error(L, "json: cannot encode a %s value", luaL_typename(L, idx));
       money_format(m, buf);
       if (e->money_as_string) enc_string(e, buf, strlen(buf));
-      else luaL_addstring(e->b, buf);
+      else adds(e, buf);
     }
   }
 }
 
 void json_encode(lua_State *L, int idx, int money_as_string) {
-  luaL_Buffer b;
   idx = lua_absindex(L, idx);
-  struct enc e = {L, &b, money_as_string};
-  luaL_buffinit(L, &b);
+  struct sbuf *b = lua_newuserdatauv(L, sizeof *b, 0);
+  memset(b, 0, sizeof *b);
+  if (luaL_newmetatable(L, "uqpay.json.buffer")) {
+    lua_pushcfunction(L, sbuf_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  struct enc e = {L, b, money_as_string};
   enc_value(&e, idx, 0);
-  luaL_pushresult(&b);
+  lua_pushlstring(L, b->p ? b->p : "", b->n);
+  free(b->p);
+  b->p = NULL;
+  lua_remove(L, -2);
 }
 
 /* ---------- decoding ---------- */

@@ -248,12 +248,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (delay <= 0) break;
     lua_getfield(L, -1, "resume");
     lua_remove(L, -2);
-    lua_setfield(L, LUA_REGISTRYINDEX, "uqpay.sim.pending"); /* keep it alive */
+    /* one registry ref per request: several may be waiting at once */
+    int ref = luaL_ref(L, LUA_REGISTRYINDEX);
     pthread_mutex_unlock(&s->mu);
     struct timespec ts = {(time_t)(delay / 1000), (long)(delay % 1000) * 1000000L};
     nanosleep(&ts, NULL);
     pthread_mutex_lock(&s->mu);
-    lua_getfield(L, LUA_REGISTRYINDEX, "uqpay.sim.pending");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, ref);
     call_sim(L, "resume");
   }
   int res = lua_gettop(L);

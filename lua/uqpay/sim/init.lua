@@ -1,0 +1,387 @@
+-- The UQPAY simulator's request pipeline, called from C (src/sim.c) with
+-- the rules state locked: rate limit -> token endpoint -> auth ->
+-- x-on-behalf-of -> route -> idempotency -> faults -> business rule.
+local core = require "uqpay.core"
+local S = require "uqpay.sim.state"
+local H = require "uqpay.sim.issuing"
+local F = require "uqpay.sim.faults"
+local default_seed = require "uqpay.sim.seed"
+
+local sim = {}
+local NULL = core.json_decode("null")
+local IDEM_TTL = 24 * 3600
+
+local cfg, seed, st
+local tokens, idem, rules, window = {}, {}, {}, {}
+local clock_offset = 0
+
+function sim.now() return core.now() + clock_offset end
+
+local function encode(t, banking) return core.json_encode(t, banking) end
+
+local function reply(status, body, headers, banking)
+  return { status = status, body = type(body) == "string" and body or encode(body, banking), headers = headers }
+end
+
+local function envelope(status, etype, code, message)
+  return reply(status, { type = etype, code = code, message = message })
+end
+
+-- A business rule's failure, raised through ctx.fail and caught below.
+local Fail = {}
+Fail.__index = Fail
+
+local function fail(status, etype, code, message)
+  error(setmetatable({ status = status, etype = etype, code = code, message = message }, Fail), 0)
+end
+
+-- ---------- routes ----------
+
+local R = {}
+local function route(method, pattern, handler, opts)
+  opts = opts or {}
+  R[#R + 1] = { method = method, pattern = "^" .. pattern .. "$", handler = handler,
+                write = method == "POST", banking = opts.banking, name = opts.name }
+end
+route("POST", "/v1/issuing/balances", H.retrieve_balance)
+route("GET", "/v1/issuing/balances", H.list_balances)
+route("GET", "/v1/issuing/balances/transactions", H.list_balance_transactions)
+route("POST", "/v1/issuing/transfers", H.create_transfer)
+route("GET", "/v1/issuing/transfers/([^/]+)", H.get_transfer)
+route("GET", "/v1/issuing/products", H.list_products)
+route("POST", "/v1/issuing/cardholders", H.create_cardholder)
+route("GET", "/v1/issuing/cardholders", H.list_cardholders)
+route("GET", "/v1/issuing/cardholders/([^/]+)", H.get_cardholder)
+route("POST", "/v1/issuing/cardholders/([^/]+)", H.update_cardholder)
+route("POST", "/v1/issuing/cards", H.create_card)
+route("GET", "/v1/issuing/cards", H.list_cards)
+route("GET", "/v1/issuing/cards/([^/]+)/order", H.get_order)
+route("POST", "/v1/issuing/cards/([^/]+)/status", H.card_status)
+route("POST", "/v1/issuing/cards/([^/]+)/recharge", H.recharge)
+route("POST", "/v1/issuing/cards/([^/]+)/withdraw", H.withdraw)
+route("GET", "/v1/issuing/cards/([^/]+)", H.get_card)
+route("POST", "/v1/issuing/cards/([^/]+)", H.update_card)
+route("POST", "/v1/simulation/issuing/authorization", H.simulate_authorization)
+route("POST", "/v1/simulation/issuing/reversal", H.simulate_reversal)
+route("GET", "/v1/issuing/transactions", H.list_card_transactions)
+route("GET", "/v1/issuing/transactions/([^/]+)", H.get_card_transaction)
+route("POST", "/v1/issuing/reports", H.create_report)
+route("GET", "/v1/issuing/reports/([^/]+)", H.download_report)
+route("GET", "/v1/accounts", H.list_accounts)
+route("GET", "/v1/balances", H.banking_balances, { banking = true })
+route("GET", "/v1/balances/(%u%u%u)", H.banking_balance, { banking = true })
+route("POST", "/v1/transfer", H.banking_transfer, { banking = true })
+route("GET", "/v1/transfer", H.banking_transfers, { banking = true })
+route("GET", "/v1/transfer/([^/]+)", H.banking_get_transfer, { banking = true })
+
+local function find_route(method, path)
+  local path_known = false
+  for _, r in ipairs(R) do
+    local caps = { path:match(r.pattern) }
+    if caps[1] ~= nil then
+      path_known = true
+      if r.method == method then
+        if caps[1] == path then caps = {} end -- pattern without captures
+        return r, caps
+      end
+    end
+  end
+  return nil, path_known
+end
+
+-- ---------- configuration ----------
+
+local function load_seed(path)
+  local f, err = io.open(path, "rb")
+  if not f then error("cannot read seed: " .. err, 0) end
+  local text = f:read("a")
+  f:close()
+  local ok, s = pcall(core.json_decode, text, false)
+  if not ok then error("seed " .. path .. ": " .. tostring(s), 0) end
+  for _, k in ipairs { "client_id", "api_key", "master" } do
+    if s[k] == nil then error("seed " .. path .. ": missing '" .. k .. "'", 0) end
+  end
+  return s
+end
+
+local function reset()
+  st = S.build(seed, sim.now)
+  idem, window = {}, {}
+end
+
+local function set_number(name, value, min)
+  if value == nil then return end
+  local n = math.tointeger(tonumber(value))
+  if not n or n < min then error(name .. " must be an integer >= " .. min .. ", not '" .. tostring(value) .. "'", 0) end
+  cfg[name] = n
+end
+
+function sim.init(c)
+  cfg = { token_ttl = 1800, rate_limit = 0, webhook_url = c.webhook_url }
+  set_number("token_ttl", c.token_ttl, 1)
+  set_number("rate_limit", c.rate_limit, 0)
+  seed = c.seed and load_seed(c.seed) or default_seed
+  if c.faults then
+    local r, err = F.parse(c.faults)
+    if not r then error("--faults: " .. err, 0) end
+    rules = r
+  end
+  math.randomseed(tonumber(c.fault_seed) or 20261124)
+  reset()
+  return { client_id = seed.client_id, api_key = seed.api_key }
+end
+
+-- ---------- admin (/__sim/..., loopback only) ----------
+
+local function dump_state()
+  local out = { accounts = {}, issuing_balances = {}, banking_balances = {}, cards = {}, transfers = {},
+                banking_transfers = {}, applied = st.applied, master_account_id = st.master_id,
+                now = S.iso(sim.now()), clock_offset_s = clock_offset }
+  for _, id in ipairs(st.account_order) do
+    local a = st.accounts[id]
+    out.accounts[#out.accounts + 1] = { account_id = id, account_name = a.account_name, master = a.master }
+  end
+  for acct, curs in pairs(st.issuing) do
+    out.issuing_balances[acct] = {}
+    for cur, b in pairs(curs) do out.issuing_balances[acct][cur] = b.available_balance end
+  end
+  for acct, curs in pairs(st.banking) do
+    out.banking_balances[acct] = {}
+    for cur, b in pairs(curs) do out.banking_balances[acct][cur] = b.available_balance end
+  end
+  for _, id in ipairs(st.card_order) do
+    local c = st.cards[id]
+    out.cards[#out.cards + 1] = { card_id = id, account_id = c.account_id, mode_type = c.mode_type,
+      card_status = c.card_status, card_currency = c.card_currency, card_limit = c.card_limit,
+      available_balance = c.available_balance }
+  end
+  for id, t in pairs(st.transfers) do out.transfers[id] = t end
+  for id, t in pairs(st.banking_transfers) do out.banking_transfers[id] = t end
+  out.applied = #out.applied > 0 and out.applied or core.json_decode("[]")
+  return out
+end
+
+local function admin(req)
+  if not req.loopback then return envelope(403, "unauthorized_error", "forbidden", "admin endpoints are loopback only") end
+  local body = {}
+  if req.body ~= "" then
+    local ok, b = pcall(core.json_decode, req.body, true)
+    if not ok or type(b) ~= "table" then return envelope(400, "invalid_request_error", "invalid_json", "body is not JSON") end
+    body = b
+  end
+  local p, m = req.path, req.method
+  if p == "/__sim/state" and m == "GET" then return reply(200, dump_state(), nil, true) end
+  if p == "/__sim/reset" and m == "POST" then
+    reset()
+    rules = {}
+    return reply(200, { reset = true })
+  end
+  if p == "/__sim/seed" and m == "POST" then
+    for _, k in ipairs { "client_id", "api_key", "master" } do
+      if body[k] == nil then return envelope(400, "invalid_request_error", "invalid_seed", "seed needs '" .. k .. "'") end
+    end
+    seed = core.json_decode(req.body, false)
+    reset()
+    return reply(200, { seeded = true })
+  end
+  if p == "/__sim/faults" then
+    if m == "POST" then
+      local new = {}
+      if body.spec then
+        local r, err = F.parse(body.spec)
+        if not r then return envelope(400, "invalid_request_error", "invalid_faults", err) end
+        new = r
+      end
+      for _, t in ipairs(body.rules or {}) do
+        local r, err = F.rule(t)
+        if not r then return envelope(400, "invalid_request_error", "invalid_faults", err) end
+        new[#new + 1] = r
+      end
+      if body.append then for _, r in ipairs(new) do rules[#rules + 1] = r end else rules = new end
+    end
+    local d = F.describe(rules)
+    return reply(200, { rules = #d > 0 and d or core.json_decode("[]") })
+  end
+  if p == "/__sim/clock" then
+    if m == "POST" then clock_offset = clock_offset + (tonumber(body.advance_s) or 0) end
+    return reply(200, { now = sim.now(), offset_s = clock_offset })
+  end
+  if p == "/__sim/config" then
+    if m == "POST" then
+      local ok, err = pcall(function()
+        set_number("token_ttl", body.token_ttl, 1)
+        set_number("rate_limit", body.rate_limit, 0)
+      end)
+      if not ok then return envelope(400, "invalid_request_error", "invalid_config", err) end
+    end
+    return reply(200, { token_ttl = cfg.token_ttl, rate_limit = cfg.rate_limit })
+  end
+  return reply(404, { code = 404, message = "unknown admin endpoint " .. m .. " " .. p })
+end
+
+-- ---------- the pipeline ----------
+
+local UUID = H.UUID
+
+local function rate_limited(who)
+  if cfg.rate_limit <= 0 then return nil end
+  local minute = math.floor(sim.now() / 60)
+  local w = window[who]
+  if not w or w.minute ~= minute then w = { minute = minute, count = 0 }; window[who] = w end
+  w.count = w.count + 1
+  if w.count > cfg.rate_limit then return (minute + 1) * 60 - math.floor(sim.now()) end
+end
+
+local function too_many(retry_after)
+  return reply(429, { code = "too_many_requests",
+    message = "Too many requests have been made to the api. Please refer to the Developer Center for more information" },
+    { ["Retry-After"] = tostring(math.max(1, retry_after)) })
+end
+
+local function issue_token(req)
+  local h = req.headers
+  if req.method ~= "POST" then return reply(405, { code = 405, message = "method not allowed" }) end
+  if h["x-client-id"] ~= st.client_id then
+    return reply(400, { code = 400, message = "Invalid client id" })
+  end
+  if not core.consttime_eq(h["x-api-key"] or "", st.api_key) then
+    return reply(401, { error = "invalid api key" })
+  end
+  local token = "simtok." .. core.uuid():gsub("-", "") .. core.uuid():gsub("-", "")
+  local exp = math.floor(sim.now()) + cfg.token_ttl
+  tokens[token] = { client_id = st.client_id, expired_at = exp }
+  return reply(200, { auth_token = token, expired_at = exp })
+end
+
+local function authenticate(req)
+  local v = req.headers["x-auth-token"]
+  if not v or v == "" then return nil, reply(401, { error = "x-auth-token header is required" }) end
+  local token = v:match("^Bearer (%S+)$")
+  if not token then return nil, reply(401, { error = "x-auth-token must be 'Bearer <token>'" }) end
+  local t = tokens[token]
+  if not t then return nil, reply(401, { error = "invalid token" }) end
+  if sim.now() >= t.expired_at then return nil, reply(401, { error = "token expired" }) end
+  return t
+end
+
+local function webhooks(events)
+  if not cfg.webhook_url or not events then return nil end
+  local out = {}
+  for _, e in ipairs(events) do
+    local body = encode({ version = "V1.6.0", event_name = "ISSUING", event_type = e.type, event_id = core.uuid(),
+                          source_id = e.source_id, data = e.data }, true)
+    local ts = string.format("%d", math.floor(sim.now() * 1000))
+    out[#out + 1] = { url = cfg.webhook_url, body = body, timestamp = ts,
+                      signature = core.hmac_sha512_hex(st.webhook_secret or "", body .. ts) }
+  end
+  return out
+end
+
+-- Runs the business rule and records the idempotent outcome.
+local function apply(ctx, r, body, caps, fired, entry)
+  local ok, status, out, events, ctype = pcall(r.handler, st, ctx, body, ctx.query, table.unpack(caps))
+  local res
+  if ok then
+    res = reply(status, out, ctype and { ["Content-Type"] = ctype } or nil, r.banking)
+    res.webhooks = webhooks(events)
+  elseif getmetatable(status) == Fail then
+    res = envelope(status.status, status.etype, status.code, status.message)
+  else
+    io.stderr:write("uqlua-sim: rule error: ", tostring(status), "\n")
+    if entry then idem[entry.scope] = nil end
+    return envelope(500, "api_error", "internal_error", "Internal server error")
+  end
+  if entry then entry.state, entry.status, entry.body, entry.headers = "done", res.status, res.body, res.headers end
+  if fired.fail_after then
+    return envelope(500, "api_error", "internal_error", "Internal server error. Safe to retry with the same Idempotency-Key.")
+  end
+  if fired.drop then return { drop = true } end
+  return res
+end
+
+function sim.handle(req)
+  local path = req.path
+  if path:sub(1, 7) == "/__sim/" then return admin(req) end
+  if path:sub(1, 5) ~= "/api/" then return reply(404, { code = 404, message = "route not found" }) end
+  path = path:sub(5)
+  local method = req.method
+  local fired = F.pick(rules, method, path, math.random)
+  if fired.burst429 then return too_many(1) end
+  if path == "/v1/connect/token" then
+    local ra = rate_limited("token")
+    if ra then return too_many(ra) end
+    return issue_token(req)
+  end
+  local tok, err = authenticate(req)
+  if not tok then return err end
+  local ra = rate_limited(tok.client_id)
+  if ra then return too_many(ra) end
+  local account_id = st.master_id
+  local obo = req.headers["x-on-behalf-of"]
+  if obo and obo ~= "" then
+    local a = st.accounts[obo]
+    if not obo:match(UUID) or not a or a.master then
+      return envelope(400, "account_error", "sub_account_not_found", "sub account not found: " .. obo)
+    end
+    account_id = obo
+  end
+  local r, caps = find_route(method, path)
+  if not r then
+    if caps then return reply(405, { code = 405, message = "method not allowed" }) end
+    return reply(404, { code = 404, message = "route not found: " .. method .. " " .. path })
+  end
+  local body = {}
+  if req.too_big then return envelope(400, "invalid_request_error", "body_too_large", "request body too large") end
+  if r.write and req.body ~= "" then
+    local ok, b = pcall(core.json_decode, req.body, true)
+    if not ok or type(b) ~= "table" then
+      return envelope(400, "invalid_request_error", "invalid_json", "request body is not a JSON object")
+    end
+    body = b
+  end
+  local ctx = { account_id = account_id, method = method, path = path, query = req.query, fail = fail }
+  local entry
+  if r.write then
+    local key = req.headers["x-idempotency-key"]
+    if not key or key == "" then
+      return envelope(400, "invalid_request_error", "missing_idempotency_key", "x-idempotency-key is required")
+    end
+    if #key > 64 then
+      return envelope(400, "idempotency_error", "invalid_idempotency_key", "x-idempotency-key is too long")
+    end
+    ctx.key = key
+    local scope = account_id .. "|" .. key
+    local fp = method .. " " .. path .. " " .. encode(body)
+    entry = idem[scope]
+    if entry and sim.now() - entry.time > IDEM_TTL then entry = nil end
+    if entry then
+      if entry.fp ~= fp then
+        return envelope(400, "idempotency_error", "idempotency_key_mismatch",
+          "x-idempotency-key was already used with a different request")
+      end
+      if entry.state == "in_flight" then
+        return envelope(409, "idempotency_error", "request_processing", "Request is processing, please retry later")
+      end
+      local h = { ["x-idempotent-replayed"] = "true" }
+      for k, v in pairs(entry.headers or {}) do h[k] = v end
+      return { status = entry.status, body = entry.body, headers = h }
+    end
+    if fired.fail_before then
+      return envelope(500, "api_error", "internal_error", "Internal server error. Safe to retry with the same Idempotency-Key.")
+    end
+    entry = { scope = scope, fp = fp, state = "in_flight", time = sim.now() }
+    idem[scope] = entry
+  elseif fired.fail_before then
+    return envelope(500, "api_error", "internal_error", "Internal server error")
+  end
+  if fired.latency and fired.latency.ms > 0 then
+    return { delay_ms = fired.latency.ms, resume = { run = function() return apply(ctx, r, body, caps, fired, entry) end } }
+  end
+  return apply(ctx, r, body, caps, fired, entry)
+end
+
+function sim.resume(pending)
+  return pending.run()
+end
+
+return sim

@@ -1,0 +1,142 @@
+-- The simulator's ledger: accounts, balances, cards and every applied
+-- operation, built from a seed. Money is exact (uqpay.money) throughout.
+local core = require "uqpay.core"
+
+local money = core.money
+local M = {}
+
+local function iso(t)
+  return os.date("!%Y-%m-%dT%H:%M:%S+00:00", math.floor(t))
+end
+M.iso = iso
+
+-- A deterministic-enough id: UUID v4 from libuuid.
+M.uuid = core.uuid
+
+local function new_balance(st, account_id, currency, amount)
+  local b = {
+    balance_id = core.uuid(), currency = currency, available_balance = money(amount or "0"),
+    margin_balance = money("0"), frozen_balance = money("0"),
+    create_time = iso(st.now()), last_trade_time = iso(st.now()), balance_status = "ACTIVE",
+  }
+  st.issuing[account_id] = st.issuing[account_id] or {}
+  st.issuing[account_id][currency] = b
+  return b
+end
+
+function M.build(seed, now)
+  local st = {
+    seed = seed, now = now,
+    client_id = seed.client_id, api_key = seed.api_key, webhook_secret = seed.webhook_secret,
+    master_id = seed.master.account_id,
+    accounts = {}, account_order = {},
+    issuing = {},        -- account_id -> currency -> balance
+    banking = {},        -- account_id -> currency -> balance
+    itxns = {},          -- issuing balance transactions (all accounts, in order)
+    transfers = {}, banking_transfers = {}, banking_transfer_order = {},
+    products = {}, product_order = {},
+    cardholders = {}, cardholder_order = {},
+    cards = {}, card_order = {},
+    orders = {},         -- card_order_id -> order
+    ctxns = {}, ctxn_order = {}, -- card transactions
+    reports = {},
+    applied = {},        -- every applied write: the exactly-once evidence
+    seq = 0,
+  }
+  local function add_account(a, master)
+    local acc = {
+      account_id = a.account_id, account_name = a.account_name, short_reference_id = a.short_reference_id
+        or ("A" .. a.account_id:sub(1, 8):upper()),
+      status = "ACTIVE", verification_status = "APPROVED", business_code = { "ISSUING", "BANKING" },
+      master = master,
+    }
+    st.accounts[a.account_id] = acc
+    st.account_order[#st.account_order + 1] = a.account_id
+  end
+  add_account(seed.master, true)
+  for _, a in ipairs(seed.sub_accounts or {}) do add_account(a, false) end
+  local function resolve(k) return k == "master" and st.master_id or k end
+  for acct, curs in pairs(seed.issuing_balances or {}) do
+    for cur, amt in pairs(curs) do new_balance(st, resolve(acct), cur, amt) end
+  end
+  for acct, curs in pairs(seed.banking_balances or {}) do
+    local id = resolve(acct)
+    st.banking[id] = st.banking[id] or {}
+    for cur, amt in pairs(curs) do
+      st.banking[id][cur] = {
+        balance_id = core.uuid(), currency = cur, available_balance = money(amt), prepaid_balance = money("0"),
+        margin_balance = money("0"), frozen_balance = money("0"), create_time = iso(now()),
+        last_trade_time = iso(now()), balance_status = "ACTIVE",
+      }
+    end
+  end
+  for _, p in ipairs(seed.products or {}) do
+    local prod = {}
+    for k, v in pairs(p) do prod[k] = v end
+    prod.create_time = prod.create_time or iso(now())
+    st.products[p.product_id] = prod
+    st.product_order[#st.product_order + 1] = p.product_id
+  end
+  for _, h in ipairs(seed.cardholders or {}) do
+    local ch = {}
+    for k, v in pairs(h) do ch[k] = v end
+    ch.account_id = resolve(ch.account_id or st.master_id)
+    ch.cardholder_status = ch.cardholder_status or "SUCCESS"
+    ch.create_time = ch.create_time or iso(now())
+    ch.number_of_cards = 0
+    st.cardholders[ch.cardholder_id] = ch
+    st.cardholder_order[#st.cardholder_order + 1] = ch.cardholder_id
+  end
+  for _, c in ipairs(seed.cards or {}) do
+    local prod = st.products[c.card_product_id]
+    local card = {
+      card_id = c.card_id, account_id = resolve(c.account_id or st.master_id), cardholder_id = c.cardholder_id,
+      card_product_id = c.card_product_id, card_currency = c.card_currency, card_limit = money(c.card_limit),
+      available_balance = money(c.available_balance or c.card_limit), card_status = c.card_status or "ACTIVE",
+      mode_type = c.mode_type or (prod and prod.mode_type) or "SINGLE", card_bin = prod and prod.card_bin or "40963608",
+      card_scheme = prod and prod.card_scheme or "VISA", form_factor = "VIRTUAL",
+      card_number = "************" .. (c.last4 or "0000"), metadata = c.metadata or {},
+      create_time = iso(now()), consumed_amount = money("0"),
+    }
+    st.cards[card.card_id] = card
+    st.card_order[#st.card_order + 1] = card.card_id
+    local ch = st.cardholders[card.cardholder_id]
+    if ch then ch.number_of_cards = ch.number_of_cards + 1 end
+  end
+  return st
+end
+
+function M.balance(st, account_id, currency, create)
+  local b = st.issuing[account_id] and st.issuing[account_id][currency]
+  if not b and create then b = new_balance(st, account_id, currency, "0") end
+  return b
+end
+
+-- Records a movement on an issuing balance and its transaction row.
+function M.move(st, account_id, currency, delta, ttype, description)
+  local b = M.balance(st, account_id, currency, true)
+  b.available_balance = b.available_balance + delta
+  b.last_trade_time = iso(st.now())
+  local amount = delta
+  if amount < 0 then amount = -amount end
+  local t = {
+    transaction_id = core.uuid(), short_transaction_id = string.format("CT%08d", #st.itxns + 1),
+    account_id = account_id, balance_id = b.balance_id, transaction_type = ttype, currency = currency,
+    amount = amount, create_time = iso(st.now()), complete_time = iso(st.now()),
+    transaction_status = "COMPLETED", ending_balance = b.available_balance, description = description,
+  }
+  st.itxns[#st.itxns + 1] = t
+  return t
+end
+
+-- Appends to the applied-operations log (what /__sim/state shows).
+function M.applied(st, ctx, op, fields)
+  st.seq = st.seq + 1
+  local rec = { seq = st.seq, op = op, idempotency_key = ctx.key, account_id = ctx.account_id,
+                method = ctx.method, path = ctx.path, time = iso(st.now()) }
+  for k, v in pairs(fields or {}) do rec[k] = v end
+  st.applied[#st.applied + 1] = rec
+  return rec
+end
+
+return M

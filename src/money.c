@@ -334,6 +334,22 @@ static const luaL_Reg money_meta[] = {
 static const luaL_Reg money_methods[] = {
   {"minor", m_minor}, {"currency", m_currency}, {"sign", m_sign}, {NULL, NULL}};
 
+/* check_amount(v, field [, allow_zero]) -> money; a usage error naming the
+ * field for anything that is not a positive (or zero) amount with at most
+ * two decimals. */
+static int l_check_amount(lua_State *L) {
+  const char *field = luaL_checkstring(L, 2);
+  money_t m = money_check(L, 1, field);
+  char shown[32];
+  money_format(&m, shown);
+  if (m.units < 0 || (m.units == 0 && !lua_toboolean(L, 3)))
+    uqpay_raise_usage(L, field, shown, lua_toboolean(L, 3) ? "must not be negative" : "must be greater than 0");
+  if (m.cur[0] && money_currency_scale(m.cur) > 2)
+    uqpay_raise_usage(L, field, shown, "has more than two decimals");
+  money_push(L, m.units, m.scale, m.cur[0] ? m.cur : NULL);
+  return 1;
+}
+
 static int call_money(lua_State *L) {
   lua_remove(L, 1); /* the uqpay.money table itself */
   return l_money(L);
@@ -350,6 +366,8 @@ int luaopen_uqpay_money(lua_State *L) {
   lua_newtable(L);
   lua_pushcfunction(L, m_is_money);
   lua_setfield(L, -2, "is");
+  lua_pushcfunction(L, l_check_amount);
+  lua_setfield(L, -2, "check");
   lua_newtable(L);
   lua_pushcfunction(L, call_money);
   lua_setfield(L, -2, "__call");

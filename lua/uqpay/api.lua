@@ -1,0 +1,218 @@
+-- Turns the endpoint table (uqpay.endpoints) into functions. Each function
+-- validates its arguments before anything is sent (a usage error names the
+-- field and the value), then goes through the one request path,
+-- Client:call. Lists fetch pages of 100 as they go.
+local core = require "uqpay.core"
+local E = require "uqpay.errors"
+local C = require "uqpay.config"
+
+local A = {}
+local money = core.money
+local ISSUING_CURRENCIES = { USD = true, SGD = true }
+local OPTS = { on_behalf_of = true, key = true, timeout_ms = true }
+local PAGE_SIZE = 100
+
+local function usage(field, value, why) E.usage(field, value, why) end
+
+-- Coerces amounts nested in table fields (spending_controls[i].amount) so
+-- that no float reaches the request.
+local function coerce_nested(t, path, seen)
+  seen = seen or {}
+  if seen[t] then return t end
+  seen[t] = true
+  for k, v in pairs(t) do
+    local here = path .. (type(k) == "number" and ("[" .. k .. "]") or ("." .. tostring(k)))
+    if type(v) == "table" then
+      coerce_nested(v, here, seen)
+    elseif type(k) == "string" and core.is_amount_key(k) and v ~= nil then
+      t[k] = money.check(v, here, true)
+    end
+  end
+  return t
+end
+
+local CHECKS = {}
+function CHECKS.uuid(field, v)
+  if type(v) ~= "string" or not v:match(C.UUID) then usage(field, v, "is not a UUID") end
+  return v:lower()
+end
+function CHECKS.string(field, v)
+  if type(v) == "number" then return tostring(v) end
+  if type(v) ~= "string" then usage(field, v, "is not a string") end
+  return v
+end
+function CHECKS.amount(field, v) return money.check(v, field, false) end
+function CHECKS.amount0(field, v) return money.check(v, field, true) end
+function CHECKS.currency(field, v)
+  if type(v) ~= "string" or not v:match("^%a%a%a$") then usage(field, v, "is not a currency code") end
+  if not ISSUING_CURRENCIES[v:upper()] then usage(field, v, "is not an Issuing currency (USD or SGD)") end
+  return v:upper()
+end
+function CHECKS.ccy(field, v)
+  if type(v) ~= "string" or not v:match("^%a%a%a$") then usage(field, v, "is not a three-letter currency code") end
+  return v:upper()
+end
+function CHECKS.integer(field, v)
+  if math.type(v) ~= "integer" then usage(field, v, "is not an integer") end
+  return v
+end
+function CHECKS.table(field, v, banking)
+  if type(v) ~= "table" then usage(field, v, "is not a table") end
+  if field ~= "metadata" and not banking then coerce_nested(v, field) end
+  return v
+end
+
+local function check(ep, field, typ, v)
+  local required = typ:sub(-1) == "!"
+  if required then typ = typ:sub(1, -2) end
+  if v == nil then
+    if required then usage(field, v, "is required by uqpay." .. ep.name) end
+    return nil
+  end
+  local enum = typ:match("^enum:(.*)$")
+  if enum then
+    for option in enum:gmatch("[^|]+") do if v == option then return v end end
+    usage(field, v, "must be one of " .. enum:gsub("|", ", "))
+  end
+  return CHECKS[typ](field, v, ep.banking)
+end
+
+local function check_opts(ep, opts)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then usage("opts", opts, "must be a table {on_behalf_of=, key=, timeout_ms=}") end
+  for k in pairs(opts) do
+    if not OPTS[k] then usage("opts." .. tostring(k), opts[k], "is not an option of uqpay." .. ep.name ..
+      " (on_behalf_of, key, timeout_ms)") end
+  end
+  if opts.on_behalf_of ~= nil then CHECKS.uuid("on_behalf_of", opts.on_behalf_of) end
+  if opts.key ~= nil and (type(opts.key) ~= "string" or opts.key == "" or #opts.key > 64) then
+    usage("key", opts.key, "must be a non-empty idempotency key of at most 64 characters")
+  end
+  if opts.timeout_ms ~= nil and (math.type(opts.timeout_ms) ~= "integer" or opts.timeout_ms <= 0) then
+    usage("timeout_ms", opts.timeout_ms, "must be a positive integer")
+  end
+  return opts
+end
+
+-- Collects the call's arguments into fields and opts, as ep.args says.
+local function gather(ep, argv, n)
+  local fields, np = {}, #ep.args
+  for i, p in ipairs(ep.args) do
+    local v = argv[i]
+    if p == "{}" or p == "{}?" then
+      if v == nil and p == "{}" then usage("uqpay." .. ep.name, v, "needs a table of fields") end
+      if v ~= nil then
+        if type(v) ~= "table" then usage("uqpay." .. ep.name, v, "takes a table of fields") end
+        for k, x in pairs(v) do fields[k] = x end
+      end
+    else
+      fields[p] = v
+    end
+  end
+  if n > np + 1 then usage("uqpay." .. ep.name, n, "arguments given; it takes at most " .. (np + 1)) end
+  return fields, argv[np + 1]
+end
+
+-- Validates fields and builds the request spec.
+function A.spec(ep, fields, opts)
+  opts = check_opts(ep, opts)
+  for k in pairs(fields) do
+    if type(k) ~= "string" or not ep.fields[k] then
+      usage(tostring(k), fields[k], "is not a field of uqpay." .. ep.name)
+    end
+  end
+  local values = {}
+  for name, typ in pairs(ep.fields) do values[name] = check(ep, name, typ, fields[name]) end
+  for k, v in pairs(ep.fixed or {}) do values[k] = v end
+  local path = ep.path:gsub("{([%w_]+)}", function(name)
+    local v = values[name]
+    values[name] = nil
+    return v
+  end)
+  local locals = {}
+  for name in pairs(ep.local_fields or {}) do locals[name], values[name] = values[name], nil end
+  local spec = { method = ep.method, path = path, banking = ep.banking, raw = ep.raw, key = opts.key,
+                 on_behalf_of = opts.on_behalf_of, timeout_ms = opts.timeout_ms, master = ep.master }
+  if ep.method == "GET" then
+    local q
+    for k, v in pairs(values) do q = q or {}; q[k] = tostring(v) end
+    spec.query = q
+  else
+    spec.body = values
+  end
+  return spec, locals
+end
+
+-- Pages through a list endpoint lazily.
+local function pages(call, ep, fields, opts)
+  local spec = A.spec(ep, fields, opts)
+  spec.query = spec.query or {}
+  spec.query.page_size = tostring(PAGE_SIZE)
+  local page, i, total_pages, items = 0, 0, 1, {}
+  return function()
+    while true do
+      i = i + 1
+      if items[i] ~= nil then return items[i] end
+      if page >= total_pages then return nil end
+      page = page + 1
+      spec.query.page_number = tostring(page)
+      local res = call(spec)
+      items, i = res.data or {}, 0
+      total_pages = math.tointeger(res.total_pages) or 1
+    end
+  end
+end
+
+local function put(root, dotted, value)
+  local t = root
+  local parts = {}
+  for p in dotted:gmatch("[^%.]+") do parts[#parts + 1] = p end
+  for j = 1, #parts - 1 do
+    t[parts[j]] = t[parts[j]] or {}
+    t = t[parts[j]]
+  end
+  t[parts[#parts]] = value
+end
+
+-- Installs every endpoint of the table into root, calling through call(spec).
+function A.install(root, endpoints, call)
+  for _, ep in ipairs(endpoints) do
+    if ep.kind == "list" then
+      put(root, ep.name .. ".each", function(filters, opts, extra)
+        if extra ~= nil then usage("uqpay." .. ep.name .. ".each", extra, "takes (filters, opts)") end
+        return pages(call, ep, gather(ep, { filters }, 1), opts)
+      end)
+      put(root, ep.name .. ".list", function(filters, opts, extra)
+        if extra ~= nil then usage("uqpay." .. ep.name .. ".list", extra, "takes (filters, opts)") end
+        local out = {}
+        for item in pages(call, ep, gather(ep, { filters }, 1), opts) do out[#out + 1] = item end
+        return out
+      end)
+    elseif ep.kind == "all" or ep.kind == "iter" then
+      put(root, ep.name, function(...)
+        local fields, opts = gather(ep, { ... }, select("#", ...))
+        local it = pages(call, ep, fields, opts)
+        if ep.kind == "iter" then return it end
+        local out = {}
+        for item in it do out[#out + 1] = item end
+        return out
+      end)
+    else
+      put(root, ep.name, function(...)
+        local fields, opts = gather(ep, { ... }, select("#", ...))
+        local spec, locals = A.spec(ep, fields, opts)
+        local res = call(spec)
+        if ep.raw and locals.path then
+          local f, err = io.open(locals.path, "wb")
+          if not f then E.raise { kind = "usage", field = "path", value = locals.path, message = "cannot write " .. err } end
+          f:write(res)
+          f:close()
+          return locals.path
+        end
+        return res
+      end)
+    end
+  end
+end
+
+return A

@@ -116,7 +116,9 @@ static int l_http_request(lua_State *L) {
   long timeout_ms = (long)luaL_optinteger(L, -1, 30000);
   lua_getfield(L, 2, "connect_timeout_ms");
   long connect_ms = (long)luaL_optinteger(L, -1, 10000);
-  lua_pop(L, 2);
+  lua_getfield(L, 2, "fresh"); /* a new connection, not reused after */
+  long fresh = lua_toboolean(L, -1);
+  lua_pop(L, 3);
 
   struct curl_slist *hdrs = NULL;
   if (lua_getfield(L, 2, "headers") == LUA_TTABLE) {
@@ -155,6 +157,8 @@ static int l_http_request(lua_State *L) {
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(c, CURLOPT_USERAGENT, "uqlua/" UQLUA_VERSION);
   curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, fresh);
+  curl_easy_setopt(c, CURLOPT_FORBID_REUSE, fresh);
   if (strcmp(method, "GET") == 0) {
     curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
   } else {

@@ -157,14 +157,23 @@ static const char *coerce(lua_State *L, int idx, int64_t *units, int *decimals, 
   return NULL;
 }
 
+/* As money_check, with the decimals allowed for a string or number given
+ * (the currency's); money values keep their own. */
+static money_t money_check_scale(lua_State *L, int idx, const char *field, int want);
+
 money_t money_check(lua_State *L, int idx, const char *field) {
+  return money_check_scale(L, idx, field, 2);
+}
+
+static money_t money_check_scale(lua_State *L, int idx, const char *field, int want) {
   int64_t units;
-  int decimals, scale;
+  int decimals, scale = 2;
   const char *cur;
   char shown[64];
   idx = lua_absindex(L, idx);
   const char *why = coerce(L, idx, &units, &decimals, &scale, &cur, shown, sizeof shown);
   if (why) uqpay_raise_usage(L, field, shown, why);
+  if (!money_test(L, idx)) scale = want;
   money_t out = {0, scale, {0}};
   if (cur) memcpy(out.cur, cur, 4);
   if (decimals > scale) uqpay_raise_usage(L, field, shown, "has more decimals than the currency allows");
@@ -194,7 +203,7 @@ static int l_money(lua_State *L) {
       code[i] = (char)toupper((unsigned char)cur[i]);
     }
   }
-  money_t m = money_check(L, 1, "amount");
+  money_t m = money_check_scale(L, 1, "amount", cur ? money_currency_scale(code) : 2);
   if (m.cur[0] && cur && strcmp(m.cur, code) != 0)
     uqpay_raise_usage(L, "currency", cur, "differs from the amount's currency");
   const char *use = cur ? code : (m.cur[0] ? m.cur : NULL);

@@ -53,6 +53,11 @@ struct reqctx {
 
 /* ---------- webhook delivery ---------- */
 
+static size_t discard(char *p, size_t size, size_t n, void *ud) {
+  (void)p; (void)ud;
+  return size * n;
+}
+
 static void *webhook_worker(void *arg) {
   struct sim *s = arg;
   CURL *c = curl_easy_init();
@@ -79,6 +84,7 @@ static void *webhook_worker(void *arg) {
       curl_easy_setopt(c, CURLOPT_POSTFIELDS, h->body);
       curl_easy_setopt(c, CURLOPT_HTTPHEADER, hd);
       curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+      curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
       curl_easy_perform(c); /* best effort, as a real webhook sender */
       curl_slist_free_all(hd);
     }

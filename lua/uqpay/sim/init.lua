@@ -13,6 +13,7 @@ local IDEM_TTL = 24 * 3600
 
 local cfg, seed, st
 local tokens, idem, rules, window = {}, {}, {}, {}
+local request_count, sink = 0, {}
 local clock_offset = 0
 
 function sim.now() return core.now() + clock_offset end
@@ -120,6 +121,7 @@ function sim.init(c)
   cfg = { token_ttl = 1800, rate_limit = 0, webhook_url = c.webhook_url }
   set_number("token_ttl", c.token_ttl, 1)
   set_number("rate_limit", c.rate_limit, 0)
+  cfg.initial_token_ttl, cfg.initial_rate_limit = cfg.token_ttl, cfg.rate_limit
   seed = c.seed and load_seed(c.seed) or default_seed
   if c.faults then
     local r, err = F.parse(c.faults)
@@ -136,7 +138,7 @@ end
 local function dump_state()
   local out = { accounts = {}, issuing_balances = {}, banking_balances = {}, cards = {}, transfers = {},
                 banking_transfers = {}, applied = st.applied, master_account_id = st.master_id,
-                now = S.iso(sim.now()), clock_offset_s = clock_offset }
+                now = S.iso(sim.now()), clock_offset_s = clock_offset, request_count = request_count }
   for _, id in ipairs(st.account_order) do
     local a = st.accounts[id]
     out.accounts[#out.accounts + 1] = { account_id = id, account_name = a.account_name, master = a.master }
@@ -164,7 +166,7 @@ end
 local function admin(req)
   if not req.loopback then return envelope(403, "unauthorized_error", "forbidden", "admin endpoints are loopback only") end
   local body = {}
-  if req.body ~= "" then
+  if req.body ~= "" and p ~= "/__sim/webhook-sink" then
     local ok, b = pcall(core.json_decode, req.body, true)
     if not ok or type(b) ~= "table" then return envelope(400, "invalid_request_error", "invalid_json", "body is not JSON") end
     body = b
@@ -173,8 +175,18 @@ local function admin(req)
   if p == "/__sim/state" and m == "GET" then return reply(200, dump_state(), nil, true) end
   if p == "/__sim/reset" and m == "POST" then
     reset()
-    rules = {}
+    rules, request_count, sink, clock_offset = {}, 0, {}, 0
+    cfg.token_ttl, cfg.rate_limit = cfg.initial_token_ttl, cfg.initial_rate_limit
     return reply(200, { reset = true })
+  end
+  -- A webhook receiver for tests: deliveries POSTed here are kept as sent.
+  if p == "/__sim/webhook-sink" then
+    if m == "POST" then
+      sink[#sink + 1] = { body = req.body, timestamp = req.headers["x-wk-timestamp"],
+                          signature = req.headers["x-wk-signature"] }
+      return reply(200, { received = true })
+    end
+    return reply(200, { deliveries = #sink > 0 and sink or core.json_decode("[]") })
   end
   if p == "/__sim/seed" and m == "POST" then
     for _, k in ipairs { "client_id", "api_key", "master" } do
@@ -304,6 +316,7 @@ function sim.handle(req)
   if path:sub(1, 7) == "/__sim/" then return admin(req) end
   if path:sub(1, 5) ~= "/api/" then return reply(404, { code = 404, message = "route not found" }) end
   path = path:sub(5)
+  request_count = request_count + 1
   local method = req.method
   local fired = F.pick(rules, method, path, math.random)
   if fired.burst429 then return too_many(1) end

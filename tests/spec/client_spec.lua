@@ -1,0 +1,379 @@
+-- The uqpay module against the in-process simulator (busted runs under
+-- `uqlua --sim`): every public function, the error kinds, retries with one
+-- idempotency key, Retry-After, token expiry, validation before sending.
+local H = require "tests.helpers.sim"
+local core = require "uqpay.core"
+local Client = require "uqpay.client"
+local money = uqpay.money
+
+local function card(state, id)
+  for _, c in ipairs(state.cards) do if c.card_id == id then return c end end
+end
+
+local function err_of(f, ...)
+  local ok, e = pcall(f, ...)
+  assert.is_false(ok, "expected an error")
+  assert.is_table(e, "errors are tables")
+  return e
+end
+
+-- A client of our own over the same simulator, with settings changed.
+local function client_with(changes)
+  local cfg = {}
+  for k, v in pairs(require("uqpay.config").resolve()) do cfg[k] = v end
+  cfg.inprocess_sim = true
+  for k, v in pairs(changes) do cfg[k] = v end
+  return Client.new(cfg)
+end
+
+describe("uqpay", function()
+  before_each(function() H.reset() end)
+
+  describe("utilities", function()
+    it("has a version, uuid v4 and config without secrets", function()
+      assert.matches("^%d+%.%d+%.%d+$", uqpay.version)
+      assert.matches("^%x+%-%x+%-4%x+%-[89ab]%x+%-%x+$", uqpay.uuid())
+      local c = uqpay.config()
+      assert.equals("sim", c.env)
+      assert.equals("[REDACTED]", c.api_key)
+      assert.equals("[REDACTED]", c.client_id)
+      assert.is_nil(uqpay.json.encode(c):find(H.API_KEY, 1, true))
+    end)
+
+    it("is require-able and the same module as the global", function()
+      assert.equals(uqpay, require "uqpay")
+    end)
+  end)
+
+  describe("issuing", function()
+    it("balance and balances return exact money and integers", function()
+      local b = uqpay.balance("USD")
+      assert.is_true(money.is(b.available_balance))
+      assert.equals("100000.00", tostring(b.available_balance))
+      local all = uqpay.balances()
+      assert.equals(2, #all)
+      assert.equals(1, #uqpay.balances { currency = "SGD" })
+      local page = uqpay.request("GET", "/v1/issuing/balances", { query = { page_size = 10, page_number = 1 } })
+      assert.equals("integer", math.type(page.total_items))
+    end)
+
+    it("recharge and withdraw: SINGLE moves the issuing balance, SHARE does not", function()
+      uqpay.recharge(H.SINGLE_CARD, "100.02")
+      uqpay.recharge(H.SHARE_CARD, money("50"))
+      assert.equals("99899.98", tostring(uqpay.balance("USD").available_balance))
+      assert.equals("600.02", tostring(uqpay.cards.get(H.SINGLE_CARD).available_balance))
+      assert.equals("1050.00", tostring(uqpay.cards.get(H.SHARE_CARD).available_balance))
+      local o = uqpay.withdraw(H.SINGLE_CARD, 12.5)
+      uqpay.withdraw(H.SHARE_CARD, 50)
+      assert.equals("99912.48", tostring(uqpay.balance("USD").available_balance))
+      assert.equals("1000.00", tostring(uqpay.cards.get(H.SHARE_CARD).available_balance))
+      assert.equals("SUCCESS", uqpay.cards.order(o.card_order_id).order_status)
+      assert.equals("SUCCESS", uqpay.wait(o).order_status)
+    end)
+
+    it("transfers between master and sub-account, waits, and reads balance transactions", function()
+      local t = uqpay.transfer { source_account_id = H.MASTER, destination_account_id = H.SUB1,
+                                 currency = "USD", amount = "250.00", remark = "top-up" }
+      assert.equals("completed", uqpay.wait(t).transfer_status)
+      assert.equals("250.00", tostring(uqpay.transfers.get(t.transfer_id).amount))
+      assert.equals("1250.00", tostring(uqpay.balance("USD", { on_behalf_of = H.SUB1 }).available_balance))
+      local types = {}
+      for tx in uqpay.balance_transactions { currency = "USD" } do types[#types + 1] = tx.transaction_type end
+      assert.same({ "TRANSFER_OUT" }, types)
+    end)
+
+    it("cards: create, get, list, each, update, status changes, order", function()
+      local c = uqpay.cards.create { card_currency = "USD", cardholder_id = H.HOLDER1,
+                                     card_product_id = H.SHARE_PRODUCT, card_limit = "300.00",
+                                     spending_controls = { { amount = "50.00", interval = "PER_TRANSACTION" } } }
+      assert.equals("ACTIVE", c.card_status)
+      assert.equals("SHARE", uqpay.cards.get(c.card_id).mode_type)
+      assert.equals(5, #uqpay.cards.list())
+      local n = 0
+      for _ in uqpay.cards.each { card_status = "ACTIVE" } do n = n + 1 end
+      assert.equals(4, n)
+      uqpay.cards.update(c.card_id, { card_limit = "400.00" })
+      assert.equals("400.00", tostring(uqpay.cards.get(c.card_id).card_limit))
+      uqpay.cards.freeze(c.card_id)
+      assert.equals("FROZEN", uqpay.cards.get(c.card_id).card_status)
+      uqpay.cards.unfreeze(c.card_id, "found it")
+      uqpay.cards.set_status(c.card_id, "FROZEN", "again")
+      uqpay.cards.set_status(c.card_id, "ACTIVE")
+      uqpay.cards.cancel(c.card_id, "done")
+      assert.equals("CANCELLED", uqpay.cards.get(c.card_id).card_status)
+      assert.equals("SUCCESS", uqpay.cards.order(c.card_order_id).order_status)
+    end)
+
+    it("a cancelled SINGLE card returns its balance to the issuing balance", function()
+      uqpay.cards.cancel(H.SINGLE_CARD, "test")
+      assert.equals("100500.00", tostring(uqpay.balance("USD").available_balance))
+    end)
+
+    it("cardholders, products, accounts", function()
+      local ch = uqpay.cardholders.create { first_name = "Ann", last_name = "Lee", email = "a@example.com",
+                                            country_code = "SG", phone_number = "90000002" }
+      assert.equals("Ann", uqpay.cardholders.get(ch.cardholder_id).first_name)
+      uqpay.cardholders.update(ch.cardholder_id, { email = "b@example.com" })
+      assert.equals("b@example.com", uqpay.cardholders.get(ch.cardholder_id).email)
+      assert.equals(3, #uqpay.cardholders.list())
+      local n = 0
+      for _ in uqpay.cardholders.each { cardholder_status = "SUCCESS" } do n = n + 1 end
+      assert.equals(3, n)
+      assert.equals(2, #uqpay.products.list())
+      for p in uqpay.products.each() do assert.is_string(p.product_id) end
+      local accts = uqpay.accounts.list()
+      assert.equals(2, #accts)
+      local ids = {}
+      for a in uqpay.accounts.each() do ids[#ids + 1] = a.account_id end
+      assert.same({ H.SUB1, H.SUB2 }, ids)
+    end)
+
+    it("simulate, transactions and reports", function()
+      local auth = uqpay.simulate.authorization { card_id = H.SHARE_CARD, transaction_amount = "20.00" }
+      assert.equals("APPROVED", auth.transaction_status)
+      uqpay.simulate.reversal { original_transaction_id = auth.transaction_id }
+      assert.equals(2, #uqpay.transactions.list { card_id = H.SHARE_CARD })
+      local n = 0
+      for _ in uqpay.transactions.each() do n = n + 1 end
+      assert.equals(2, n)
+      assert.equals("20.00", tostring(uqpay.transactions.get(auth.transaction_id).billing_amount))
+      local r = uqpay.reports.create { report_type = "SETTLEMENT", start_time = "2026-01-01T00:00:00+08:00",
+                                       end_time = "2026-12-31T00:00:00+08:00" }
+      local csv = uqpay.reports.download(r.report_id)
+      assert.matches("AUTHORIZATION,APPROVED,20.00", csv, 1, true)
+      local path = os.tmpname()
+      assert.equals(path, uqpay.reports.download(r.report_id, path))
+      local f = io.open(path)
+      assert.equals(csv, f:read("a"))
+      f:close()
+      os.remove(path)
+    end)
+
+    it("pages through long lists 100 at a time", function()
+      for i = 1, 105 do
+        H.api("POST", "/v1/issuing/cards", { card_currency = "USD", cardholder_id = H.HOLDER2,
+          card_product_id = H.SHARE_PRODUCT, card_limit = money(i) })
+      end
+      local before = H.requests()
+      assert.equals(109, #uqpay.cards.list())
+      assert.equals(2, H.requests() - before)
+    end)
+  end)
+
+  describe("banking", function()
+    it("balances, balance, transfer, transfers", function()
+      assert.equals(3, #uqpay.banking.balances())
+      assert.equals("10000.00", tostring(uqpay.banking.balance("EUR").available_balance))
+      local t = uqpay.banking.transfer { source_account_id = H.MASTER, target_account_id = H.SUB1,
+                                         currency = "USD", amount = "100.00", reason = "funding" }
+      assert.equals("completed", uqpay.wait(t).transfer_status)
+      assert.equals("100.00", tostring(uqpay.banking.transfers.get(t.transfer_id).transfer_amount))
+      assert.equals(1, #uqpay.banking.transfers.list())
+      for x in uqpay.banking.transfers.each { transfer_status = "completed" } do assert.equals(t.transfer_id, x.transfer_id) end
+    end)
+
+    it("sends Banking amounts as strings and Issuing amounts as numbers", function()
+      local sent = {}
+      local c = client_with {}
+      local send = c.send
+      c.send = function(self, method, url, headers, body, t) sent[#sent + 1] = body; return send(self, method, url, headers, body, t) end
+      c:call { method = "POST", path = "/v1/transfer", banking = true, body = { source_account_id = H.MASTER,
+        target_account_id = H.SUB1, currency = "USD", amount = money("1.50"), reason = "x" } }
+      c:call { method = "POST", path = "/v1/issuing/cards/" .. H.SINGLE_CARD .. "/recharge", body = { amount = money("1.50") } }
+      assert.matches('"amount":"1.50"', sent[#sent - 1], 1, true)
+      assert.matches('"amount":1.50', sent[#sent], 1, true)
+    end)
+  end)
+
+  describe("validation happens before any request", function()
+    it("raises usage errors naming field and value, and sends nothing", function()
+      uqpay.balance("USD") -- token and connection warm
+      local before = H.requests()
+      local cases = {
+        { "amount", function() return uqpay.recharge(H.SINGLE_CARD, 0.1 + 0.2) end, "0.30000000000000004" },
+        { "amount", function() return uqpay.recharge(H.SINGLE_CARD, "12.345") end, "12.345" },
+        { "amount", function() return uqpay.recharge(H.SINGLE_CARD, "0") end, "0.00" },
+        { "amount", function() return uqpay.withdraw(H.SINGLE_CARD, "-5") end, "-5.00" },
+        { "amount", function() return uqpay.recharge(H.SINGLE_CARD, "ten") end, "ten" },
+        { "card_id", function() return uqpay.recharge("not-a-card", "5") end, "not-a-card" },
+        { "amount", function() return uqpay.recharge(H.SINGLE_CARD) end, "nil" },
+        { "currency", function() return uqpay.balance("EUR") end, "EUR" },
+        { "destination_account_id", function()
+            return uqpay.transfer { source_account_id = H.MASTER, currency = "USD", amount = "1" } end, "nil" },
+        { "colour", function() return uqpay.cards.create { card_currency = "USD", card_product_id = H.SINGLE_PRODUCT,
+            colour = "red" } end, "red" },
+        { "card_status", function() return uqpay.cards.set_status(H.SINGLE_CARD, "GONE") end, "GONE" },
+        { "opts.retries", function() return uqpay.balance("USD", { retries = 3 }) end, "3" },
+        { "on_behalf_of", function() return uqpay.balance("USD", { on_behalf_of = "x" }) end, "x" },
+        { "spending_controls[1].amount", function() return uqpay.cards.create { card_currency = "USD",
+            card_product_id = H.SINGLE_PRODUCT, spending_controls = { { amount = 0.1 + 0.7 } } } end, "0.7999999999999999" },
+        { "path", function() return uqpay.request("GET", "v1/x") end, "v1/x" },
+      }
+      for _, c in ipairs(cases) do
+        local e = err_of(c[2])
+        assert.equals("usage", e.kind, c[1])
+        assert.equals(c[1], e.field)
+        assert.matches(c[3], e.message, 1, true)
+      end
+      assert.equals(before, H.requests())
+    end)
+  end)
+
+  describe("errors", function()
+    it("api errors carry status, type, code, method, path, key and the raw body", function()
+      local e = err_of(uqpay.recharge, H.FROZEN_CARD, "5")
+      assert.equals("api", e.kind)
+      assert.equals(400, e.status)
+      assert.equals("card_error", e.type)
+      assert.equals("card_not_active", e.code)
+      assert.equals("POST", e.method)
+      assert.equals("/v1/issuing/cards/" .. H.FROZEN_CARD .. "/recharge", e.path)
+      assert.matches("^%x+%-", e.idempotency_key)
+      assert.matches("card_not_active", e.body)
+      assert.matches("uqpay api error: card is FROZEN", tostring(e))
+    end)
+
+    it("reusing a key for a different request is an idempotency error", function()
+      local key = uqpay.uuid()
+      uqpay.recharge(H.SINGLE_CARD, "5", { key = key })
+      local e = err_of(uqpay.recharge, H.SINGLE_CARD, "6", { key = key })
+      assert.equals("idempotency", e.kind)
+      assert.equals(1, H.applied(H.state(), "recharge"))
+    end)
+
+    it("a wrong API key is an auth error", function()
+      local e = err_of(function() return client_with({ api_key = "wrong" }):call { method = "GET", path = "/v1/issuing/products" } end)
+      assert.equals("auth", e.kind)
+      assert.equals(401, e.status)
+    end)
+
+    it("an unreachable server is a network error after the retries", function()
+      local c = client_with { base_url = "http://127.0.0.1:9/api", max_attempts = 2 }
+      c.token.token = { auth_token = "x", expired_at = os.time() + 3600 }
+      local e = err_of(function() return c:call { method = "GET", path = "/v1/issuing/products" } end)
+      assert.equals("network", e.kind)
+      assert.equals(2, e.attempts)
+    end)
+
+    it("a slow server is a timeout", function()
+      H.faults("latency=1:ms=600:path=/v1/issuing/products")
+      local e = err_of(uqpay.products.list, nil, { timeout_ms = 150 })
+      assert.equals("timeout", e.kind)
+    end)
+
+    it("429s beyond the attempts are a rate_limit error", function()
+      H.faults("burst429:next=10:path=/v1/issuing/products")
+      local c = client_with { max_attempts = 2 }
+      local e = err_of(function() return c:call { method = "GET", path = "/v1/issuing/products" } end)
+      assert.equals("rate_limit", e.kind)
+      assert.equals(429, e.status)
+    end)
+  end)
+
+  describe("retries keep one idempotency key", function()
+    it("across 500s before applying", function()
+      H.faults("fail_before:next=2:path=/v1/issuing/cards/*/recharge")
+      uqpay.recharge(H.SINGLE_CARD, "10.00")
+      local st = H.state()
+      assert.equals(1, H.applied(st, "recharge"))
+      assert.equals("510.00", card(st, H.SINGLE_CARD).available_balance)
+    end)
+
+    it("across 500s after applying and dropped connections: applied once", function()
+      H.faults("fail_after:next=1:path=/v1/issuing/transfers;drop:next=1:path=/v1/issuing/cards/*/recharge")
+      uqpay.transfer { source_account_id = H.MASTER, destination_account_id = H.SUB1, currency = "USD", amount = "1.00" }
+      uqpay.recharge(H.SINGLE_CARD, "10.00")
+      local st = H.state()
+      assert.equals(1, H.applied(st, "issuing_transfer"))
+      assert.equals(1, H.applied(st, "recharge"))
+      assert.equals("99989.00", st.issuing_balances[H.MASTER].USD)
+    end)
+
+    it("gives up on a write with reconcile_required, naming method, path and key", function()
+      H.faults("fail_after:next=10:path=/v1/issuing/cards/*/recharge")
+      local key = uqpay.uuid()
+      local e = err_of(uqpay.recharge, H.SINGLE_CARD, "10.00", { key = key })
+      assert.equals("reconcile_required", e.kind)
+      assert.equals("POST", e.method)
+      assert.equals(key, e.idempotency_key)
+      assert.equals(4, e.attempts)
+      assert.equals(1, H.applied(H.state(), "recharge")) -- applied once, however often it was sent
+    end)
+
+    it("honours Retry-After on 429", function()
+      H.faults("burst429:next=1:path=/v1/issuing/products")
+      local t0 = core.monotonic_ms()
+      uqpay.products.list()
+      assert.is_true(core.monotonic_ms() - t0 >= 1000)
+    end)
+
+    it("waits for 'request is processing' and gets the original result", function()
+      H.faults("latency=1:ms=800:next=1:path=/v1/issuing/cards/*/recharge")
+      local key = uqpay.uuid()
+      local tok = H.token()
+      os.execute(string.format("curl -s -o /dev/null -X POST %s/api/v1/issuing/cards/%s/recharge " ..
+        "-H 'x-auth-token: Bearer %s' -H 'x-idempotency-key: %s' -H 'Content-Type: application/json' " ..
+        "-d '{\"amount\":7.00}' &", H.root(), H.SINGLE_CARD, tok, key))
+      core.sleep_ms(300)
+      local o = uqpay.recharge(H.SINGLE_CARD, "7.00", { key = key })
+      assert.equals("7.00", tostring(o.amount))
+      assert.equals(1, H.applied(H.state(), "recharge"))
+    end)
+
+    it("refreshes an expired token once mid-run and keeps the key", function()
+      uqpay.balance("USD")
+      H.advance(1801)
+      uqpay.recharge(H.SINGLE_CARD, "1.00")
+      assert.equals(1, H.applied(H.state(), "recharge"))
+    end)
+  end)
+
+  describe("uqpay.request", function()
+    it("reaches any endpoint with query, body, key and on_behalf_of", function()
+      local b = uqpay.request("POST", "/v1/issuing/balances", { body = { currency = "USD" }, on_behalf_of = H.SUB1 })
+      assert.equals("1000.00", tostring(b.available_balance))
+      local e = err_of(uqpay.request, "GET", "/v1/nope")
+      assert.equals(404, e.status)
+      e = err_of(uqpay.request, "GET", "/v1/issuing/balances", { bogus = 1 })
+      assert.equals("usage", e.kind)
+    end)
+  end)
+
+  describe("uqpay.webhook.verify", function()
+    local body, secret = '{"event_type":"card.recharge.succeeded"}', "whsec"
+    it("accepts a good signature with seconds or milliseconds timestamps", function()
+      local now = os.time()
+      for _, ts in ipairs { tostring(now), tostring(now * 1000) } do
+        local sig = core.hmac_sha512_hex(secret, body .. ts)
+        assert.is_true(uqpay.webhook.verify { body = body, timestamp = ts, signature = sig, secret = secret })
+      end
+    end)
+    it("refuses bad signatures and stale timestamps", function()
+      local ts = tostring(os.time())
+      local sig = core.hmac_sha512_hex(secret, body .. ts)
+      local ok, why = uqpay.webhook.verify { body = body .. " ", timestamp = ts, signature = sig, secret = secret }
+      assert.is_false(ok)
+      assert.equals("signature mismatch", why)
+      local old = tostring(os.time() - 301)
+      ok, why = uqpay.webhook.verify { body = body, timestamp = old, secret = secret,
+                                      signature = core.hmac_sha512_hex(secret, body .. old) }
+      assert.is_false(ok)
+      assert.matches("tolerance", why)
+      assert.equals("usage", err_of(uqpay.webhook.verify, { body = body }).kind)
+    end)
+  end)
+
+  describe("redaction", function()
+    local R = require "uqpay.redact"
+    it("masks card numbers, CVVs, tokens and keys in text", function()
+      local s = R.text('{"card_number":"4096360812345668","cvv":"123","auth_token":"abc"} x-api-key: k1 ' ..
+                       'x-auth-token: Bearer eyJhbGciOi.x.y', { "supersecretkey" }) .. R.text(" supersecretkey!", { "supersecretkey" })
+      assert.is_nil(s:find("4096360812345668", 1, true))
+      assert.matches("************5668", s, 1, true)
+      assert.is_nil(s:find('"123"', 1, true))
+      assert.is_nil(s:find("abc", 1, true))
+      assert.is_nil(s:find("eyJhbGciOi", 1, true))
+      assert.is_nil(s:find("supersecretkey", 1, true))
+    end)
+  end)
+end)

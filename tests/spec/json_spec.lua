@@ -1,0 +1,62 @@
+local json = uqpay.json
+
+describe("uqpay.json", function()
+  it("keeps integers as integers, even past 2^53", function()
+    local t = json.decode('{"n": 12345678901234567, "small": 3, "f": 1.5}')
+    assert.equals("integer", math.type(t.n))
+    assert.equals(12345678901234567, t.n)
+    assert.equals("integer", math.type(t.small))
+    assert.equals("float", math.type(t.f))
+  end)
+
+  it("decodes amount fields as money from numbers or strings", function()
+    local t = json.decode('{"amount": 100.02, "available_balance": "5000.25", "card_limit": 10,' ..
+      '"fee_amount": 0.25, "ending_balance": 1, "consumed_amount": "51.00", "no_pin_payment_amount": "2000USD"}')
+    for _, k in ipairs { "amount", "available_balance", "card_limit", "fee_amount", "ending_balance", "consumed_amount" } do
+      assert.is_true(uqpay.money.is(t[k]), k)
+    end
+    assert.equals("100.02", tostring(t.amount))
+    assert.equals("5000.25", tostring(t.available_balance))
+    assert.equals("2000USD", t.no_pin_payment_amount)
+  end)
+
+  it("encodes money as a bare number by default and as a string on request", function()
+    local body = { amount = uqpay.money("100.02") }
+    assert.equals('{"amount":100.02}', json.encode(body))
+    assert.equals('{"amount":"100.02"}', json.encode(body, { money = "string" }))
+  end)
+
+  it("sorts object keys, so one body has one text", function()
+    assert.equals('{"a":1,"b":2,"c":{"x":true,"y":false}}', json.encode { c = { y = false, x = true }, b = 2, a = 1 })
+  end)
+
+  it("shares null with cjson and round-trips empty arrays", function()
+    assert.equals(require("cjson").null, json.null)
+    local t = json.decode('{"x": null, "list": []}')
+    assert.equals(json.null, t.x)
+    assert.equals('{"list":[],"x":null}', json.encode(t))
+    assert.equals("[]", json.encode(json.array {}))
+  end)
+
+  it("handles escapes and unicode", function()
+    local s = json.decode('"a\\"b\\\\c\\n\\u00e9\\ud83d\\ude00"')
+    assert.equals('a"b\\c\n\u{e9}\u{1F600}', s)
+    assert.equals('"tab\\there\\u0001"', json.encode("tab\there\1"))
+  end)
+
+  it("rejects malformed JSON with a position", function()
+    for _, bad in ipairs { "{", '{"a":}', "[1,]", "tru", '"\\x"', "1 2", '{"a" 1}' } do
+      local ok, err = pcall(json.decode, bad)
+      assert.is_false(ok, bad)
+      assert.matches("json:", err)
+    end
+  end)
+
+  it("refuses what JSON cannot hold", function()
+    assert.has_error(function() json.encode { [true] = 1 } end)
+    assert.has_error(function() json.encode(0 / 0) end)
+    local t = {}
+    t.self = t
+    assert.has_error(function() json.encode(t) end)
+  end)
+end)

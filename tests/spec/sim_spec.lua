@@ -1,0 +1,526 @@
+-- The simulator, driven through real HTTP (raw requests, not the uqpay
+-- client), with every state change checked in the ledger (/__sim/state).
+local H = require "tests.helpers.sim"
+local core = require "uqpay.core"
+local money = uqpay.money
+
+local function bal(state, acct, cur) return state.issuing_balances[acct][cur] end
+local function card(state, id)
+  for _, c in ipairs(state.cards) do if c.card_id == id then return c end end
+end
+
+describe("simulator", function()
+  before_each(function() H.reset() end)
+
+  describe("auth", function()
+    it("issues tokens with expired_at for the seed's credentials", function()
+      local status, t = H.raw("POST", "/api/v1/connect/token",
+        { headers = { ["x-client-id"] = H.CLIENT_ID, ["x-api-key"] = H.API_KEY } })
+      assert.equals(200, status)
+      assert.is_string(t.auth_token)
+      assert.equals("integer", math.type(t.expired_at))
+      assert.is_true(t.expired_at > os.time() + 1700)
+    end)
+
+    it("rejects a wrong client id (400) and a wrong key (401 {error})", function()
+      local status, body = H.raw("POST", "/api/v1/connect/token",
+        { headers = { ["x-client-id"] = "nope", ["x-api-key"] = H.API_KEY } })
+      assert.equals(400, status)
+      assert.equals("Invalid client id", body.message)
+      status, body = H.raw("POST", "/api/v1/connect/token",
+        { headers = { ["x-client-id"] = H.CLIENT_ID, ["x-api-key"] = "wrong" } })
+      assert.equals(401, status)
+      assert.is_string(body.error)
+    end)
+
+    it("requires x-auth-token: Bearer <token>", function()
+      local status, body = H.raw("GET", "/api/v1/issuing/balances")
+      assert.equals(401, status)
+      assert.is_string(body.error)
+      status = H.raw("GET", "/api/v1/issuing/balances", { headers = { ["x-auth-token"] = H.token() } })
+      assert.equals(401, status)
+      status = H.raw("GET", "/api/v1/issuing/balances", { headers = { ["x-auth-token"] = "Bearer nope" } })
+      assert.equals(401, status)
+    end)
+
+    it("expires tokens by the (injectable) clock with a 'token expired' 401", function()
+      H.config { token_ttl = 60 }
+      local tok = H.token()
+      local h = { ["x-auth-token"] = "Bearer " .. tok }
+      assert.equals(200, (H.raw("GET", "/api/v1/issuing/balances", { headers = h })))
+      H.advance(61)
+      local status, body = H.raw("GET", "/api/v1/issuing/balances", { headers = h })
+      assert.equals(401, status)
+      assert.equals("token expired", body.error)
+    end)
+  end)
+
+  describe("accounts and x-on-behalf-of", function()
+    it("lists connected sub-accounts", function()
+      local status, body = H.api("GET", "/v1/accounts")
+      assert.equals(200, status)
+      assert.equals(2, body.total_items)
+      assert.equals(H.SUB1, body.data[1].account_id)
+    end)
+
+    it("scopes requests to a sub-account and refuses unknown or malformed ones", function()
+      local _, body = H.api("POST", "/v1/issuing/balances", { currency = "USD" }, { ["x-on-behalf-of"] = H.SUB1 })
+      assert.equals("1000.00", tostring(body.available_balance))
+      for _, bad in ipairs { "not-a-uuid", "99999999-9999-4999-8999-999999999999", H.MASTER } do
+        local status, err = H.api("GET", "/v1/issuing/balances", nil, { ["x-on-behalf-of"] = bad })
+        assert.equals(400, status)
+        assert.equals("account_error", err.type)
+        assert.equals("sub_account_not_found", err.code)
+      end
+    end)
+  end)
+
+  describe("issuing balances", function()
+    it("lists and retrieves balances as exact amounts", function()
+      local status, list = H.api("GET", "/v1/issuing/balances?page_size=10&page_number=1")
+      assert.equals(200, status)
+      assert.equals(2, list.total_items)
+      local _, usd = H.api("POST", "/v1/issuing/balances", { currency = "USD" })
+      assert.equals("100000.00", tostring(usd.available_balance))
+      assert.equals("ACTIVE", usd.balance_status)
+    end)
+
+    it("leaves a balance transaction with ending_balance for every movement", function()
+      H.api("POST", "/v1/issuing/cards/" .. H.SINGLE_CARD .. "/recharge", { amount = money("10.00") })
+      local _, txns = H.api("GET", "/v1/issuing/balances/transactions?currency=USD")
+      assert.equals(1, txns.total_items)
+      local t = txns.data[1]
+      assert.equals("CARD_RECHARGE", t.transaction_type)
+      assert.equals("10.00", tostring(t.amount))
+      assert.equals("99990.00", tostring(t.ending_balance))
+    end)
+  end)
+
+  describe("issuing transfers", function()
+    it("moves funds between master and sub-account", function()
+      local status, r = H.api("POST", "/v1/issuing/transfers", { source_account_id = H.MASTER,
+        destination_account_id = H.SUB1, currency = "USD", amount = money("250.50"), remark = "top-up" })
+      assert.equals(200, status)
+      local _, t = H.api("GET", "/v1/issuing/transfers/" .. r.transfer_id)
+      assert.equals("completed", t.transfer_status)
+      assert.equals("250.50", tostring(t.amount))
+      local st = H.state()
+      assert.equals("99749.50", bal(st, H.MASTER, "USD"))
+      assert.equals("1250.50", bal(st, H.SUB1, "USD"))
+      assert.equals(1, H.applied(st, "issuing_transfer"))
+    end)
+
+    it("refuses insufficient funds, unknown transfers and bad amounts", function()
+      local status, e = H.api("POST", "/v1/issuing/transfers", { source_account_id = H.SUB2,
+        destination_account_id = H.MASTER, currency = "USD", amount = money("250.01") })
+      assert.equals(400, status)
+      assert.equals("insufficient_balance", e.code)
+      status, e = H.api("GET", "/v1/issuing/transfers/" .. core.uuid())
+      assert.equals(400, status)
+      assert.equals("transfer_not_found", e.code)
+      for _, amount in ipairs { "0", "-5", "1.005" } do
+        status, e = H.api("POST", "/v1/issuing/transfers", { source_account_id = H.MASTER,
+          destination_account_id = H.SUB1, currency = "USD", amount = money(amount, amount == "1.005" and "KWD" or nil) })
+        assert.equals(400, status, amount)
+        assert.equals("invalid_amount", e.code, amount)
+      end
+      status, e = H.api("POST", "/v1/issuing/transfers", { source_account_id = H.MASTER, currency = "USD", amount = 5 })
+      assert.equals(400, status)
+      assert.equals("invalid_request_error", e.type)
+      assert.matches("destination_account_id", e.message)
+      assert.equals(0, H.applied(H.state()))
+    end)
+
+    it("refuses malformed JSON bodies", function()
+      local status, e = H.raw("POST", "/api/v1/issuing/transfers", { body = "{not json",
+        headers = { ["x-auth-token"] = "Bearer " .. H.token(), ["x-idempotency-key"] = core.uuid() } })
+      assert.equals(400, status)
+      assert.equals("invalid_json", e.code)
+    end)
+  end)
+
+  describe("cards: SINGLE and SHARE rules", function()
+    it("funds a SINGLE card from the issuing balance at creation; a SHARE card not", function()
+      local _, single = H.api("POST", "/v1/issuing/cards", { card_currency = "USD", cardholder_id = H.HOLDER1,
+        card_product_id = H.SINGLE_PRODUCT, card_limit = money("300.00") })
+      local _, share = H.api("POST", "/v1/issuing/cards", { card_currency = "USD", cardholder_id = H.HOLDER1,
+        card_product_id = H.SHARE_PRODUCT, card_limit = money("5000.00") })
+      assert.equals("ACTIVE", single.card_status)
+      local st = H.state()
+      assert.equals("99700.00", bal(st, H.MASTER, "USD"))
+      assert.equals("300.00", card(st, single.card_id).available_balance)
+      assert.equals("5000.00", card(st, share.card_id).available_balance)
+    end)
+
+    it("refuses a SINGLE card the balance cannot fund", function()
+      local status, e = H.api("POST", "/v1/issuing/cards", { card_currency = "USD", cardholder_id = H.HOLDER1,
+        card_product_id = H.SINGLE_PRODUCT, card_limit = money("100000.01") })
+      assert.equals(400, status)
+      assert.equals("insufficient_balance", e.code)
+    end)
+
+    it("recharge and withdraw move funds for SINGLE, only the card balance for SHARE", function()
+      H.api("POST", "/v1/issuing/cards/" .. H.SINGLE_CARD .. "/recharge", { amount = money("100.02") })
+      H.api("POST", "/v1/issuing/cards/" .. H.SHARE_CARD .. "/recharge", { amount = money("40.00") })
+      local st = H.state()
+      assert.equals("99899.98", bal(st, H.MASTER, "USD"))
+      assert.equals("600.02", card(st, H.SINGLE_CARD).available_balance)
+      assert.equals("1040.00", card(st, H.SHARE_CARD).available_balance)
+      local _, o = H.api("POST", "/v1/issuing/cards/" .. H.SINGLE_CARD .. "/withdraw", { amount = money("0.02") })
+      assert.equals("CARD_WITHDRAW", o.order_type)
+      H.api("POST", "/v1/issuing/cards/" .. H.SHARE_CARD .. "/withdraw", { amount = money("40.00") })
+      st = H.state()
+      assert.equals("99900.00", bal(st, H.MASTER, "USD"))
+      assert.equals("600.00", card(st, H.SINGLE_CARD).available_balance)
+      assert.equals("1000.00", card(st, H.SHARE_CARD).available_balance)
+      local _, order = H.api("GET", "/v1/issuing/cards/" .. o.card_order_id .. "/order")
+      assert.equals("SUCCESS", order.order_status)
+      assert.equals("0.02", tostring(order.amount))
+    end)
+
+    it("refuses recharges of unknown or frozen cards, bad amounts and over-withdrawals", function()
+      local cases = {
+        { H.FROZEN_CARD, "recharge", "5", "card_not_active" },
+        { core.uuid(), "recharge", "5", "card_not_found" },
+        { H.SINGLE_CARD, "recharge", "0", "invalid_amount" },
+        { H.SINGLE_CARD, "withdraw", "500.01", "insufficient_balance" },
+      }
+      for _, c in ipairs(cases) do
+        local status, e = H.api("POST", "/v1/issuing/cards/" .. c[1] .. "/" .. c[2], { amount = money(c[3]) })
+        assert.equals(400, status)
+        assert.equals(c[4], e.code)
+      end
+      local status, e = H.api("POST", "/v1/issuing/cards/" .. H.SINGLE_CARD .. "/recharge", { amount = "12.345" })
+      assert.equals(400, status)
+      assert.equals("invalid_amount", e.code)
+      assert.equals(0, H.applied(H.state()))
+    end)
+
+    it("freezes, unfreezes and cancels; a cancelled SINGLE card refunds the balance", function()
+      local path = "/v1/issuing/cards/" .. H.SINGLE_CARD .. "/status"
+      assert.equals(200, (H.api("POST", path, { card_status = "FROZEN", update_reason = "test" })))
+      local status, e = H.api("POST", path, { card_status = "FROZEN" })
+      assert.equals(400, status)
+      assert.equals("invalid_card_status", e.code)
+      assert.equals(200, (H.api("POST", path, { card_status = "ACTIVE" })))
+      assert.equals(200, (H.api("POST", path, { card_status = "CANCELLED" })))
+      local st = H.state()
+      assert.equals("CANCELLED", card(st, H.SINGLE_CARD).card_status)
+      assert.equals("0.00", card(st, H.SINGLE_CARD).available_balance)
+      assert.equals("100500.00", bal(st, H.MASTER, "USD"))
+    end)
+
+    it("lists with filters and pagination, retrieves and updates", function()
+      local _, list = H.api("GET", "/v1/issuing/cards?card_status=ACTIVE&page_size=10")
+      assert.equals(3, list.total_items)
+      assert.is_table(list.data[1].cardholder)
+      local _, c = H.api("GET", "/v1/issuing/cards/" .. H.SHARE_CARD)
+      assert.equals("SHARE", c.mode_type)
+      assert.equals(200, (H.api("POST", "/v1/issuing/cards/" .. H.SHARE_CARD, { card_limit = money("1500.00"),
+        metadata = { team = "ops" } })))
+      _, c = H.api("GET", "/v1/issuing/cards/" .. H.SHARE_CARD)
+      assert.equals("1500.00", tostring(c.card_limit))
+      assert.equals("ops", c.metadata.team)
+      local status, e = H.api("POST", "/v1/issuing/cards/" .. H.SINGLE_CARD, { card_limit = money("1") })
+      assert.equals(400, status)
+      assert.equals("invalid_parameter", e.code)
+    end)
+
+    it("enforces page_size 10..100", function()
+      for _, q in ipairs { "page_size=9", "page_size=101", "page_number=0", "page_size=abc" } do
+        local status, e = H.api("GET", "/v1/issuing/cards?" .. q)
+        assert.equals(400, status, q)
+        assert.equals("invalid_request_error", e.type)
+      end
+      for i = 1, 12 do
+        H.api("POST", "/v1/issuing/cards", { card_currency = "USD", cardholder_id = H.HOLDER2,
+          card_product_id = H.SHARE_PRODUCT, card_limit = money(i) })
+      end
+      local _, p2 = H.api("GET", "/v1/issuing/cards?page_size=10&page_number=2")
+      assert.equals(16, p2.total_items)
+      assert.equals(2, p2.total_pages)
+      assert.equals(6, #p2.data)
+    end)
+  end)
+
+  describe("cardholders, products, transactions, reports", function()
+    it("creates, lists, retrieves and updates cardholders; refuses duplicates", function()
+      local body = { first_name = "Ann", last_name = "Lee", email = "ann@example.com", country_code = "SG",
+                     phone_number = "90000001" }
+      local status, ch = H.api("POST", "/v1/issuing/cardholders", body)
+      assert.equals(200, status)
+      assert.equals("SUCCESS", ch.cardholder_status)
+      status = H.api("POST", "/v1/issuing/cardholders", body)
+      assert.equals(400, status)
+      local _, got = H.api("GET", "/v1/issuing/cardholders/" .. ch.cardholder_id)
+      assert.equals("Ann", got.first_name)
+      H.api("POST", "/v1/issuing/cardholders/" .. ch.cardholder_id, { email = "ann2@example.com" })
+      _, got = H.api("GET", "/v1/issuing/cardholders/" .. ch.cardholder_id)
+      assert.equals("ann2@example.com", got.email)
+      local _, list = H.api("GET", "/v1/issuing/cardholders")
+      assert.equals(3, list.total_items)
+      status = H.api("POST", "/v1/issuing/cardholders", { first_name = "X" })
+      assert.equals(400, status)
+    end)
+
+    it("lists products", function()
+      local _, p = H.api("GET", "/v1/issuing/products")
+      assert.equals(2, p.total_items)
+      assert.equals("SINGLE", p.data[1].mode_type)
+    end)
+
+    it("simulates authorizations and reversals into card transactions", function()
+      local _, auth = H.api("POST", "/v1/simulation/issuing/authorization",
+        { card_id = H.SHARE_CARD, transaction_amount = money("70.25") })
+      assert.equals("APPROVED", auth.transaction_status)
+      local st = H.state()
+      assert.equals("929.75", card(st, H.SHARE_CARD).available_balance)
+      assert.equals("99929.75", bal(st, H.MASTER, "USD")) -- SHARE draws on the issuing balance
+      local _, declined = H.api("POST", "/v1/simulation/issuing/authorization",
+        { card_id = H.SINGLE_CARD, transaction_amount = money("9999") })
+      assert.equals("DECLINED", declined.transaction_status)
+      local _, rev = H.api("POST", "/v1/simulation/issuing/reversal", { original_transaction_id = auth.transaction_id })
+      assert.equals("REVERSAL", rev.transaction_type)
+      st = H.state()
+      assert.equals("1000.00", card(st, H.SHARE_CARD).available_balance)
+      assert.equals("100000.00", bal(st, H.MASTER, "USD"))
+      local _, list = H.api("GET", "/v1/issuing/transactions?card_id=" .. H.SHARE_CARD)
+      assert.equals(2, list.total_items)
+      local _, one = H.api("GET", "/v1/issuing/transactions/" .. auth.transaction_id)
+      assert.equals("70.25", tostring(one.billing_amount))
+    end)
+
+    it("creates reports and serves them as CSV", function()
+      H.api("POST", "/v1/issuing/cards/" .. H.SINGLE_CARD .. "/recharge", { amount = money("1.00") })
+      local _, r = H.api("POST", "/v1/issuing/reports", { report_type = "LEDGER",
+        start_time = "2026-01-01T00:00:00+08:00", end_time = "2026-12-31T00:00:00+08:00" })
+      local status, csv, headers = H.api("GET", "/v1/issuing/reports/" .. r.report_id)
+      assert.equals(200, status)
+      assert.equals("text/csv", headers["content-type"])
+      assert.matches("^transaction_id,transaction_type", csv)
+      assert.matches("CARD_RECHARGE,USD,1.00,99999.00", csv, 1, true)
+      status = H.api("POST", "/v1/issuing/reports", { report_type = "NOPE", start_time = "a", end_time = "b" })
+      assert.equals(400, status)
+    end)
+  end)
+
+  describe("banking", function()
+    it("lists balances and retrieves one, amounts as strings on the wire", function()
+      local status, list = H.api("GET", "/v1/balances")
+      assert.equals(200, status)
+      assert.equals(3, list.total_items)
+      local res = core.http_new():request { method = "GET", url = H.root() .. "/api/v1/balances/USD",
+        headers = { "x-auth-token: Bearer " .. H.token() } }
+      assert.equals(200, res.status)
+      assert.matches('"available_balance":"250000.00"', res.body, 1, true)
+    end)
+
+    it("creates, lists and retrieves transfers", function()
+      local status, r = H.api("POST", "/v1/transfer", { source_account_id = H.MASTER, target_account_id = H.SUB1,
+        currency = "USD", amount = "100.50", reason = "funding" })
+      assert.equals(200, status)
+      assert.is_string(r.short_reference_id)
+      local _, t = H.api("GET", "/v1/transfer/" .. r.transfer_id)
+      assert.equals("100.50", tostring(t.transfer_amount))
+      local _, list = H.api("GET", "/v1/transfer")
+      assert.equals(1, list.total_items)
+      local st = H.state()
+      assert.equals("249899.50", st.banking_balances[H.MASTER].USD)
+      assert.equals("600.50", st.banking_balances[H.SUB1].USD)
+      status = H.api("POST", "/v1/transfer", { source_account_id = H.SUB1, target_account_id = H.MASTER,
+        currency = "USD", amount = "100000", reason = "x" })
+      assert.equals(400, status)
+    end)
+  end)
+
+  describe("idempotency", function()
+    local path = "/v1/issuing/cards/" .. H.SINGLE_CARD .. "/recharge"
+
+    it("replays the original response for the same key and request", function()
+      local key = core.uuid()
+      local _, first = H.api("POST", path, { amount = money("5.00") }, { ["x-idempotency-key"] = key })
+      local status, second, headers = H.api("POST", path, { amount = money("5.00") }, { ["x-idempotency-key"] = key })
+      assert.equals(200, status)
+      assert.equals(first.card_order_id, second.card_order_id)
+      assert.equals("true", headers["x-idempotent-replayed"])
+      assert.equals(1, H.applied(H.state(), "recharge"))
+    end)
+
+    it("replays failures too", function()
+      local key = core.uuid()
+      local s1, e1 = H.api("POST", path, { amount = money("99999999") }, { ["x-idempotency-key"] = key })
+      assert.equals(400, s1)
+      local s2, e2 = H.api("POST", path, { amount = money("99999999") }, { ["x-idempotency-key"] = key })
+      assert.equals(400, s2)
+      assert.equals(e1.code, e2.code)
+    end)
+
+    it("refuses the same key with a different request (400 idempotency_error)", function()
+      local key = core.uuid()
+      H.api("POST", path, { amount = money("5.00") }, { ["x-idempotency-key"] = key })
+      local status, e = H.api("POST", path, { amount = money("6.00") }, { ["x-idempotency-key"] = key })
+      assert.equals(400, status)
+      assert.equals("idempotency_error", e.type)
+      assert.equals(1, H.applied(H.state(), "recharge"))
+    end)
+
+    it("scopes keys per account", function()
+      local key = core.uuid()
+      local body = { currency = "USD" }
+      local _, a = H.api("POST", "/v1/issuing/balances", body, { ["x-idempotency-key"] = key })
+      local _, b = H.api("POST", "/v1/issuing/balances", body, { ["x-idempotency-key"] = key, ["x-on-behalf-of"] = H.SUB1 })
+      assert.are_not.equal(tostring(a.available_balance), tostring(b.available_balance))
+    end)
+
+    it("forgets keys after 24 hours", function()
+      local key = core.uuid()
+      H.api("POST", path, { amount = money("5.00") }, { ["x-idempotency-key"] = key })
+      H.advance(24 * 3600 + 1)
+      H.api("POST", path, { amount = money("5.00") }, { ["x-idempotency-key"] = key })
+      assert.equals(2, H.applied(H.state(), "recharge"))
+    end)
+
+    it("answers 'request is processing' while the first request is in flight", function()
+      H.faults("latency=1:ms=1500:path=/v1/issuing/cards/*/recharge:next=1")
+      local key = core.uuid()
+      local tok = H.token()
+      local cmd = string.format("curl -s -o /dev/null -X POST %s/api%s -H 'x-auth-token: Bearer %s' " ..
+        "-H 'x-idempotency-key: %s' -H 'Content-Type: application/json' -d '{\"amount\":5}' &",
+        H.root(), path, tok, key)
+      os.execute(cmd)
+      core.sleep_ms(400)
+      local status, e = H.raw("POST", "/api" .. path, { body = '{"amount":5}', headers = {
+        ["x-auth-token"] = "Bearer " .. tok, ["x-idempotency-key"] = key } })
+      assert.equals(409, status)
+      assert.matches("Request is processing", e.message)
+      core.sleep_ms(1500)
+      assert.equals(1, H.applied(H.state(), "recharge"))
+    end)
+
+    it("requires a key on writes", function()
+      local status, e = H.raw("POST", "/api" .. path, { body = '{"amount":5}', headers = {
+        ["x-auth-token"] = "Bearer " .. H.token() } })
+      assert.equals(400, status)
+      assert.equals("missing_idempotency_key", e.code)
+    end)
+  end)
+
+  describe("faults", function()
+    local path = "/v1/issuing/cards/" .. H.SINGLE_CARD .. "/recharge"
+
+    it("fail_before answers 500 without applying", function()
+      H.faults("fail_before:next=1:path=/v1/issuing/cards/*/recharge")
+      local key = core.uuid()
+      local status, e = H.api("POST", path, { amount = money("5") }, { ["x-idempotency-key"] = key })
+      assert.equals(500, status)
+      assert.equals("api_error", e.type)
+      assert.equals(0, H.applied(H.state()))
+      assert.equals(200, (H.api("POST", path, { amount = money("5") }, { ["x-idempotency-key"] = key })))
+      assert.equals(1, H.applied(H.state()))
+    end)
+
+    it("fail_after applies, answers 500, and replays success for the same key", function()
+      H.faults("fail_after:next=1")
+      local key = core.uuid()
+      local status = H.api("POST", path, { amount = money("5") }, { ["x-idempotency-key"] = key })
+      assert.equals(500, status)
+      assert.equals(1, H.applied(H.state()))
+      local s2, _, h = H.api("POST", path, { amount = money("5") }, { ["x-idempotency-key"] = key })
+      assert.equals(200, s2)
+      assert.equals("true", h["x-idempotent-replayed"])
+      assert.equals(1, H.applied(H.state()))
+    end)
+
+    it("drop applies and closes the connection without a response", function()
+      H.faults("drop:next=1:method=POST")
+      local status, kind = H.api("POST", path, { amount = money("5") }, nil, nil, true)
+      assert.is_nil(status)
+      assert.equals("network", kind)
+      assert.equals(1, H.applied(H.state()))
+    end)
+
+    it("latency delays the answer", function()
+      H.faults("latency=1:ms=300")
+      local t0 = core.monotonic_ms()
+      assert.equals(200, (H.api("GET", "/v1/issuing/products")))
+      assert.is_true(core.monotonic_ms() - t0 >= 300)
+    end)
+
+    it("burst429 answers 429 with Retry-After", function()
+      H.faults("burst429:next=2:path=/v1/issuing/products")
+      local status, body, headers = H.api("GET", "/v1/issuing/products")
+      assert.equals(429, status)
+      assert.equals("too_many_requests", body.code)
+      assert.is_string(headers["retry-after"])
+    end)
+
+    it("fires by probability", function()
+      H.faults("fail_before=0.5:path=/v1/issuing/products")
+      local failed = 0
+      for _ = 1, 40 do
+        if H.api("GET", "/v1/issuing/products") == 500 then failed = failed + 1 end
+      end
+      assert.is_true(failed > 5 and failed < 35, "failed " .. failed .. " of 40")
+    end)
+
+    it("rejects malformed fault specs", function()
+      local status = H.raw("POST", "/__sim/faults", { body = { spec = "explode=2" } })
+      assert.equals(400, status)
+      status = H.raw("POST", "/__sim/faults", { body = { spec = "drop=1.5" } })
+      assert.equals(400, status)
+    end)
+  end)
+
+  describe("rate limiting", function()
+    it("answers 429 with Retry-After past the per-minute limit", function()
+      local tok = H.token()
+      H.config { rate_limit = 3 }
+      local h = { ["x-auth-token"] = "Bearer " .. tok }
+      local statuses = {}
+      for i = 1, 4 do statuses[i] = (H.raw("GET", "/api/v1/issuing/products", { headers = h })) end
+      assert.same({ 200, 200, 200, 429 }, statuses)
+      local _, body, headers = H.raw("GET", "/api/v1/issuing/products", { headers = h })
+      assert.equals("too_many_requests", body.code)
+      assert.is_true(tonumber(headers["retry-after"]) >= 1)
+    end)
+  end)
+
+  describe("webhooks", function()
+    it("delivers signed events for recharges", function()
+      local sink = core.sim_start {}
+      local sink_base = "http://127.0.0.1:" .. sink:info().port .. "/api"
+      local sim = core.sim_start { webhook_url = H.root(sink_base) .. "/__sim/webhook-sink" }
+      local base = "http://127.0.0.1:" .. sim:info().port .. "/api"
+      H.api("POST", "/v1/issuing/cards/" .. H.SINGLE_CARD .. "/recharge", { amount = money("7.00") }, nil, base)
+      local deliveries
+      for _ = 1, 50 do
+        deliveries = H.admin("GET", "webhook-sink", nil, sink_base).deliveries
+        if #deliveries > 0 then break end
+        core.sleep_ms(50)
+      end
+      sim:stop()
+      sink:stop()
+      assert.equals(1, #deliveries)
+      local d = deliveries[1]
+      local event = uqpay.json.decode(d.body)
+      assert.equals("card.recharge.succeeded", event.event_type)
+      assert.equals("7.00", tostring(event.data.amount))
+      assert.is_true(uqpay.webhook.verify { body = d.body, timestamp = d.timestamp, signature = d.signature,
+                                           secret = H.WEBHOOK_SECRET })
+    end)
+  end)
+
+  describe("admin", function()
+    it("serves state, reset and seed", function()
+      local st = H.state()
+      assert.equals(H.MASTER, st.master_account_id)
+      assert.equals(4, #st.cards)
+      local status = H.raw("POST", "/__sim/seed", { body = { client_id = "c", api_key = "k",
+        master = { account_id = H.MASTER, account_name = "Only" } } })
+      assert.equals(200, status)
+      assert.equals(0, #H.state().cards)
+      H.raw("POST", "/__sim/seed", { body = require "uqpay.sim.seed" })
+      assert.equals(4, #H.state().cards)
+    end)
+  end)
+end)

@@ -290,7 +290,7 @@ describe("uqpay", function()
     end)
 
     it("gives up on a write with reconcile_required, naming method, path and key", function()
-      H.faults("fail_after:next=10:path=/v1/issuing/cards/*/recharge")
+      H.faults("fail_after:next=1:path=/v1/issuing/cards/*/recharge;fail_before:next=10:path=/v1/issuing/cards/*/recharge")
       local key = uqpay.uuid()
       local e = err_of(uqpay.recharge, H.SINGLE_CARD, "10.00", { key = key })
       assert.equals("reconcile_required", e.kind)

@@ -1,6 +1,8 @@
 -- Fault injection rules for the simulator.
 --
 -- SPEC  := RULE { ";" RULE }           (a "," also separates rules)
+-- Rules are tried in order: a request gets at most one failure (the first
+-- rule that fires) and at most one latency.
 -- RULE  := KIND [ "=" PROBABILITY ] { ":" OPTION }
 -- KIND  := fail_before | fail_after | drop | latency | burst429
 -- OPTION:= next=N | path=GLOB | method=METHOD | ms=N
@@ -59,15 +61,19 @@ local function matches(r, method, path)
   return path ~= "/v1/connect/token"
 end
 
--- The rules firing for this request, at most one per kind; "next" counts
--- are consumed, exhausted rules removed.
+-- The rules firing for this request: the first failure rule that fires (in
+-- the order given), plus a latency rule; "next" counts are consumed only by
+-- rules that fire, exhausted rules removed.
 function F.pick(rules, method, path, random)
   local fired = {}
+  local failure = false
   local i = 1
   while i <= #rules do
     local r = rules[i]
     local removed = false
-    if not fired[r.kind] and matches(r, method, path) and (r.p >= 1 or random() < r.p) then
+    local free = r.kind == "latency" and not fired.latency or r.kind ~= "latency" and not failure
+    if free and matches(r, method, path) and (r.p >= 1 or random() < r.p) then
+      failure = failure or r.kind ~= "latency"
       fired[r.kind] = r
       if r.next then
         r.next = r.next - 1

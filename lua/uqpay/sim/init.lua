@@ -13,7 +13,7 @@ local IDEM_TTL = 24 * 3600
 
 local cfg, seed, st
 local tokens, idem, rules, window = {}, {}, {}, {}
-local request_count, sink = 0, {}
+local request_count, tokens_issued, sink = 0, 0, {}
 local clock_offset = 0
 
 function sim.now() return core.now() + clock_offset end
@@ -138,7 +138,8 @@ end
 local function dump_state()
   local out = { accounts = {}, issuing_balances = {}, banking_balances = {}, cards = {}, transfers = {},
                 banking_transfers = {}, applied = st.applied, master_account_id = st.master_id,
-                now = S.iso(sim.now()), clock_offset_s = clock_offset, request_count = request_count }
+                now = S.iso(sim.now()), clock_offset_s = clock_offset, request_count = request_count,
+                tokens_issued = tokens_issued }
   for _, id in ipairs(st.account_order) do
     local a = st.accounts[id]
     out.accounts[#out.accounts + 1] = { account_id = id, account_name = a.account_name, master = a.master }
@@ -175,7 +176,7 @@ local function admin(req)
   if p == "/__sim/state" and m == "GET" then return reply(200, dump_state(), nil, true) end
   if p == "/__sim/reset" and m == "POST" then
     reset()
-    rules, request_count, sink, clock_offset = {}, 0, {}, 0
+    rules, request_count, tokens_issued, sink, clock_offset = {}, 0, 0, {}, 0
     cfg.token_ttl, cfg.rate_limit = cfg.initial_token_ttl, cfg.initial_rate_limit
     return reply(200, { reset = true })
   end
@@ -262,6 +263,7 @@ local function issue_token(req)
   local token = "simtok." .. core.uuid():gsub("-", "") .. core.uuid():gsub("-", "")
   local exp = math.floor(sim.now()) + cfg.token_ttl
   tokens[token] = { client_id = st.client_id, expired_at = exp }
+  tokens_issued = tokens_issued + 1
   return reply(200, { auth_token = token, expired_at = exp })
 end
 
@@ -363,6 +365,10 @@ function sim.handle(req)
       return envelope(400, "idempotency_error", "invalid_idempotency_key", "x-idempotency-key is too long")
     end
     ctx.key = key
+    -- a failing server fails replays too: nothing is looked up or applied
+    if fired.fail_before then
+      return envelope(500, "api_error", "internal_error", "Internal server error. Safe to retry with the same Idempotency-Key.")
+    end
     local scope = account_id .. "|" .. key
     local fp = method .. " " .. path .. " " .. encode(body)
     entry = idem[scope]
@@ -378,9 +384,6 @@ function sim.handle(req)
       local h = { ["x-idempotent-replayed"] = "true" }
       for k, v in pairs(entry.headers or {}) do h[k] = v end
       return { status = entry.status, body = entry.body, headers = h }
-    end
-    if fired.fail_before then
-      return envelope(500, "api_error", "internal_error", "Internal server error. Safe to retry with the same Idempotency-Key.")
     end
     entry = { scope = scope, fp = fp, state = "in_flight", time = sim.now() }
     idem[scope] = entry

@@ -1,0 +1,206 @@
+-- Command-line tests in the style of Lua's testes/main.lua: run the uqlua
+-- binary through the shell and check exit codes, stdout and stderr.
+-- Usage: uqlua tests/cli.lua ./uqlua      (prints TAP)
+local UQ = assert(arg[1], "usage: cli.lua UQLUA")
+local core = require "uqpay.core"
+
+local n, failed = 0, 0
+local tmp = os.getenv("TMPDIR") or "/tmp"
+local dir = string.format("%s/uqlua-cli-%d", tmp, math.random(1, 1 << 30))
+assert(os.execute("mkdir -p " .. dir .. " && chmod 700 " .. dir))
+
+local function file(name, text, mode)
+  local p = dir .. "/" .. name
+  local f = assert(io.open(p, "w"))
+  f:write(text)
+  f:close()
+  if mode then os.execute("chmod " .. mode .. " " .. p) end
+  return p
+end
+
+local function slurp(p)
+  local f = io.open(p)
+  if not f then return "" end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- run(cmd) -> code, stdout, stderr.  The environment is scrubbed of
+-- UQPAY_*/UQLUA_* and points XDG dirs into the test directory.
+local ENV = string.format("env -u UQPAY_CLIENT_ID -u UQPAY_API_KEY -u UQPAY_ENV -u UQPAY_BASE_URL " ..
+  "-u UQPAY_ON_BEHALF_OF -u UQLUA_PROFILE -u UQLUA_INIT -u UQLUA_PATH XDG_CONFIG_HOME=%s/cfg " ..
+  "XDG_STATE_HOME=%s/state XDG_CACHE_HOME=%s/cache ", dir, dir, dir)
+local function run(cmd, input)
+  local out, err = dir .. "/out", dir .. "/err"
+  local full = ENV .. cmd .. " >" .. out .. " 2>" .. err
+  if input then full = "printf '%s' " .. string.format("%q", input):gsub("\\\n", "\\n") .. " | " .. full end
+  local _, how, code = os.execute(full)
+  if how == "signal" then code = 128 + code end
+  return code, slurp(out), slurp(err)
+end
+
+local function check(name, ok, detail)
+  n = n + 1
+  if ok then
+    print("ok " .. n .. " - " .. name)
+  else
+    failed = failed + 1
+    print("not ok " .. n .. " - " .. name)
+    if detail then print("# " .. tostring(detail):gsub("\n", "\n# ")) end
+  end
+end
+
+local function expect(name, cmd, want_code, out_pat, err_pat, input)
+  local code, out, err = run(cmd, input)
+  local ok = code == want_code and (not out_pat or out:find(out_pat) ~= nil) and (not err_pat or err:find(err_pat) ~= nil)
+  check(name, ok, string.format("exit %s (want %s)\nstdout: %s\nstderr: %s", code, want_code, out, err))
+  return code, out, err
+end
+
+-- ---- the lua 5.4 contract ----
+expect("-v prints the version", UQ .. " -v", 0, "^uqlua %d+%.%d+%.%d+ %(Lua 5%.4")
+expect("--version", UQ .. " --version", 0, "^uqlua %d")
+expect("--help lists options", UQ .. " --help", 0, "%-%-sim.*%-%-on%-behalf%-of.*%-e stat")
+expect("-e runs a statement", UQ .. " -e 'print(1+1)'", 0, "^2\n$")
+expect("-e without space", UQ .. " -e'print(10)'", 0, "^10\n$")
+expect("stdin is run when not a terminal", UQ, 0, "^2\n$", nil, "print(1+1)")
+expect("- runs stdin", UQ .. " - a b", 0, "^a\tb\n$", nil, "print(...)")
+local script = file("args.lua", "print(#arg, arg[0], arg[1], arg[2], ...)\nprint(arg[-1], arg[-2])\n")
+expect("arg table and ... for a script", UQ .. " -e 'x=1' " .. script .. " p q", 0,
+  "^2\t" .. script:gsub("%p", "%%%0") .. "\tp\tq\tp\tq\nx=1\t%-e\n$")
+expect("-- stops option handling", UQ .. " -- " .. script .. " -x", 0, "^1\t.-\t%-x\t")
+file("mymod.lua", "return { answer = 42 }\n")
+local ABS = UQ:sub(1, 1) == "/" and UQ or os.getenv("PWD") .. "/" .. UQ
+expect("-l mod", "sh -c \"cd " .. dir .. " && " .. ABS .. " -l mymod -e 'print(mymod.answer)'\"", 0, "^42\n$")
+expect("-l g=mod", "sh -c \"cd " .. dir .. " && " .. ABS .. " -l g=mymod -e 'print(g.answer)'\"", 0, "^42\n$")
+expect("UQLUA_INIT runs first", "UQLUA_INIT='x=7' " .. UQ .. " -e 'print(x)'", 0, "^7\n$")
+local init = file("init.lua", "y = 8\n")
+expect("UQLUA_INIT=@file", "UQLUA_INIT=@" .. init .. " " .. UQ .. " -e 'print(y)'", 0, "^8\n$")
+expect("-E ignores UQLUA_INIT", "UQLUA_INIT='x=7' " .. UQ .. " -E -e 'print(x)'", 0, "^nil\n$")
+expect("-W turns warnings on", UQ .. " -W -e 'warn(\"hey\")'", 0, nil, "Lua warning: hey")
+expect("a missing script exits 1 with one line", UQ .. " nosuch.lua", 1, "^$", "^uqlua: cannot open nosuch.lua[^\n]*\n$")
+local syntax = file("syntax.lua", "x = = 1\n")
+expect("a syntax error exits 1", UQ .. " " .. syntax, 1, nil, "^uqlua: .*syntax.lua:1:")
+local boom = file("boom.lua", "local function inner() error('boom') end\nlocal function outer() inner() end\nouter()\n")
+expect("a runtime error shows a traceback", UQ .. " " .. boom, 1, nil,
+  "uqlua: .*boom.lua:1: boom\nstack traceback:.*in %a+ 'inner'.*in local 'outer'")
+expect("an error object with __tostring prints readably", UQ .. " -e 'error(setmetatable({}, {__tostring=function() return \"custom!\" end}))'",
+  1, nil, "uqlua: custom!")
+expect("a non-string error object", UQ .. " -e 'error({})'", 1, nil, "error object is a table value")
+expect("an unknown short option is a usage error", UQ .. " -z", 2, nil, "unrecognized option '%-z'")
+expect("an unknown long option is a usage error", UQ .. " --frobnicate", 2, nil, "unrecognized option '%-%-frobnicate'")
+expect("an option missing its value", UQ .. " --env", 2, nil, "needs a value")
+expect("--env must be known", UQ .. " --env moon -e 1", 2, nil, "sandbox, production or sim")
+expect("features not built yet refuse clearly", UQ .. " --dry-run -e 1", 2, nil, "not available yet")
+expect("the API key is never taken from argv", UQ .. " --api-key=abc -e 1", 2, nil, "never taken from the command line")
+expect("-e needs an argument", UQ .. " -e", 2, nil, "needs argument")
+
+-- ---- uqpay in the host ----
+expect("uqpay.uuid() is a lowercase v4 UUID", UQ .. " -e 'print(uqpay.uuid())'", 0,
+  "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x\n$")
+expect("require 'uqpay' is the global", UQ .. " -e 'print(require(\"uqpay\") == uqpay, require(\"cjson\").null ~= nil)'",
+  0, "^true\ttrue\n$")
+expect("uqpay.so loads in plain lua5.4", "lua5.4 -e 'package.cpath=\"./?.so;\"..package.cpath; local u = require \"uqpay\";" ..
+  " print(u.version, #u.uuid(), u.money(\"0.1\") + \"0.2\")'", 0, "^%d+%.%d+%.%d+\t36\t0.30\n$")
+local dev = dir .. "/dev/uqpay"
+os.execute("mkdir -p " .. dev)
+file("dev/uqpay/json.lua", "return { null = false, overridden = true }\n")
+expect("UQLUA_PATH overrides embedded modules", "UQLUA_PATH='" .. dir .. "/dev/?.lua' " .. UQ ..
+  " -e 'print(uqpay.json.overridden)'", 0, "^true\n$")
+
+-- ---- configuration ----
+os.execute("mkdir -p " .. dir .. "/cfg/uqlua && chmod 700 " .. dir .. "/cfg/uqlua")
+local cfgfile = file("cfg/uqlua/config", "[default]\nclient_id = file-client\napi_key = file-key\n\n[ops]\nenv = production\n", "644")
+expect("a config file readable by others is refused with the fix", UQ .. " -e 'uqpay.config()'", 2, nil,
+  "readable by group or others.*chmod 600 " .. cfgfile:gsub("%p", "%%%0"))
+os.execute("chmod 600 " .. cfgfile)
+expect("the config file is read once private", UQ .. " -e 'print(uqpay.config().env, uqpay.config().profile)'", 0,
+  "^sandbox\tdefault\n$")
+expect("--profile picks a profile", UQ .. " --profile ops -e 'print(uqpay.config().env)'", 0, "^production\n$")
+expect("env beats the config file", "UQPAY_ENV=production " .. UQ .. " -e 'print(uqpay.config().env)'", 0, "^production\n$")
+expect("flags beat the environment", "UQPAY_ENV=production " .. UQ .. " --env sandbox -e 'print(uqpay.config().env)'",
+  0, "^sandbox\n$")
+expect("an unknown profile is a config error", UQ .. " --profile nope -e 'uqpay.config()'", 2, nil, "profile 'nope' not found")
+expect("plain http is refused off loopback", "UQPAY_BASE_URL=http://example.com/api " .. UQ .. " -e 'uqpay.config()'",
+  2, nil, "must use https")
+expect("plain http on loopback is fine", "UQPAY_BASE_URL=http://127.0.0.1:1/api " .. UQ ..
+  " -e 'print(uqpay.config().base_url)'", 0, "^http://127%.0%.0%.1:1/api\n$")
+expect("config() never shows secrets", UQ .. " -e 'print(uqpay.json.encode(uqpay.config()))'", 0, "REDACTED")
+os.remove(cfgfile)
+expect("no credentials is a config error", UQ .. " -e 'uqpay.balance(\"USD\")'", 2, nil, "no credentials")
+
+-- ---- against the simulator ----
+expect("--sim runs a script against the built-in simulator",
+  UQ .. " --sim -e 'print(uqpay.balance(\"USD\").available_balance)'", 0, "^100000%.00\n$")
+local code, out, err = run(UQ .. " --sim --trace -e 'uqpay.recharge(\"66666666-6666-4666-8666-666666666661\", \"1.00\")" ..
+  " pcall(uqpay.recharge, \"66666666-6666-4666-8666-666666666663\", \"1.00\")'")
+check("--trace logs exchanges", code == 0 and err:find("> POST http://127%.0%.0%.1:%d+/api/v1/issuing/cards/") ~= nil
+  and err:find("< 200 POST") ~= nil, err)
+check("--trace never shows the API key, client id or token",
+  not err:find("sim%-secret%-key%-0001") and not err:find("sim%-client%-0001") and not err:find("simtok%."), err)
+code, out, err = run(UQ .. " --sim -e 'uqpay.recharge(\"66666666-6666-4666-8666-666666666663\", \"1.00\")'")
+check("an uncaught API error prints one readable line and a traceback, no secret", code == 1
+  and err:find("uqlua: uqpay api error: card is FROZEN") and err:find("stack traceback") and not err:find("sim%-secret"), err)
+expect("an uncaught usage error exits 2", UQ .. " --sim -e 'uqpay.recharge(\"x\", 1)'", 2, nil, "card_id \"x\" is not a UUID")
+expect("--sim=SEED loads a seed file", UQ .. " --sim=" .. file("seed.json",
+  '{"client_id":"c1","api_key":"k1","master":{"account_id":"11111111-1111-4111-8111-111111111111","account_name":"M"},' ..
+  '"issuing_balances":{"master":{"USD":"7.77"}}}') .. " -e 'print(uqpay.balance(\"USD\").available_balance)'", 0, "^7%.77\n$")
+
+-- ---- standalone simulator, token cache, signals ----
+local function serve(extra)
+  local pidf, outf = dir .. "/sim.pid", dir .. "/sim.out"
+  os.remove(outf)
+  os.execute(ENV .. UQ .. " --serve-sim --listen 127.0.0.1:0 " .. (extra or "") .. " >" .. outf .. " 2>" .. dir ..
+    "/sim.err & echo $! > " .. pidf)
+  local exports
+  for _ = 1, 100 do
+    exports = slurp(outf)
+    if select(2, exports:gsub("\n", "")) >= 3 then break end
+    core.sleep_ms(50)
+  end
+  return slurp(pidf):match("%d+"), exports
+end
+
+local pid, exports = serve()
+check("--serve-sim prints three export lines", exports:match("^export UQPAY_BASE_URL=http://127%.0%.0%.1:%d+/api\n" ..
+  "export UQPAY_CLIENT_ID=sim%-client%-0001\nexport UQPAY_API_KEY=sim%-secret%-key%-0001\n$") ~= nil, exports)
+local envs = exports:gsub("export ", ""):gsub("\n", " ")
+local base = exports:match("UQPAY_BASE_URL=(%S+)")
+local admin = base:gsub("/api$", "")
+local cache = dir .. "/cache/uqlua"
+-- five processes at once, one token: the lock stops the stampede
+local cmds = {}
+for i = 1, 5 do
+  cmds[i] = "(" .. ENV .. envs .. UQ .. " -e 'uqpay.balance(\"USD\")' >/dev/null 2>" .. dir .. "/par" .. i .. ") &"
+end
+os.execute(table.concat(cmds, " ") .. " wait")
+local st_code, st_out = run("curl -s " .. admin .. "/__sim/state")
+local issued = tonumber(st_out:match('"tokens_issued":(%d+)'))
+check("concurrent processes share one token (no stampede)", st_code == 0 and issued == 1, "tokens issued: " .. tostring(issued))
+local cache_files = io.popen("ls " .. cache .. "/token-*.json 2>/dev/null"):read("a")
+local cache_path = cache_files:match("[^\n]+")
+local mode = cache_path and io.popen("stat -c %a " .. cache_path):read("a") or ""
+check("the token cache file is 0600", mode:match("^600") ~= nil, cache_files .. " " .. mode)
+local secret_hits = io.popen("grep -rl sim-secret-key-0001 " .. dir .. "/cache 2>/dev/null"):read("a")
+check("the token cache never holds the API key", secret_hits == "", secret_hits)
+
+-- Ctrl-C during a slow request: exit 130, promptly
+run("curl -s -X POST " .. admin .. "/__sim/faults -d '{\"spec\":\"latency=1:ms=5000:path=/v1/issuing/products\"}'")
+local t0 = core.monotonic_ms()
+code = run("sh -c '" .. ENV .. envs .. UQ .. " -e \"uqpay.products.list()\" & p=$!; sleep 0.6; kill -INT $p; wait $p'")
+check("kill -INT during a request exits 130 at once", code == 130 and core.monotonic_ms() - t0 < 4000,
+  "exit " .. tostring(code) .. " after " .. (core.monotonic_ms() - t0) .. " ms")
+code = run("sh -c '" .. UQ .. " -e \"while true do end\" & p=$!; sleep 0.3; kill -INT $p; wait $p'")
+check("kill -INT on a running script exits 130", code == 130, "exit " .. tostring(code))
+os.execute("kill -TERM " .. pid .. " ; sleep 0.3")
+check("--serve-sim stops on SIGTERM", run("curl -s -m 2 " .. admin .. "/__sim/state") ~= 0
+  and slurp(dir .. "/sim.err"):find("simulator stopped") ~= nil, slurp(dir .. "/sim.err"))
+
+expect("--serve-sim refuses a bad --listen", UQ .. " --serve-sim --listen nowhere", 2, nil, "HOST:PORT")
+expect("--serve-sim refuses bad faults", UQ .. " --serve-sim --listen 127.0.0.1:0 --faults explode", 2, nil, "unknown fault kind")
+expect("--listen needs --serve-sim", UQ .. " --listen 127.0.0.1:1 -e 1", 2, nil, "go with %-%-serve%-sim")
+
+os.execute("rm -rf " .. dir)
+print("1.." .. n)
+os.exit(failed == 0 and 0 or 1)

@@ -20,14 +20,15 @@ LUA_SRC := $(shell find lua -name '*.lua' | LC_ALL=C sort)
 CORE_OBJ = $(CORE:%=$(B)/%.o) $(B)/embedded.o
 BIN_OBJ  = $(BIN_ONLY:%=$(B)/%.o) $(CORE_OBJ)
 
-.PHONY: all deps test check demo bench install uninstall clean help
+.PHONY: all deps asan test check demo bench install uninstall clean help
 all: uqlua uqpay.so
 
 help:
 	@echo "make            build ./uqlua and ./uqpay.so"
 	@echo "make demo       install deps, build, run examples/fund-and-recharge.lua against --sim"
-	@echo "make test       install deps, build, run every test; ends with 'N passed, N failed'"
-	@echo "make check      the test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
+	@echo "make test       install deps, build, run every test on the normal and the sanitizer build;"
+	@echo "                ends with 'N passed, N failed'"
+	@echo "make check      the test suite under AddressSanitizer + UndefinedBehaviorSanitizer only"
 	@echo "make bench      benchmarks, figures side by side"
 	@echo "make install    PREFIX=$(PREFIX) DESTDIR=..."
 
@@ -58,18 +59,22 @@ uqlua: $(B)/uqlua
 uqpay.so: $(B)/uqpay.so
 	@rm -f $@ && cp $< $@
 
-test: deps
-	@$(MAKE) --no-print-directory all
-	@sh tests/run.sh ./uqlua
+SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+SAN_ENV  = ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-check: deps
-	@$(MAKE) --no-print-directory B=build-asan OPT="-O1 -g" \
-	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+asan: deps
+	@$(MAKE) --no-print-directory B=build-asan OPT="-O1 -g" EXTRA_CFLAGS="$(SANITIZE)" \
 	  build-asan/uqlua build-asan/uqpay.so
-	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
-	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
-	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  UQLUA_SANITIZED=1 sh tests/run.sh build-asan/uqlua
+
+# Every suite on the normal build and again under ASan+UBSan (leaks too).
+test: deps
+	@$(MAKE) --no-print-directory all asan
+	@$(SAN_ENV) sh tests/run.sh ./uqlua build-asan/uqlua
+
+# The sanitizer run alone.
+check: deps
+	@$(MAKE) --no-print-directory all asan
+	@$(SAN_ENV) sh tests/run.sh build-asan/uqlua
 
 demo: deps
 	@$(MAKE) --no-print-directory all

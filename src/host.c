@@ -51,6 +51,8 @@ static int open_host(lua_State *L) {
   set_str(L, "on_behalf_of", o->on_behalf_of);
   lua_pushboolean(L, o->trace);
   lua_setfield(L, -2, "trace");
+  lua_pushboolean(L, o->yes);
+  lua_setfield(L, -2, "yes");
   lua_pushboolean(L, noenv);
   lua_setfield(L, -2, "noenv");
   if (o->sim && !o->serve_sim) {

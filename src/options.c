@@ -18,6 +18,7 @@ static const char help_text[] =
   "  --profile NAME        credentials profile from the config file\n"
   "  --on-behalf-of ID     default x-on-behalf-of sub-account\n"
   "  --trace               log every HTTP exchange to stderr, secrets redacted\n"
+  "  --yes                 confirm production writes without a prompt\n"
   "  --serve-sim           run the simulator as a standalone server\n"
   "      --listen HOST:PORT  (default 127.0.0.1:8787; loopback only)\n"
   "      --seed FILE         seed data (JSON)\n"
@@ -25,8 +26,8 @@ static const char help_text[] =
   "      --webhook-url URL   deliver signed webhooks there\n"
   "      --token-ttl SECONDS access token lifetime (default 1800)\n"
   "      --rate-limit N      requests per minute before 429 (default 500)\n"
-  "  --dry-run, --yes, --fresh, --journal PATH, --no-journal, --json,\n"
-  "  --runs, --run ID      run journal and production guard (not available yet)\n"
+  "  --dry-run, --fresh, --journal PATH, --no-journal, --json,\n"
+  "  --runs, --run ID      run journal and dry runs (not available yet)\n"
   "  --help, --version\n"
   "\n"
   "Lua options, as lua 5.4:\n"
@@ -55,7 +56,7 @@ static const struct valued valued_options[] = {
   {"rate-limit", OFF(rate_limit)}, {NULL, 0}};
 
 /* Part of the product but not built yet: refusing beats a silent no-op. */
-static const char *const not_yet[] = {"dry-run", "yes", "fresh", "journal", "no-journal",
+static const char *const not_yet[] = {"dry-run", "fresh", "journal", "no-journal",
                                       "json", "runs", "run", NULL};
 
 static int usage_error(const char *fmt, const char *what) {
@@ -79,6 +80,7 @@ int uqlua_parse_options(int argc, char **argv, struct uqlua_options *o) {
     if (IS("version")) { printf("uqlua %s (%s)\n", UQLUA_VERSION, LUA_RELEASE); return 0; }
     if (IS("sim")) { o->sim = 1; o->sim_seed = eq ? eq + 1 : NULL; continue; }
     if (IS("trace")) { o->trace = 1; continue; }
+    if (IS("yes")) { o->yes = 1; continue; }
     if (IS("serve-sim")) { o->serve_sim = 1; continue; }
     if (IS("api-key")) return usage_error("%s: the API key is never taken from the command line; set UQPAY_API_KEY or use the config file", a);
     for (const char *const *n = not_yet; *n; n++)

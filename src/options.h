@@ -9,6 +9,7 @@ struct uqlua_options {
   const char *profile;      /* --profile NAME */
   const char *on_behalf_of; /* --on-behalf-of ACCOUNT_ID */
   int trace;                /* --trace */
+  int yes;                  /* --yes: production writes without a prompt */
   int serve_sim;            /* --serve-sim */
   const char *listen;       /* --listen HOST:PORT (with --serve-sim) */
   const char *seed_file;    /* --seed FILE (with --serve-sim) */

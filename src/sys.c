@@ -99,6 +99,11 @@ static int l_stat(lua_State *L) {
   return 1;
 }
 
+static int l_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
 static int l_getuid(lua_State *L) {
   lua_pushinteger(L, getuid());
   return 1;
@@ -174,7 +179,7 @@ static int l_unlock(lua_State *L) {
 static const luaL_Reg sys_funcs[] = {
   {"uuid", l_uuid},         {"hmac_sha512_hex", l_hmac_sha512_hex}, {"consttime_eq", l_consttime_eq},
   {"now", l_now},           {"monotonic_ms", l_monotonic_ms},       {"sleep_ms", l_sleep_ms},
-  {"interrupted", l_interrupted}, {"stat", l_stat},                 {"getuid", l_getuid},
+  {"interrupted", l_interrupted}, {"stat", l_stat},                 {"getuid", l_getuid}, {"isatty", l_isatty},
   {"mkdir_private", l_mkdir_private}, {"write_private", l_write_private}, {"lock", l_lock},
   {NULL, NULL}};
 

@@ -147,6 +147,14 @@ expect("--sim=SEED loads a seed file", UQ .. " --sim=" .. file("seed.json",
   '{"client_id":"c1","api_key":"k1","master":{"account_id":"11111111-1111-4111-8111-111111111111","account_name":"M"},' ..
   '"issuing_balances":{"master":{"USD":"7.77"}}}') .. " -e 'print(uqpay.balance(\"USD\").available_balance)'", 0, "^7%.77\n$")
 
+expect("uqlua ops lists the bundled scripts", UQ .. " ops", 0, "balance%-report%s+Issuing")
+expect("uqlua NAME runs a bundled script", UQ .. " --sim balance-report --format csv --banking", 0,
+  "^scope,account_id,currency,available_balance,frozen_balance\nissuing,master,SGD,50000%.00,0%.00\n" ..
+  "issuing,master,USD,100000%.00,0%.00\nbanking,master,EUR,10000%.00")
+expect("a bundled script validates its arguments", UQ .. " --sim balance-report --format xml", 1, nil, "format")
+expect("the README's demo runs against --sim", UQ .. " --sim examples/fund-and-recharge.lua", 0,
+  "card balance 420%.30 USD %(expected 420%.30%)")
+
 -- ---- standalone simulator, token cache, signals ----
 local function serve(extra)
   local pidf, outf = dir .. "/sim.pid", dir .. "/sim.out"
@@ -184,6 +192,21 @@ local mode = cache_path and io.popen("stat -c %a " .. cache_path):read("a") or "
 check("the token cache file is 0600", mode:match("^600") ~= nil, cache_files .. " " .. mode)
 local secret_hits = io.popen("grep -rl sim-secret-key-0001 " .. dir .. "/cache 2>/dev/null"):read("a")
 check("the token cache never holds the API key", secret_hits == "", secret_hits)
+
+-- production guard: no terminal and no --yes -> refused before any request
+local function requests()
+  local _, o = run("curl -s " .. admin .. "/__sim/state")
+  return tonumber(o:match('"request_count":(%d+)'))
+end
+local prod = ENV .. envs .. "UQPAY_ENV=production "
+local before = requests()
+code, out, err = run(prod .. UQ .. " -e 'uqpay.recharge(\"66666666-6666-4666-8666-666666666661\", \"1.00\")'")
+check("a production write without a terminal or --yes is refused, nothing sent",
+  code == 2 and err:find("refusing a production write") ~= nil and requests() == before, err)
+expect("production reads need no confirmation", prod .. UQ .. " -e 'print(uqpay.balance(\"USD\").available_balance)'",
+  0, "^%d+%.%d%d\n$")
+expect("--yes confirms production writes", prod .. UQ .. " --yes -e " ..
+  "'print(uqpay.recharge(\"66666666-6666-4666-8666-666666666661\", \"1.00\").order_status)'", 0, "^SUCCESS\n$")
 
 -- Ctrl-C during a slow request: exit 130, promptly
 run("curl -s -X POST " .. admin .. "/__sim/faults -d '{\"spec\":\"latency=1:ms=5000:path=/v1/issuing/products\"}'")

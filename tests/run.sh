@@ -1,10 +1,10 @@
 #!/bin/sh
-# Runs every test suite against one uqlua binary and ends with the line
-# "N passed, N failed". Exits non-zero on any failure, or when a suite dies
-# without reporting (a crash counts as a failure).
-#   sh tests/run.sh ./uqlua
-UQLUA=${1:-./uqlua}
-export UQLUA
+# Runs every test suite against each uqlua binary given (the normal build,
+# then the sanitizer build) and ends with one line "N passed, N failed" for
+# all of them. Exits non-zero on any failure, or when a suite dies without
+# reporting (a crash, a sanitizer report or a leak counts as a failure).
+#   sh tests/run.sh ./uqlua build-asan/uqlua
+[ $# -gt 0 ] || set -- ./uqlua
 cd "$(dirname "$0")/.." || exit 2
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
@@ -36,11 +36,15 @@ suite() {
   failed=$((failed + f))
 }
 
-suite specs "$UQLUA" --sim /usr/bin/busted -o TAP tests/spec
-suite cli "$UQLUA" tests/cli.lua "$UQLUA"
-for t in tests/integration/*.lua; do
-  [ -e "$t" ] || continue
-  suite "$(basename "$t" .lua)" "$UQLUA" "$t" "$UQLUA"
+for UQLUA in "$@"; do
+  export UQLUA
+  echo "== with $UQLUA" >&2
+  suite specs "$UQLUA" --sim /usr/bin/busted -o TAP tests/spec
+  suite cli "$UQLUA" tests/cli.lua "$UQLUA"
+  for t in tests/integration/*.lua; do
+    [ -e "$t" ] || continue
+    suite "$(basename "$t" .lua)" "$UQLUA" "$t" "$UQLUA"
+  done
 done
 
 echo "$passed passed, $failed failed"

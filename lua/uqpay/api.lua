@@ -132,7 +132,8 @@ function A.spec(ep, fields, opts)
   local locals = {}
   for name in pairs(ep.local_fields or {}) do locals[name], values[name] = values[name], nil end
   local spec = { method = ep.method, path = path, banking = ep.banking, raw = ep.raw, key = opts.key,
-                 on_behalf_of = opts.on_behalf_of, timeout_ms = opts.timeout_ms, master = ep.master }
+                 on_behalf_of = opts.on_behalf_of, timeout_ms = opts.timeout_ms, master = ep.master,
+                 read_only = ep.read_only }
   if ep.method == "GET" then
     local q
     for k, v in pairs(values) do q = q or {}; q[k] = tostring(v) end

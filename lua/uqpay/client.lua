@@ -148,8 +148,33 @@ function Client:fetch_token()
   end
 end
 
+-- Production guard (SPEC §9): before the first write in production, show
+-- where it goes and ask on the terminal, unless --yes. Without a terminal
+-- and without --yes, production writes are refused.
+function Client:confirm_production(spec, obo)
+  if self.cfg.env ~= "production" or self.confirmed or spec.method == "GET" or spec.read_only then return end
+  local target = string.format("PRODUCTION %s, account %s", self.cfg.base_url, obo or "master")
+  if self.cfg.yes then
+    self.confirmed = true
+    return
+  end
+  if not (core.isatty(0) and core.isatty(2)) then
+    E.raise { kind = "config", method = spec.method, path = spec.path,
+              message = "refusing a production write (" .. spec.method .. " " .. spec.path .. ") without a terminal " ..
+                        "to confirm it; run with --yes once you have checked the script (--dry-run when available)" }
+  end
+  io.stderr:write(string.format("\n  About to write to %s\n  first write: %s %s\n  Type 'yes' to go on: ",
+    target, spec.method, spec.path))
+  io.stderr:flush()
+  local answer = io.read("l")
+  if answer ~= "yes" then
+    E.raise { kind = "interrupted", message = "production write not confirmed", method = spec.method, path = spec.path }
+  end
+  self.confirmed = true
+end
+
 -- spec: {method, path, query, body, key, on_behalf_of, timeout_ms, banking,
---        raw (return the body text as is)}
+--        raw (return the body text as is), read_only (a POST that moves nothing)}
 -- Returns the decoded response.
 function Client:call(spec)
   local write = spec.method ~= "GET"
@@ -161,6 +186,7 @@ function Client:call(spec)
   local obo = spec.on_behalf_of
   if obo == nil then obo = self.cfg.on_behalf_of end
   if obo == false then obo = nil end -- master-account operation
+  self:confirm_production(spec, obo)
   local refreshed, uncertain = false, false
   local last_res, last_kind, last_msg
   local attempt = 0

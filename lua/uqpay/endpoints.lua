@@ -16,6 +16,7 @@
 --   fixed   fields set by the function itself (freeze -> FROZEN)
 --   banking amounts are sent as JSON strings (Issuing sends numbers)
 --   master  never send x-on-behalf-of (master-account operations)
+--   read_only a POST that reads (Retrieve Issuing Balance): no production prompt
 --   doc     {summary, returns, example} for help() and docs/api.md
 local CARD_STATUS = "enum:PENDING|ACTIVE|FROZEN|BLOCKED|PRE_CANCEL|CANCELLED|LOST|STOLEN|FAILED"
 local TIME_FILTERS = { start_time = "string", end_time = "string" }
@@ -30,7 +31,7 @@ end
 return {
   -- ---- Issuing balances ----
   { name = "balance", method = "POST", path = "/v1/issuing/balances", args = { "currency" },
-    fields = { currency = "currency!" },
+    fields = { currency = "currency!" }, read_only = true,
     doc = { summary = "Retrieve the Issuing balance in one currency (a POST: it carries an idempotency key).",
             returns = "balance {balance_id, currency, available_balance, margin_balance, frozen_balance, ...}",
             example = 'local b = uqpay.balance("USD")\nprint(b.available_balance)' } },

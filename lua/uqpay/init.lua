@@ -62,19 +62,24 @@ end
 
 local TERMINAL = { success = true, succeeded = true, completed = true, failed = true, cancelled = true, rejected = true }
 
--- uqpay.wait(result, {timeout_ms=}): polls a card order or transfer until
--- a terminal status and returns the final object.
+-- uqpay.wait(result, {timeout_ms=, on_behalf_of=}): polls a card order or
+-- transfer until a terminal status and returns the final object. Pass the
+-- on_behalf_of the operation used.
 function uqpay.wait(result, opts)
   if type(result) ~= "table" then E.usage("result", result, "is not a card order or transfer") end
   opts = opts or {}
+  for k in pairs(opts) do
+    if k ~= "timeout_ms" and k ~= "on_behalf_of" then E.usage("opts." .. tostring(k), opts[k], "is not an option of uqpay.wait") end
+  end
   local timeout = opts.timeout_ms or 60000
+  local ropts = { on_behalf_of = opts.on_behalf_of }
   local fetch, field
   if result.card_order_id then
-    fetch, field = function() return uqpay.cards.order(result.card_order_id) end, "order_status"
+    fetch, field = function() return uqpay.cards.order(result.card_order_id, ropts) end, "order_status"
   elseif result.transfer_id and result.target_account_id == nil and not result.short_reference_id then
-    fetch, field = function() return uqpay.transfers.get(result.transfer_id) end, "transfer_status"
+    fetch, field = function() return uqpay.transfers.get(result.transfer_id, ropts) end, "transfer_status"
   elseif result.transfer_id then
-    fetch, field = function() return uqpay.banking.transfers.get(result.transfer_id) end, "transfer_status"
+    fetch, field = function() return uqpay.banking.transfers.get(result.transfer_id, ropts) end, "transfer_status"
   else
     E.usage("result", result, "has neither card_order_id nor transfer_id")
   end

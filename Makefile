@@ -81,6 +81,7 @@ demo: deps
 	./uqlua --sim examples/fund-and-recharge.lua
 
 bench: deps
+	@sh scripts/deps.sh wrk
 	@$(MAKE) --no-print-directory all
 	@sh scripts/bench.sh ./uqlua
 

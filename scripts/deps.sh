@@ -1,8 +1,9 @@
 #!/bin/sh
-# Installs the Debian packages uqlua needs, when any is missing.
+# Installs the Debian packages uqlua needs, when any is missing, plus any
+# extra packages named as arguments (make bench asks for wrk).
 # Uses sudo when not root. Safe to run repeatedly: a no-op once installed.
 set -e
-PKGS="build-essential pkg-config liblua5.4-dev lua5.4 libcurl4-openssl-dev libssl-dev lua-cjson-dev \
+PKGS="$* build-essential pkg-config liblua5.4-dev lua5.4 libcurl4-openssl-dev libssl-dev lua-cjson-dev \
 uuid-dev libedit-dev libmicrohttpd-dev lua-busted lua-argparse curl"
 missing=""
 for p in $PKGS; do

@@ -20,7 +20,7 @@ LUA_SRC := $(shell find lua -name '*.lua' | LC_ALL=C sort)
 CORE_OBJ = $(CORE:%=$(B)/%.o) $(B)/embedded.o
 BIN_OBJ  = $(BIN_ONLY:%=$(B)/%.o) $(CORE_OBJ)
 
-.PHONY: all deps asan test check demo bench install uninstall clean help
+.PHONY: all deps asan test check demo bench docs install uninstall clean help
 all: uqlua uqpay.so
 
 help:
@@ -30,6 +30,7 @@ help:
 	@echo "                ends with 'N passed, N failed'"
 	@echo "make check      the test suite under AddressSanitizer + UndefinedBehaviorSanitizer only"
 	@echo "make bench      benchmarks, figures side by side"
+	@echo "make docs       regenerate the endpoint reference in docs/api.md"
 	@echo "make install    PREFIX=$(PREFIX) DESTDIR=..."
 
 deps:
@@ -75,6 +76,9 @@ test: deps
 check: deps
 	@$(MAKE) --no-print-directory all asan
 	@$(SAN_ENV) sh tests/run.sh build-asan/uqlua
+
+docs: all
+	./uqlua scripts/gen-api-doc.lua --write
 
 demo: deps
 	@$(MAKE) --no-print-directory all

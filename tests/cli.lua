@@ -109,6 +109,10 @@ file("dev/uqpay/json.lua", "return { null = false, overridden = true }\n")
 expect("UQLUA_PATH overrides embedded modules", "UQLUA_PATH='" .. dir .. "/dev/?.lua' " .. UQ ..
   " -e 'print(uqpay.json.overridden)'", 0, "^true\n$")
 
+expect("docs/api.md matches the endpoint table", UQ .. " scripts/gen-api-doc.lua --check", 0)
+expect("the man page is valid roff", "man --warnings -l docs/uqlua.1 2>&1 >/dev/null | grep -v 'cannot adjust' | " ..
+  "(! grep .) && MANWIDTH=80 man -l docs/uqlua.1 | grep -q 'UQPAY_API_KEY'", 0)
+
 -- ---- configuration ----
 os.execute("mkdir -p " .. dir .. "/cfg/uqlua && chmod 700 " .. dir .. "/cfg/uqlua")
 local cfgfile = file("cfg/uqlua/config", "[default]\nclient_id = file-client\napi_key = file-key\n\n[ops]\nenv = production\n", "644")

@@ -16,7 +16,8 @@ local RETRY_AFTER_CAP_MS = 60000
 function Client.new(cfg)
   local self = setmetatable({ cfg = cfg, http = core.http_new(), attempts_total = 0 }, Client)
   self.token = Token.new(cfg, function() return self:fetch_token() end)
-  self.bucket = { tokens = 0, last = core.monotonic_ms() }
+  -- starts full: a script's first burst (a tenth of a minute's quota) does not wait
+  self.bucket = { tokens = math.max(1, (cfg.rate_limit or 0) // 10), last = core.monotonic_ms() }
   self.secrets = { cfg.api_key, cfg.client_id }
   return self
 end

@@ -172,6 +172,38 @@ describe("uqpay", function()
       for x in uqpay.banking.transfers.each { transfer_status = "completed" } do assert.equals(t.transfer_id, x.transfer_id) end
     end)
 
+    it("balance transactions, payouts, quotes, conversions, deposits, beneficiaries", function()
+      local date = os.date("!%Y-%m-%d")
+      local q = uqpay.banking.quote { sell_currency = "USD", buy_currency = "SGD", sell_amount = "100.00",
+                                      conversion_date = date }
+      assert.equals("135.00", tostring(q.buy_amount))
+      local c = uqpay.banking.convert { quote_id = q.quote_price.quote_id, sell_currency = "USD", buy_currency = "SGD",
+                                        sell_amount = "100.00", conversion_date = date }
+      assert.equals("COMPLETED", c.conversion_status)
+      assert.equals("80135.00", tostring(uqpay.banking.balance("SGD").available_balance))
+      local e = err_of(uqpay.banking.convert, { quote_id = q.quote_price.quote_id, sell_currency = "USD",
+        buy_currency = "SGD", sell_amount = "100.00", conversion_date = date })
+      assert.equals("quote_not_found", e.code)
+      local p = uqpay.banking.payouts.create { currency = "USD", amount = "10.00", purpose_code = "AUDIO_VISUAL_SERVICES",
+        payout_reference = "r1", fee_paid_by = "OURS", payout_date = date,
+        beneficiary_id = "88888888-8888-4888-8888-888888888881" }
+      assert.equals("READY_TO_SEND", p.payout_status)
+      assert.equals("10.00", tostring(uqpay.banking.payouts.get(p.payout_id).payout_amount))
+      assert.equals(1, #uqpay.banking.payouts.list())
+      for x in uqpay.banking.payouts.each { payout_status = "READY_TO_SEND" } do assert.equals(p.payout_id, x.payout_id) end
+      local kinds = {}
+      for t in uqpay.banking.transactions { currency = "USD" } do kinds[#kinds + 1] = t.transaction_type .. t.credit_debit_type end
+      assert.same({ "CONVERSIOND", "PAYOUTD" }, kinds)
+      assert.equals(2, #uqpay.banking.deposits.list())
+      local n = 0
+      for _ in uqpay.banking.deposits.each { status = "COMPLETED" } do n = n + 1 end
+      assert.equals(1, n)
+      assert.equals("10000.00", tostring(uqpay.banking.deposits.get("77777777-7777-4777-8777-777777777771").amount))
+      assert.equals(1, #uqpay.banking.beneficiaries.list())
+      for b in uqpay.banking.beneficiaries.each() do assert.equals("Supplier Co", b.company_name) end
+      assert.equals("Supplier Co", uqpay.banking.beneficiaries.get("88888888-8888-4888-8888-888888888881").company_name)
+    end)
+
     it("sends Banking amounts as strings and Issuing amounts as numbers", function()
       local sent = {}
       local c = client_with {}
@@ -325,6 +357,27 @@ describe("uqpay", function()
       H.advance(1801)
       uqpay.recharge(H.SINGLE_CARD, "1.00")
       assert.equals(1, H.applied(H.state(), "recharge"))
+    end)
+  end)
+
+  describe("pacing and tokens", function()
+    it("throttles to the client-side rate limit", function()
+      local c = client_with { rate_limit = 60 } -- 1 per second, bursts of 6
+      c.token:get()
+      local t0 = core.monotonic_ms()
+      for _ = 1, 8 do c:call { method = "GET", path = "/v1/issuing/products" } end
+      -- six from the full bucket, then one per second
+      assert.is_true(core.monotonic_ms() - t0 >= 1800)
+    end)
+
+    it("reuses one token, and refreshes it before it expires", function()
+      local c = client_with {}
+      for _ = 1, 3 do c:call { method = "GET", path = "/v1/issuing/products" } end
+      assert.equals(1, H.state().tokens_issued)
+      H.config { token_ttl = 200 } -- under the 5-minute margin: every use refreshes
+      local c2 = client_with {}
+      for _ = 1, 3 do c2:call { method = "GET", path = "/v1/issuing/products" } end
+      assert.equals(4, H.state().tokens_issued)
     end)
   end)
 

@@ -333,6 +333,39 @@ describe("simulator", function()
     end)
   end)
 
+  describe("banking payouts and conversions", function()
+    it("converts at the quoted rate and pays out, debiting exactly", function()
+      local date = os.date("!%Y-%m-%d")
+      local _, q = H.api("POST", "/v1/conversion/quote", { sell_currency = "SGD", buy_currency = "USD",
+        buy_amount = "74.07", conversion_date = date })
+      assert.equals("99.99", tostring(q.sell_amount)) -- 74.07 USD at 1.3500, half up
+      local status, c = H.api("POST", "/v1/conversion", { quote_id = q.quote_price.quote_id, sell_currency = "SGD",
+        buy_currency = "USD", buy_amount = "74.07", conversion_date = date })
+      assert.equals(200, status)
+      local st = H.state()
+      assert.equals("79900.01", st.banking_balances[H.MASTER].SGD)
+      assert.equals("250074.07", st.banking_balances[H.MASTER].USD)
+      assert.equals(1, H.applied(st, "conversion"))
+      _, q = H.api("POST", "/v1/conversion/quote", { sell_currency = "USD", buy_currency = "SGD",
+        sell_amount = "1", conversion_date = date })
+      H.advance(76)
+      status, c = H.api("POST", "/v1/conversion", { quote_id = q.quote_price.quote_id, sell_currency = "USD",
+        buy_currency = "SGD", sell_amount = "1", conversion_date = date })
+      assert.equals(400, status)
+      assert.equals("quote_expired", c.code)
+      status = H.api("POST", "/v1/conversion/quote", { sell_currency = "USD", buy_currency = "SGD",
+        sell_amount = "1", buy_amount = "1", conversion_date = date })
+      assert.equals(400, status)
+      status = H.api("POST", "/v1/payouts", { currency = "EUR", amount = "10000.01", purpose_code = "X",
+        payout_reference = "r", fee_paid_by = "OURS", payout_date = date,
+        beneficiary_id = "88888888-8888-4888-8888-888888888881" })
+      assert.equals(400, status)
+      local _, list = H.api("GET", "/v1/balances/transactions?currency=USD")
+      assert.equals(1, list.total_items)
+      assert.equals("C", list.data[1].credit_debit_type)
+    end)
+  end)
+
   describe("idempotency", function()
     local path = "/v1/issuing/cards/" .. H.SINGLE_CARD .. "/recharge"
 

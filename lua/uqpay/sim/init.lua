@@ -4,6 +4,7 @@
 local core = require "uqpay.core"
 local S = require "uqpay.sim.state"
 local H = require "uqpay.sim.issuing"
+local B = require "uqpay.sim.banking"
 local F = require "uqpay.sim.faults"
 local default_seed = require "uqpay.sim.seed"
 
@@ -69,11 +70,21 @@ route("GET", "/v1/issuing/transactions/([^/]+)", H.get_card_transaction)
 route("POST", "/v1/issuing/reports", H.create_report)
 route("GET", "/v1/issuing/reports/([^/]+)", H.download_report)
 route("GET", "/v1/accounts", H.list_accounts)
-route("GET", "/v1/balances", H.banking_balances, { banking = true })
-route("GET", "/v1/balances/(%u%u%u)", H.banking_balance, { banking = true })
-route("POST", "/v1/transfer", H.banking_transfer, { banking = true })
-route("GET", "/v1/transfer", H.banking_transfers, { banking = true })
-route("GET", "/v1/transfer/([^/]+)", H.banking_get_transfer, { banking = true })
+route("GET", "/v1/balances", B.balances, { banking = true })
+route("GET", "/v1/balances/transactions", B.transactions, { banking = true })
+route("GET", "/v1/balances/(%u%u%u)", B.balance, { banking = true })
+route("POST", "/v1/transfer", B.transfer, { banking = true })
+route("GET", "/v1/transfer", B.transfers, { banking = true })
+route("GET", "/v1/transfer/([^/]+)", B.get_transfer, { banking = true })
+route("POST", "/v1/payouts", B.create_payout, { banking = true })
+route("GET", "/v1/payouts", B.payouts, { banking = true })
+route("GET", "/v1/payouts/([^/]+)", B.get_payout, { banking = true })
+route("POST", "/v1/conversion/quote", B.quote, { banking = true })
+route("POST", "/v1/conversion", B.convert, { banking = true })
+route("GET", "/v1/deposit", B.deposits, { banking = true })
+route("GET", "/v1/deposit/([^/]+)", B.get_deposit, { banking = true })
+route("GET", "/v1/beneficiaries", B.beneficiaries, { banking = true })
+route("GET", "/v1/beneficiaries/([^/]+)", B.get_beneficiary, { banking = true })
 
 local function find_route(method, path)
   local path_known = false

@@ -537,74 +537,8 @@ function H.download_report(st, ctx, _, _, id)
   return 200, table.concat(rows, "\n") .. "\n", nil, "text/csv"
 end
 
--- ---------- banking ----------
-
-local function bview(b) return copy(b) end
-
-function H.banking_balances(st, ctx, _, q)
-  local mine, out, curs = st.banking[ctx.account_id] or {}, {}, {}
-  for cur in pairs(mine) do curs[#curs + 1] = cur end
-  table.sort(curs)
-  for _, cur in ipairs(curs) do out[#out + 1] = bview(mine[cur]) end
-  return H.page(ctx, out, q)
-end
-
-function H.banking_balance(st, ctx, _, _, cur)
-  local b = (st.banking[ctx.account_id] or {})[cur]
-  if not b then ctx.fail(400, "invalid_request_error", "balance_not_found", "no " .. cur .. " balance") end
-  return 200, bview(b)
-end
-
-function H.banking_transfer(st, ctx, body)
-  local src = need_uuid(ctx, body, "source_account_id")
-  local dst = need_uuid(ctx, body, "target_account_id")
-  local cur = need_currency(ctx, body, "currency")
-  local amount = need_amount(ctx, body, "amount")
-  need(ctx, body, "reason")
-  own_account(ctx, st, src, "source_account_id")
-  own_account(ctx, st, dst, "target_account_id")
-  local sb = (st.banking[src] or {})[cur]
-  if not sb or sb.available_balance < amount then insufficient(ctx, cur) end
-  st.banking[dst] = st.banking[dst] or {}
-  local db = st.banking[dst][cur]
-  if not db then
-    db = { balance_id = core.uuid(), currency = cur, available_balance = money("0"), prepaid_balance = money("0"),
-           margin_balance = money("0"), frozen_balance = money("0"), create_time = iso(st.now()),
-           last_trade_time = iso(st.now()), balance_status = "ACTIVE" }
-    st.banking[dst][cur] = db
-  end
-  sb.available_balance = sb.available_balance - amount
-  db.available_balance = db.available_balance + amount
-  local id = core.uuid()
-  local t = { transfer_id = id, reference_id = id, short_reference_id = string.format("TR%08d", #st.banking_transfer_order + 1),
-    source_account_id = src, target_account_id = dst,
-    source_account_name = st.accounts[src].account_name, destination_account_name = st.accounts[dst].account_name,
-    transfer_currency = cur, transfer_amount = amount, transfer_status = "completed", reason = body.reason,
-    create_time = iso(st.now()), complete_time = iso(st.now()), created_by = ctx.account_id }
-  st.banking_transfers[id] = t
-  st.banking_transfer_order[#st.banking_transfer_order + 1] = id
-  S.applied(st, ctx, "banking_transfer", { transfer_id = id, amount = amount, currency = cur,
-    source_account_id = src, destination_account_id = dst })
-  return 200, { transfer_id = id, short_reference_id = t.short_reference_id }
-end
-
-local function visible_bt(ctx, t)
-  return t.source_account_id == ctx.account_id or t.target_account_id == ctx.account_id or t.created_by == ctx.account_id
-end
-
-function H.banking_transfers(st, ctx, _, q)
-  return H.page(ctx, filtered(st.banking_transfer_order, st.banking_transfers, function(t)
-    return visible_bt(ctx, t) and (not q.transfer_status or q.transfer_status == t.transfer_status)
-      and (not q.currency or q.currency:find(t.transfer_currency, 1, true))
-  end), q)
-end
-
-function H.banking_get_transfer(st, ctx, _, _, id)
-  local t = st.banking_transfers[id]
-  if not t or not visible_bt(ctx, t) then
-    ctx.fail(400, "invalid_request_error", "transfer_not_found", "transfer " .. id .. " not found")
-  end
-  return 200, copy(t)
-end
+-- shared with the Banking rules (uqpay.sim.banking)
+H.need, H.need_uuid, H.need_amount, H.need_currency = need, need_uuid, need_amount, need_currency
+H.bad, H.own_account, H.insufficient, H.copy, H.filtered = bad, own_account, insufficient, copy, filtered
 
 return H

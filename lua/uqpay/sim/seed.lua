@@ -21,6 +21,22 @@ return {
     master = { USD = "250000.00", SGD = "80000.00", EUR = "10000.00" },
     ["22222222-2222-4222-8222-222222222222"] = { USD = "500.00" },
   },
+  deposits = {
+    { deposit_id = "77777777-7777-4777-8777-777777777771", short_reference_id = "D00000001", amount = "10000.00",
+      currency = "USD", deposit_fee = "1.00", deposit_status = "COMPLETED", deposit_reference = "INV-1001",
+      receiver_account_number = "8812345678", sender = { name = "Acme Trading", account_number = "001-234567" },
+      create_time = "2026-11-01T09:00:00+08:00", complete_time = "2026-11-01T09:05:00+08:00" },
+    { deposit_id = "77777777-7777-4777-8777-777777777772", short_reference_id = "D00000002", amount = "2500.00",
+      currency = "SGD", deposit_fee = "0.00", deposit_status = "PENDING", deposit_reference = "INV-1002",
+      receiver_account_number = "8812345678", sender = { name = "Beta Pte Ltd", account_number = "002-345678" },
+      create_time = "2026-11-20T09:00:00+08:00" },
+  },
+  beneficiaries = {
+    { beneficiary_id = "88888888-8888-4888-8888-888888888881", short_reference_id = "B00000001",
+      entity_type = "COMPANY", company_name = "Supplier Co", payment_method = "LOCAL", beneficiary_status = "ACTIVE",
+      bank_details = { account_holder = "Supplier Co", account_number = "123456789", bank_country_code = "SG",
+                       currency = "SGD" } },
+  },
   products = {
     { product_id = "44444444-4444-4444-8444-444444444441", card_bin = "40963608", mode_type = "SINGLE",
       card_scheme = "VISA", card_currency = { "USD", "SGD" }, card_form = { "VIR" }, product_status = "ENABLED",

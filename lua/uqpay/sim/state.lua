@@ -40,6 +40,9 @@ function M.build(seed, now)
     orders = {},         -- card_order_id -> order
     ctxns = {}, ctxn_order = {}, -- card transactions
     reports = {},
+    btxns = {},          -- Banking balance transactions
+    payouts = {}, payout_order = {}, quotes = {},
+    deposits = {}, deposit_order = {}, beneficiaries = {}, beneficiary_order = {},
     applied = {},        -- every applied write: the exactly-once evidence
     seq = 0,
   }
@@ -87,6 +90,20 @@ function M.build(seed, now)
     st.cardholders[ch.cardholder_id] = ch
     st.cardholder_order[#st.cardholder_order + 1] = ch.cardholder_id
   end
+  local function owned(list, idfield, into, order)
+    for _, x in ipairs(list or {}) do
+      local v = {}
+      for k, y in pairs(x) do v[k] = y end
+      v.account_id = resolve(v.account_id or st.master_id)
+      for k, y in pairs(v) do
+        if type(y) == "string" and core.is_amount_key(k) then v[k] = money(y) end
+      end
+      into[v[idfield]] = v
+      order[#order + 1] = v[idfield]
+    end
+  end
+  owned(seed.deposits, "deposit_id", st.deposits, st.deposit_order)
+  owned(seed.beneficiaries, "beneficiary_id", st.beneficiaries, st.beneficiary_order)
   for _, c in ipairs(seed.cards or {}) do
     local prod = st.products[c.card_product_id]
     local card = {

@@ -10,4 +10,5 @@ extern volatile sig_atomic_t uqlua_interrupted;
 void uqpay_open_http(lua_State *L);   /* adds http_new to the table on top */
 void uqpay_open_sys(lua_State *L);    /* adds uuid, hmac, files, clocks */
 void uqpay_open_simctl(lua_State *L); /* adds sim_start / sim_stop */
+void uqpay_open_journal(lua_State *L); /* adds journal_open, checksum */
 #endif

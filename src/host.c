@@ -53,6 +53,24 @@ static int open_host(lua_State *L) {
   lua_setfield(L, -2, "trace");
   lua_pushboolean(L, o->yes);
   lua_setfield(L, -2, "yes");
+  lua_pushboolean(L, o->dry_run);
+  lua_setfield(L, -2, "dry_run");
+  lua_pushboolean(L, o->fresh);
+  lua_setfield(L, -2, "fresh");
+  lua_pushboolean(L, o->no_journal);
+  lua_setfield(L, -2, "no_journal");
+  set_str(L, "journal", o->journal);
+  if (o->script) { /* the invocation's identity, for the run journal */
+    set_str(L, "script", o->script);
+    lua_pushboolean(L, o->bundled);
+    lua_setfield(L, -2, "bundled");
+    lua_newtable(L);
+    for (int i = 0; o->script_args && o->script_args[i]; i++) {
+      lua_pushstring(L, o->script_args[i]);
+      lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "script_args");
+  }
   lua_pushboolean(L, noenv);
   lua_setfield(L, -2, "noenv");
   if (o->sim && !o->serve_sim) {
@@ -74,6 +92,16 @@ static int open_host(lua_State *L) {
   lua_call(L, 1, 1);
   lua_setglobal(L, "uqpay");
   return 0;
+}
+
+/* After the script ran without error: let the journal mark the run
+ * complete (uqpay.journal registers "uqlua.finish_run" when it opens). */
+int uqlua_finish_run(lua_State *L) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, "uqlua.finish_run") != LUA_TFUNCTION) {
+    lua_pop(L, 1);
+    return LUA_OK;
+  }
+  return docall(L, 0, 0);
 }
 
 int uqlua_open_host(lua_State *L, const struct uqlua_options *o, int noenv) {

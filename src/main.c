@@ -314,6 +314,11 @@ static int pmain(lua_State *L) {
     lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
   }
   luaL_openlibs(L);
+  if (script > 0) {
+    opts->script = argv[script];
+    opts->script_args = argv + script + 1;
+    opts->bundled = bundled_script(argv[script]);
+  }
   if (uqlua_open_host(L, opts, (args & has_E) != 0) != LUA_OK) {
     report_call(L, LUA_ERRRUN);
     return 0;
@@ -332,6 +337,16 @@ static int pmain(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
+  if (opts->runs || opts->run_id) { /* journal inspection: nothing else runs */
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "uqpay.journal");
+    if (report_call(L, docall(L, 1, 1)) != LUA_OK) return 0;
+    lua_getfield(L, -1, opts->runs ? "list_runs" : "show_run");
+    lua_pushstring(L, opts->run_id);
+    if (report_call(L, docall(L, 1, 0)) != LUA_OK) return 0;
+    lua_pushboolean(L, 1);
+    return 1;
+  }
   if (!runargs(L, argv, opts->first_lua_arg, optlim)) return 0;
   if (script > 0) {
     if (bundled_script(argv[script])) {
@@ -347,6 +362,7 @@ static int pmain(lua_State *L) {
     } else if (handle_script(L, argv + script) != LUA_OK) {
       return 0;
     }
+    if (report_call(L, uqlua_finish_run(L)) != LUA_OK) return 0;
   }
   if (args & has_i) {
     uqlua_repl(L);

@@ -53,11 +53,11 @@ static const struct valued valued_options[] = {
   {"on-behalf-of", OFF(on_behalf_of)}, {"listen", OFF(listen)},
   {"seed", OFF(seed_file)},    {"faults", OFF(faults)},
   {"webhook-url", OFF(webhook_url)}, {"token-ttl", OFF(token_ttl)},
-  {"rate-limit", OFF(rate_limit)}, {NULL, 0}};
+  {"rate-limit", OFF(rate_limit)}, {"journal", OFF(journal)},
+  {"run", OFF(run_id)}, {NULL, 0}};
 
 /* Part of the product but not built yet: refusing beats a silent no-op. */
-static const char *const not_yet[] = {"dry-run", "fresh", "journal", "no-journal",
-                                      "json", "runs", "run", NULL};
+static const char *const not_yet[] = {"json", NULL};
 
 static int usage_error(const char *fmt, const char *what) {
   fprintf(stderr, "uqlua: ");
@@ -81,6 +81,10 @@ int uqlua_parse_options(int argc, char **argv, struct uqlua_options *o) {
     if (IS("sim")) { o->sim = 1; o->sim_seed = eq ? eq + 1 : NULL; continue; }
     if (IS("trace")) { o->trace = 1; continue; }
     if (IS("yes")) { o->yes = 1; continue; }
+    if (IS("dry-run")) { o->dry_run = 1; continue; }
+    if (IS("fresh")) { o->fresh = 1; continue; }
+    if (IS("no-journal")) { o->no_journal = 1; continue; }
+    if (IS("runs")) { o->runs = 1; continue; }
     if (IS("serve-sim")) { o->serve_sim = 1; continue; }
     if (IS("api-key")) return usage_error("%s: the API key is never taken from the command line; set UQPAY_API_KEY or use the config file", a);
     for (const char *const *n = not_yet; *n; n++)
@@ -99,6 +103,8 @@ int uqlua_parse_options(int argc, char **argv, struct uqlua_options *o) {
   if (o->env && strcmp(o->env, "sim") == 0) o->sim = 1;
   if (o->sim && o->env && strcmp(o->env, "sim") != 0)
     return usage_error("--sim conflicts with --env %s", o->env);
+  if (o->journal && o->no_journal) return usage_error("%s", "--journal and --no-journal conflict");
+  if (o->dry_run && o->fresh) return usage_error("%s", "--dry-run sends no write: --fresh makes no sense with it");
   if (!o->serve_sim && (o->listen || o->seed_file))
     return usage_error("%s", "--listen and --seed go with --serve-sim (use --sim=SEED in-process)");
   return -1;

@@ -10,6 +10,16 @@ struct uqlua_options {
   const char *on_behalf_of; /* --on-behalf-of ACCOUNT_ID */
   int trace;                /* --trace */
   int yes;                  /* --yes: production writes without a prompt */
+  int dry_run;              /* --dry-run */
+  int fresh;                /* --fresh */
+  const char *journal;      /* --journal PATH */
+  int no_journal;           /* --no-journal */
+  int runs;                 /* --runs */
+  const char *run_id;       /* --run ID */
+  /* set by pmain: the script being run (NULL for -e, stdin, REPL) */
+  const char *script;
+  char **script_args;
+  int bundled;              /* script is a bundled ops script name */
   int serve_sim;            /* --serve-sim */
   const char *listen;       /* --listen HOST:PORT (with --serve-sim) */
   const char *seed_file;    /* --seed FILE (with --serve-sim) */

@@ -2,7 +2,10 @@
  * System primitives for the Lua layer: UUIDs, HMAC, clocks, and the small
  * file operations the token cache needs (0600 atomic writes, flock).
  */
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -99,6 +102,31 @@ static int l_stat(lua_State *L) {
   return 1;
 }
 
+/* listdir(path) -> array of names (no . or ..), or nil, message */
+static int l_listdir(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  DIR *d = opendir(path);
+  if (!d) return luaL_fileresult(L, 0, path);
+  lua_newtable(L);
+  lua_Integer i = 1;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    lua_pushstring(L, e->d_name);
+    lua_rawseti(L, -2, i++);
+  }
+  closedir(d);
+  return 1;
+}
+
+/* realpath(path) -> absolute path, or nil */
+static int l_realpath(lua_State *L) {
+  char buf[PATH_MAX];
+  if (!realpath(luaL_checkstring(L, 1), buf)) return 0;
+  lua_pushstring(L, buf);
+  return 1;
+}
+
 static int l_isatty(lua_State *L) {
   lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
   return 1;
@@ -179,7 +207,7 @@ static int l_unlock(lua_State *L) {
 static const luaL_Reg sys_funcs[] = {
   {"uuid", l_uuid},         {"hmac_sha512_hex", l_hmac_sha512_hex}, {"consttime_eq", l_consttime_eq},
   {"now", l_now},           {"monotonic_ms", l_monotonic_ms},       {"sleep_ms", l_sleep_ms},
-  {"interrupted", l_interrupted}, {"stat", l_stat},                 {"getuid", l_getuid}, {"isatty", l_isatty},
+  {"interrupted", l_interrupted}, {"stat", l_stat},                 {"getuid", l_getuid}, {"isatty", l_isatty}, {"listdir", l_listdir}, {"realpath", l_realpath},
   {"mkdir_private", l_mkdir_private}, {"write_private", l_write_private}, {"lock", l_lock},
   {NULL, NULL}};
 

@@ -4,59 +4,13 @@
 local UQ = assert(arg[1], "usage: cli.lua UQLUA")
 local core = require "uqpay.core"
 
-local n, failed = 0, 0
-local tmp = os.getenv("TMPDIR") or "/tmp"
-local dir = string.format("%s/uqlua-cli-%d", tmp, math.random(1, 1 << 30))
-assert(os.execute("mkdir -p " .. dir .. " && chmod 700 " .. dir))
-
-local function file(name, text, mode)
-  local p = dir .. "/" .. name
-  local f = assert(io.open(p, "w"))
-  f:write(text)
-  f:close()
-  if mode then os.execute("chmod " .. mode .. " " .. p) end
-  return p
-end
-
-local function slurp(p)
-  local f = io.open(p)
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
--- run(cmd) -> code, stdout, stderr.  The environment is scrubbed of
--- UQPAY_*/UQLUA_* and points XDG dirs into the test directory.
-local ENV = string.format("env -u UQPAY_CLIENT_ID -u UQPAY_API_KEY -u UQPAY_ENV -u UQPAY_BASE_URL " ..
-  "-u UQPAY_ON_BEHALF_OF -u UQLUA_PROFILE -u UQLUA_INIT -u UQLUA_PATH XDG_CONFIG_HOME=%s/cfg " ..
-  "XDG_STATE_HOME=%s/state XDG_CACHE_HOME=%s/cache ", dir, dir, dir)
-local function run(cmd, input)
-  local out, err = dir .. "/out", dir .. "/err"
-  local full = ENV .. cmd .. " >" .. out .. " 2>" .. err
-  if input then full = "printf '%s' " .. string.format("%q", input):gsub("\\\n", "\\n") .. " | " .. full end
-  local _, how, code = os.execute(full)
-  if how == "signal" then code = 128 + code end
-  return code, slurp(out), slurp(err)
-end
-
-local function check(name, ok, detail)
-  n = n + 1
-  if ok then
-    print("ok " .. n .. " - " .. name)
-  else
-    failed = failed + 1
-    print("not ok " .. n .. " - " .. name)
-    if detail then print("# " .. tostring(detail):gsub("\n", "\n# ")) end
-  end
-end
-
-local function expect(name, cmd, want_code, out_pat, err_pat, input)
-  local code, out, err = run(cmd, input)
-  local ok = code == want_code and (not out_pat or out:find(out_pat) ~= nil) and (not err_pat or err:find(err_pat) ~= nil)
-  check(name, ok, string.format("exit %s (want %s)\nstdout: %s\nstderr: %s", code, want_code, out, err))
-  return code, out, err
-end
+local T = require("tests.helpers.proc").new(UQ)
+local dir, ENV = T.dir, T.env
+local slurp = T.slurp
+local function file(...) return T:file(...) end
+local function run(...) return T:run(...) end
+local function check(...) return T:check(...) end
+local function expect(...) return T:expect(...) end
 
 -- ---- the lua 5.4 contract ----
 expect("-v prints the version", UQ .. " -v", 0, "^uqlua %d+%.%d+%.%d+ %(Lua 5%.4")
@@ -92,7 +46,7 @@ expect("an unknown short option is a usage error", UQ .. " -z", 2, nil, "unrecog
 expect("an unknown long option is a usage error", UQ .. " --frobnicate", 2, nil, "unrecognized option '%-%-frobnicate'")
 expect("an option missing its value", UQ .. " --env", 2, nil, "needs a value")
 expect("--env must be known", UQ .. " --env moon -e 1", 2, nil, "sandbox, production or sim")
-expect("features not built yet refuse clearly", UQ .. " --dry-run -e 1", 2, nil, "not available yet")
+expect("features not built yet refuse clearly", UQ .. " --json -e 1", 2, nil, "not available yet")
 expect("the API key is never taken from argv", UQ .. " --api-key=abc -e 1", 2, nil, "never taken from the command line")
 expect("-e needs an argument", UQ .. " -e", 2, nil, "needs argument")
 
@@ -160,21 +114,8 @@ expect("the README's demo runs against --sim", UQ .. " --sim examples/fund-and-r
   "card balance 420%.30 USD %(expected 420%.30%)")
 
 -- ---- standalone simulator, token cache, signals ----
-local function serve(extra)
-  local pidf, outf = dir .. "/sim.pid", dir .. "/sim.out"
-  os.remove(outf)
-  os.execute(ENV .. UQ .. " --serve-sim --listen 127.0.0.1:0 " .. (extra or "") .. " >" .. outf .. " 2>" .. dir ..
-    "/sim.err & echo $! > " .. pidf)
-  local exports
-  for _ = 1, 100 do
-    exports = slurp(outf)
-    if select(2, exports:gsub("\n", "")) >= 3 then break end
-    core.sleep_ms(50)
-  end
-  return slurp(pidf):match("%d+"), exports
-end
-
-local pid, exports = serve()
+local sim = T:serve()
+local pid, exports = sim.pid, sim.exports
 check("--serve-sim prints three export lines", exports:match("^export UQPAY_BASE_URL=http://127%.0%.0%.1:%d+/api\n" ..
   "export UQPAY_CLIENT_ID=sim%-client%-0001\nexport UQPAY_API_KEY=sim%-secret%-key%-0001\n$") ~= nil, exports)
 local envs = exports:gsub("export ", ""):gsub("\n", " ")
@@ -228,6 +169,4 @@ expect("--serve-sim refuses a bad --listen", UQ .. " --serve-sim --listen nowher
 expect("--serve-sim refuses bad faults", UQ .. " --serve-sim --listen 127.0.0.1:0 --faults explode", 2, nil, "unknown fault kind")
 expect("--listen needs --serve-sim", UQ .. " --listen 127.0.0.1:1 -e 1", 2, nil, "go with %-%-serve%-sim")
 
-os.execute("rm -rf " .. dir)
-print("1.." .. n)
-os.exit(failed == 0 and 0 or 1)
+T:finish()

@@ -131,7 +131,7 @@ function A.spec(ep, fields, opts)
   end)
   local locals = {}
   for name in pairs(ep.local_fields or {}) do locals[name], values[name] = values[name], nil end
-  local spec = { method = ep.method, path = path, banking = ep.banking, raw = ep.raw, key = opts.key,
+  local spec = { op = ep.name, method = ep.method, path = path, banking = ep.banking, raw = ep.raw, key = opts.key,
                  on_behalf_of = opts.on_behalf_of, timeout_ms = opts.timeout_ms, master = ep.master,
                  read_only = ep.read_only }
   if ep.method == "GET" then

@@ -176,14 +176,15 @@ end
 
 -- spec: {method, path, query, body, key, on_behalf_of, timeout_ms, banking,
 --        raw (return the body text as is), read_only (a POST that moves nothing)}
--- Returns the decoded response.
+-- Returns the decoded response and its raw text.
 function Client:call(spec)
   local write = spec.method ~= "GET"
   local key = spec.key
   if write and not key then key = core.uuid() end
   local url = self.cfg.base_url .. spec.path .. Client.query_string(spec.query)
-  local body = nil
-  if spec.body ~= nil then body = json.encode(spec.body, { money = spec.banking and "string" or "number" }) end
+  local body = spec.body_text
+  if body == "" then body = nil end
+  if body == nil and spec.body ~= nil then body = json.encode(spec.body, { money = spec.banking and "string" or "number" }) end
   local obo = spec.on_behalf_of
   if obo == nil then obo = self.cfg.on_behalf_of end
   if obo == false then obo = nil end -- master-account operation
@@ -214,14 +215,14 @@ function Client:call(spec)
     else
       self:trace("< %d %s %s (%.1f ms)\n  %s", res.status, spec.method, spec.path, res.time_ms, res.body)
       if res.status >= 200 and res.status < 300 then
-        if spec.raw then return res.body end
-        if res.body == "" then return {} end
+        if spec.raw then return res.body, res.body end
+        if res.body == "" then return {}, "" end
         local ok, decoded = pcall(json.decode, res.body)
         if not ok then
           E.raise { kind = "api", status = res.status, message = "response is not JSON: " .. tostring(decoded),
                     method = spec.method, path = spec.path, idempotency_key = key, body = R.text(res.body, self.secrets) }
         end
-        return decoded
+        return decoded, res.body
       end
       if token_expired(res) and not refreshed then
         -- a refresh is not a retry: new token, same key, right away

@@ -101,7 +101,7 @@ end
 function C.resolve()
   local opts = core.host_options()
   local noenv = opts.noenv
-  local cfg = { noenv = noenv, trace = opts.trace or false, yes = opts.yes or false }
+  local cfg = { noenv = noenv, trace = opts.trace or false, yes = opts.yes or false, dry_run = opts.dry_run or false }
   local profile_name = opts.profile or getenv("UQLUA_PROFILE", noenv)
   local file_profile = {}
   local path = C.config_path(noenv)

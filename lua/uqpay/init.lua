@@ -25,10 +25,33 @@ local function get_client()
   return client
 end
 
+-- The run's journal (or false when not journaled) and dry-run plan, both
+-- created at the first write.
+local journal, dryrun
+
+-- Called by the host once the script has ended without error.
+local function on_success(finish)
+  debug.getregistry()["uqlua.finish_run"] = finish
+end
+
 local function call(spec)
   local c = get_client()
   if spec.master then spec.on_behalf_of = false end
-  return c:call(spec)
+  if spec.method == "GET" or spec.read_only then return (c:call(spec)) end
+  spec.body_text = spec.body ~= nil and uqpay.json.encode(spec.body, { money = spec.banking and "string" or "number" }) or ""
+  if cfg.dry_run then
+    if not dryrun then
+      dryrun = require("uqpay.dryrun").new(function(s) return (c:call(s)) end)
+      on_success(function() dryrun:finish() end)
+    end
+    return (dryrun:record(spec, spec.body_text))
+  end
+  if journal == nil then
+    journal = require("uqpay.journal").open(cfg) or false
+    if journal then on_success(function() journal:finish() end) end
+  end
+  if journal then return journal:perform(spec, function(s) return c:call(s) end, spec.body_text) end
+  return (c:call(spec))
 end
 
 A.install(uqpay, require "uqpay.endpoints", call)
@@ -71,6 +94,7 @@ function uqpay.wait(result, opts)
   for k in pairs(opts) do
     if k ~= "timeout_ms" and k ~= "on_behalf_of" then E.usage("opts." .. tostring(k), opts[k], "is not an option of uqpay.wait") end
   end
+  if result.dry_run then return result end -- nothing was sent: nothing to wait for
   local timeout = opts.timeout_ms or 60000
   local ropts = { on_behalf_of = opts.on_behalf_of }
   local fetch, field

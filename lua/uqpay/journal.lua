@@ -94,7 +94,11 @@ function J.open(cfg)
   self.path = opts.journal or (dir .. "/" .. run_id .. ".journal")
   if not opts.journal then assert(core.mkdir_private(dir)) end
   self.run_id = run_id
-  local records, good, torn = J.parse(self.path)
+  local ok, records, good, torn = pcall(J.parse, self.path)
+  if not ok then
+    if not opts.fresh then error(records, 0) end
+    records = { {} } -- damaged: --fresh sets it aside all the same
+  end
   local resuming = false
   if records and #records > 0 then
     local last = records[#records]

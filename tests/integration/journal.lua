@@ -1,0 +1,153 @@
+-- The run journal end to end: a standalone simulator keeps its ledger
+-- across uqlua runs, so re-runs can be checked against what was applied.
+--   uqlua tests/integration/journal.lua UQLUA
+local UQ = assert(arg[1], "usage: journal.lua UQLUA")
+local json = require "uqpay.json"
+local T = require("tests.helpers.proc").new(UQ)
+local H = require "tests.helpers.sim"
+
+local sim = T:serve()
+local base = sim.base
+local function state() return H.state(base) end
+local function reset() H.reset(base) end
+local function applied(op) return H.applied(state(), op) end
+local runs = T.dir .. "/state/uqlua/runs"
+
+local function journal_files()
+  local list = io.popen("ls " .. runs .. " 2>/dev/null"):read("a")
+  local out = {}
+  for name in list:gmatch("[^\n]+") do out[#out + 1] = name end
+  return out
+end
+
+-- A script of five writes; FAIL_AFTER=n raises after the n-th.
+local script = T:file("five.lua", [[
+local card = "66666666-6666-4666-8666-666666666661"
+local stop = tonumber(os.getenv("FAIL_AFTER") or "")
+for i = 1, 5 do
+  uqpay.recharge(card, "1.00")
+  if stop == i then error("stopping after write " .. i) end
+end
+uqpay.transfer { source_account_id = "11111111-1111-4111-8111-111111111111",
+                 destination_account_id = "22222222-2222-4222-8222-222222222222", currency = "USD", amount = "7.00" }
+print("finished")
+]])
+local run5 = sim.env .. UQ .. " " .. script
+
+-- ---- resume: recorded outcomes are answered locally ----
+reset()
+local code, _, err = T:run("FAIL_AFTER=3 " .. run5)
+T:check("a failing script leaves an incomplete run", code == 1 and applied("recharge") == 3, err)
+local files = journal_files()
+T:check("one journal file, 0600 in a 0700 directory", #files == 1
+  and io.popen("stat -c %a " .. runs .. "/" .. files[1]):read("a"):match("^600")
+  and io.popen("stat -c %a " .. runs):read("a"):match("^700"), table.concat(files, " "))
+local text = T.slurp(runs .. "/" .. files[1])
+T:check("the journal holds no token, API key or client id", not text:find("simtok", 1, true)
+  and not text:find("sim%-secret%-key") and not text:find("sim%-client%-0001"), text:sub(1, 300))
+local before = H.requests(base)
+code, _, err = T:run(run5)
+T:check("the re-run resumes and says so", code == 0 and err:find("resuming run %x+") ~= nil
+  and err:find("3 operations done") ~= nil, err)
+local st = state()
+T:check("nothing is applied twice: 5 recharges, 1 transfer", H.applied(st, "recharge") == 5
+  and H.applied(st, "issuing_transfer") == 1, json.encode(st.applied))
+T:check("the three recorded operations sent no request", st.request_count - before <= 1 + 3, -- token + 2 recharges + transfer
+  "requests: " .. (st.request_count - before))
+code, _, err = T:run(run5)
+T:check("after completion, the next invocation is a new run", code == 0 and not err:find("resuming")
+  and applied("recharge") == 10, err)
+
+-- ---- a torn last line is ignored, cut off, and does not stop a resume ----
+reset()
+os.execute("rm -rf " .. runs)
+T:run("FAIL_AFTER=2 " .. run5)
+local jf = runs .. "/" .. journal_files()[1]
+local f = io.open(jf, "ab")
+f:write('0123456789abcdef {"t":"intent","key":"torn')
+f:close()
+code, _, err = T:run(run5)
+T:check("a torn line does not stop the resume", code == 0 and err:find("torn last line was ignored") ~= nil
+  and applied("recharge") == 5, err)
+T:check("the torn line is gone from the journal", not T.slurp(jf):find('"torn', 1, true))
+
+-- ---- a damaged line in the middle is refused, not misread ----
+reset()
+os.execute("rm -rf " .. runs)
+T:run("FAIL_AFTER=2 " .. run5)
+jf = runs .. "/" .. journal_files()[1]
+text = T.slurp(jf)
+local broken = text:gsub('"occ":1', '"occ":9', 1)
+f = io.open(jf, "wb")
+f:write(broken)
+f:close()
+code, _, err = T:run(run5)
+T:check("a damaged line is a configuration error naming the journal", code == 2 and err:find("damaged at line") ~= nil
+  and applied("recharge") == 2, err)
+
+-- ---- --fresh sets the interrupted run aside ----
+code, _, err = T:run(sim.env .. UQ .. " --fresh " .. script)
+T:check("--fresh starts a new run and says where the old one went", code == 0 and err:find("set aside") ~= nil
+  and applied("recharge") == 7, err)
+T:check("the abandoned run is kept", #journal_files() == 2 and table.concat(journal_files(), " "):find("abandoned"))
+
+-- ---- a rejected (4xx) operation is tried again with a new key ----
+reset()
+os.execute("rm -rf " .. runs)
+local frozen = T:file("frozen.lua", [[
+print(uqpay.recharge("66666666-6666-4666-8666-666666666663", "2.00").order_status)
+]])
+code = T:run(sim.env .. UQ .. " " .. frozen)
+H.api("POST", "/v1/issuing/cards/66666666-6666-4666-8666-666666666663/status", { card_status = "ACTIVE" }, nil, base)
+local code2, out2, err2 = T:run(sim.env .. UQ .. " " .. frozen)
+T:check("after fixing the cause, the re-run applies the rejected operation once", code == 1 and code2 == 0
+  and out2 == "SUCCESS\n" and applied("recharge") == 1, err2)
+
+-- ---- the 24-hour rule ----
+reset()
+os.execute("rm -rf " .. runs)
+H.admin("POST", "faults", { spec = "latency=1:ms=4000:path=/v1/issuing/cards/*/recharge" }, base)
+local one = T:file("one.lua", 'uqpay.recharge("66666666-6666-4666-8666-666666666661", "3.00")\n')
+T:run("sh -c '" .. sim.env .. UQ .. " " .. one .. " & p=$!; sleep 1; kill -KILL $p; wait $p'")
+H.admin("POST", "faults", {}, base)
+code, _, err = T:run("UQLUA_CLOCK_OFFSET_S=90000 " .. sim.env .. UQ .. " " .. one)
+T:check("an intent older than 24 hours is not re-sent: exit 3 naming it", code == 3
+  and err:find("reconcile_required") ~= nil and err:find("POST /v1/issuing/cards/66666666%-6666%-4666%-8666%-666666666661/recharge")
+  and err:find("older than 24 hours") ~= nil, err)
+require("uqpay.core").sleep_ms(3500) -- the killed request finishes on the server
+code, _, err = T:run(sim.env .. UQ .. " " .. one)
+T:check("within 24 hours the open intent is sent again with its key: applied once", code == 0
+  and applied("recharge") == 1 and err:find("1 in doubt") ~= nil, err)
+
+-- ---- --runs and --run ----
+code, out = T:run(UQ .. " --runs")
+T:check("--runs lists runs with their state", code == 0 and out:find("RUN%s+STATE") and out:find("complete"), out)
+local id = out:match("\n(%x+)%s")
+code, out = T:run(UQ .. " --run " .. (id or "x"):sub(1, 6))
+T:check("--run ID shows each operation and its outcome", code == 0 and out:find("done 200") ~= nil
+  and out:find("POST /v1/issuing/cards/") ~= nil, out)
+T:expect("--run with an unknown id", UQ .. " --run 0000000000", 2, nil, "no run")
+
+-- ---- --dry-run sends no write ----
+reset()
+before = H.requests(base)
+code, out, err = T:run(sim.env .. UQ .. " --dry-run " .. T:file("dry.lua", [[
+local o = uqpay.recharge("66666666-6666-4666-8666-666666666661", "2.50")
+assert(o.dry_run == true, "results are marked dry_run")
+uqpay.recharge("66666666-6666-4666-8666-666666666664", "1.25")
+uqpay.transfer { source_account_id = "11111111-1111-4111-8111-111111111111",
+                 destination_account_id = "22222222-2222-4222-8222-222222222222", currency = "USD", amount = "7.00" }
+print(uqpay.wait(o).order_status, uqpay.balance("USD").available_balance)
+]]))
+st = state()
+T:check("--dry-run: reads run, writes do not, results are marked", code == 0 and out == "DRY_RUN\t100000.00\n"
+  and #st.applied == 0 and st.issuing_balances[H.MASTER].USD == "100000.00", out .. err)
+T:check("--dry-run prints each write with its key and a plan per currency", err:find("dry%-run 1: POST /v1/issuing/cards/.-key=%x+")
+  and err:find("recharge%s+2%s+SGD 1%.25, USD 2%.50") and err:find("transfer%s+1%s+USD 7%.00"), err)
+
+-- ---- production: --no-journal refused ----
+T:expect("--no-journal is refused in production", "UQPAY_ENV=production " .. sim.env .. UQ ..
+  " --no-journal --yes " .. one, 2, nil, "refused in production")
+
+T:stop(sim)
+T:finish()

@@ -1,88 +1,67 @@
--- Writes the endpoint reference of docs/api.md from lua/uqpay/endpoints.lua,
--- the one table the functions and help() also come from.
---   uqlua scripts/gen-api-doc.lua            print the generated section
+-- Writes the reference sections of docs/api.md from uqpay.docs, the one
+-- documentation table that help() also prints from.
+--   uqlua scripts/gen-api-doc.lua            print the generated sections
 --   uqlua scripts/gen-api-doc.lua --write    update docs/api.md in place
-local endpoints = require "uqpay.endpoints"
+--   uqlua scripts/gen-api-doc.lua --check    fail when docs/api.md is stale
+local docs = require "uqpay.docs"
 
-local function signature(ep)
-  local args = {}
-  for _, a in ipairs(ep.args) do
-    if a == "{}" then args[#args + 1] = "{fields}"
-    elseif a == "{}?" then args[#args + 1] = "[{filters}]"
-    else args[#args + 1] = a end
+local function entry(e, w)
+  w("### `" .. e.signature .. "`")
+  w("")
+  w(e.summary)
+  w("")
+  if e.endpoint then
+    w("- Endpoint: `" .. e.endpoint .. "`" .. (e.banking and " (Banking: amounts sent as strings)" or ""))
+    if #e.fields > 0 then
+      local f = {}
+      for i, x in ipairs(e.fields) do
+        f[i] = string.format("`%s`%s (%s)", x.name, x.required and " **required**" or "", x.type:gsub("|", " \\| "))
+      end
+      w("- Fields: " .. table.concat(f, ", "))
+    end
+    for k, v in pairs(e.fixed or {}) do w("- Sends `" .. k .. " = " .. v .. "`") end
   end
-  args[#args + 1] = "[opts]"
-  return table.concat(args, ", ")
+  w("- Returns: " .. e.returns)
+  w("")
+  w("```lua")
+  w(e.example)
+  w("```")
+  w("")
 end
 
-local function fields(ep)
-  local names = {}
-  for k in pairs(ep.fields) do names[#names + 1] = k end
-  table.sort(names)
-  local out = {}
-  for _, k in ipairs(names) do
-    local t = ep.fields[k]
-    local req = t:sub(-1) == "!"
-    if req then t = t:sub(1, -2) end
-    t = t:gsub("^enum:", ""):gsub("|", " \\| ")
-    out[#out + 1] = string.format("`%s`%s (%s)", k, req and " **required**" or "", t)
-  end
-  return table.concat(out, ", ")
-end
-
-local function section()
+local function section(list)
   local out = {}
   local function w(s) out[#out + 1] = s end
-  for _, ep in ipairs(endpoints) do
-    local names
-    if ep.kind == "list" then
-      names = { "uqpay." .. ep.name .. ".list(" .. signature(ep) .. ")", "uqpay." .. ep.name .. ".each(" .. signature(ep) .. ")" }
-    else
-      names = { "uqpay." .. ep.name .. "(" .. signature(ep) .. ")" }
-    end
-    w("### `" .. table.concat(names, "` · `") .. "`")
-    w("")
-    w(ep.doc.summary)
-    w("")
-    w("- Endpoint: `" .. ep.method .. " " .. ep.path .. "`" .. (ep.banking and " (Banking: amounts sent as strings)" or ""))
-    if next(ep.fields) then w("- Fields: " .. fields(ep)) end
-    if ep.fixed then
-      for k, v in pairs(ep.fixed) do w("- Sends `" .. k .. " = " .. v .. "`") end
-    end
-    w("- Returns: " .. ep.doc.returns)
-    w("")
-    w("```lua")
-    w(ep.doc.example)
-    w("```")
-    w("")
-  end
+  for _, e in ipairs(list) do entry(e, w) end
   return table.concat(out, "\n")
 end
 
-local BEGIN, END = "<!-- BEGIN GENERATED ENDPOINTS -->", "<!-- END GENERATED ENDPOINTS -->"
-
-local function spliced(doc)
-  local a = doc:find(BEGIN, 1, true)
-  local b = doc:find(END, 1, true)
-  assert(a and b, "docs/api.md lacks the generated-section markers")
-  return doc:sub(1, a + #BEGIN) .. "\n" .. section() .. doc:sub(b)
+local function splice(doc, tag, body)
+  local b, e = "<!-- BEGIN GENERATED " .. tag .. " -->", "<!-- END GENERATED " .. tag .. " -->"
+  local i, j = doc:find(b, 1, true), doc:find(e, 1, true)
+  assert(i and j, "docs/api.md lacks the " .. tag .. " markers")
+  return doc:sub(1, i + #b) .. "\n" .. body .. doc:sub(j)
 end
 
+local function generated(doc)
+  local utilities = {}
+  for _, e in ipairs(docs.entries()) do if e.group == "Utilities" then utilities[#utilities + 1] = e end end
+  doc = splice(doc, "UTILITIES", section(utilities))
+  return splice(doc, "ENDPOINTS", section(docs.endpoint_entries()))
+end
+
+local f = assert(io.open("docs/api.md"))
+local doc = f:read("a")
+f:close()
 if arg[1] == "--write" then
-  local f = assert(io.open("docs/api.md"))
-  local doc = f:read("a")
-  f:close()
   f = assert(io.open("docs/api.md", "w"))
-  f:write(spliced(doc))
+  f:write(generated(doc))
   f:close()
 elseif arg[1] == "--check" then
-  local f = assert(io.open("docs/api.md"))
-  local doc = f:read("a")
-  f:close()
-  if spliced(doc) ~= doc then
+  if generated(doc) ~= doc then
     io.stderr:write("docs/api.md is out of date: run `make docs`\n")
     os.exit(1)
   end
 else
-  print(section())
+  print(generated(doc))
 end

@@ -14,4 +14,6 @@ int uqlua_finish_run(lua_State *L);
 /* --serve-sim: serve until SIGINT/SIGTERM. Returns 0, or 2 after a message. */
 int uqlua_serve_sim(lua_State *L, const struct uqlua_options *o);
 int docall(lua_State *L, int narg, int nres);
+/* docall with another message handler (the REPL's). */
+int docall_with(lua_State *L, int narg, int nres, lua_CFunction handler);
 #endif

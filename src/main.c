@@ -114,8 +114,12 @@ static int msghandler(lua_State *L) {
 }
 
 int docall(lua_State *L, int narg, int nres) {
+  return docall_with(L, narg, nres, msghandler);
+}
+
+int docall_with(lua_State *L, int narg, int nres, lua_CFunction handler) {
   int base = lua_gettop(L) - narg;
-  lua_pushcfunction(L, msghandler);
+  lua_pushcfunction(L, handler);
   lua_insert(L, base);
   globalL = L;
   uqlua_interrupted = 0;

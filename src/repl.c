@@ -1,8 +1,19 @@
 /*
- * The REPL, as lua.c's doREPL: read a line with libedit, try it as
- * "return <line>" first, continue incomplete chunks on further lines,
- * run through docall, print the results.
+ * The REPL, as lua.c's doREPL on libedit: read a line, try it as
+ * "return <line>" first so expressions print without '=', continue
+ * incomplete chunks on further lines, run through docall, show results with
+ * the Lua pretty printer (lua/uqlua/printer.lua).
+ *
+ * Around libedit: history persists in $XDG_STATE_HOME/uqlua/history; Tab
+ * completes dotted paths through lua/uqlua/repl.lua (called protected);
+ * Ctrl-C at the prompt clears the line: libedit leaves signals alone
+ * (rl_catch_signals = 0), our handler sets a flag without SA_RESTART, and
+ * our getc function ends the line on EINTR so the loop can drop it. While
+ * code runs, Ctrl-C goes through docall's hook and libcurl's progress
+ * callback and comes back as an error; the REPL carries on.
  */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +28,66 @@
 #define EOFMARK "<eof>"
 #define MARKLEN (sizeof(EOFMARK) / sizeof(char) - 1)
 
+static lua_State *replL = NULL;
+static char history_path[4096];
+static volatile sig_atomic_t prompt_interrupted = 0;
+
+/* Calls uqlua.repl[fn] with nargs arguments on the stack, protected;
+ * leaves nres results (nil on failure). */
+static int call_repl(lua_State *L, const char *fn, int nargs, int nres) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "uqlua.repl");
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    lua_pop(L, 1 + nargs);
+    for (int i = 0; i < nres; i++) lua_pushnil(L);
+    return 0;
+  }
+  lua_getfield(L, -1, fn);
+  lua_remove(L, -2);
+  lua_insert(L, -(nargs + 1));
+  if (lua_pcall(L, nargs, nres, 0) != LUA_OK) {
+    fprintf(stderr, "uqlua: repl %s: %s\n", fn, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    for (int i = 0; i < nres; i++) lua_pushnil(L);
+    return 0;
+  }
+  return 1;
+}
+
+/* ---------- input ---------- */
+
+static void on_prompt_sigint(int sig) {
+  (void)sig;
+  prompt_interrupted = 1;
+}
+
+/* Reads one character (UTF-8 decoded) for libedit; on Ctrl-C ends the line. */
+static int repl_getc(FILE *f) {
+  unsigned char c;
+  for (;;) {
+    ssize_t n = read(fileno(f), &c, 1);
+    if (n == 1) break;
+    if (n < 0 && errno == EINTR) {
+      if (prompt_interrupted) return '\n';
+      continue;
+    }
+    return EOF;
+  }
+  int extra = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC0 ? 1 : 0;
+  int cp = extra == 3 ? (c & 0x07) : extra == 2 ? (c & 0x0F) : extra == 1 ? (c & 0x1F) : c;
+  for (int i = 0; i < extra; i++) {
+    unsigned char cc;
+    if (read(fileno(f), &cc, 1) != 1) break;
+    cp = (cp << 6) | (cc & 0x3F);
+  }
+  return cp;
+}
+
 static const char *get_prompt(lua_State *L, int firstline) {
-  (void)L;
-  return firstline ? "> " : ">> ";
+  lua_pushboolean(L, firstline);
+  call_repl(L, "prompt", 1, 1);
+  const char *p = lua_tostring(L, -1);
+  return p ? p : (firstline ? "> " : ">> ");
 }
 
 static int incomplete(lua_State *L, int status) {
@@ -34,12 +102,30 @@ static int incomplete(lua_State *L, int status) {
   return 0;
 }
 
+/* Pushes the next line; 0 at end of input. A Ctrl-C'd line comes back as
+ * an empty string. */
 static int pushline(lua_State *L, int firstline) {
-  const char *prmt = get_prompt(L, firstline);
-  char *b = isatty(0) ? readline(prmt) : NULL;
-  if (!isatty(0)) {
-    static char buf[4096];
-    fputs(prmt, stdout);
+  char *b;
+  if (isatty(0)) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_prompt_sigint; /* no SA_RESTART: read() sees EINTR */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    prompt_interrupted = 0;
+    const char *prmt = get_prompt(L, firstline);
+    b = readline(prmt);
+    lua_pop(L, 1); /* the prompt */
+    signal(SIGINT, SIG_DFL);
+    if (prompt_interrupted) {
+      free(b);
+      lua_pushliteral(L, "");
+      return 2; /* interrupted: the caller drops what was typed */
+    }
+  } else {
+    char buf[4096];
+    fputs(get_prompt(L, firstline), stdout);
+    lua_pop(L, 1);
     fflush(stdout);
     if (!fgets(buf, sizeof buf, stdin)) return 0;
     b = strdup(buf);
@@ -53,13 +139,19 @@ static int pushline(lua_State *L, int firstline) {
   return 1;
 }
 
+static void remember(const char *line) {
+  if (line[0] == '\0') return;
+  add_history(line);
+  if (history_path[0]) write_history(history_path);
+}
+
 static int addreturn(lua_State *L) {
   const char *line = lua_tostring(L, -1);
   const char *retline = lua_pushfstring(L, "return %s;", line);
   int status = luaL_loadbuffer(L, retline, strlen(retline), "=stdin");
   if (status == LUA_OK) {
     lua_remove(L, -2);
-    if (line[0] != '\0') add_history(line);
+    remember(line);
   } else {
     lua_pop(L, 2);
   }
@@ -71,9 +163,15 @@ static int multiline(lua_State *L) {
     size_t len;
     const char *line = lua_tolstring(L, 1, &len);
     int status = luaL_loadbuffer(L, line, len, "=stdin");
-    if (!incomplete(L, status) || !pushline(L, 0)) {
-      add_history(line);
+    if (!incomplete(L, status)) {
+      remember(line);
       return status;
+    }
+    int got = pushline(L, 0);
+    if (got != 1) { /* end of input or Ctrl-C: drop the whole chunk */
+      if (got == 2) lua_pop(L, 1);
+      lua_pushliteral(L, "");
+      return -2;
     }
     lua_pushliteral(L, "\n");
     lua_insert(L, -2);
@@ -81,40 +179,120 @@ static int multiline(lua_State *L) {
   }
 }
 
+/* Returns a load status, -1 at end of input, -2 for a dropped line. */
 static int loadline(lua_State *L) {
   int status;
   lua_settop(L, 0);
-  if (!pushline(L, 1)) return -1;
+  int got = pushline(L, 1);
+  if (got == 0) return -1;
+  if (got == 2) return -2;
   if ((status = addreturn(L)) != LUA_OK) status = multiline(L);
   lua_remove(L, 1);
   return status;
 }
 
-static void l_print(lua_State *L) {
-  int n = lua_gettop(L);
-  if (n > 0) {
-    luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
-    lua_getglobal(L, "print");
-    lua_insert(L, 1);
-    if (lua_pcall(L, n, 0, 0) != LUA_OK) {
-      fprintf(stderr, "uqlua: error calling 'print' (%s)\n", lua_tostring(L, -1));
+/* ---------- completion ---------- */
+
+static char **matches = NULL;
+static int match_count = 0, match_next = 0;
+
+static char *next_match(const char *text, int state) {
+  (void)text;
+  if (state == 0) match_next = 0;
+  if (match_next >= match_count) return NULL;
+  return strdup(matches[match_next++]);
+}
+
+static void clear_matches(void) {
+  for (int i = 0; i < match_count; i++) free(matches[i]);
+  free(matches);
+  matches = NULL;
+  match_count = 0;
+}
+
+static char **complete(const char *text, int start, int end) {
+  (void)start; (void)end;
+  lua_State *L = replL;
+  clear_matches();
+  rl_attempted_completion_over = 1; /* never fall back to file names */
+  lua_pushstring(L, text);
+  call_repl(L, "complete", 1, 1);
+  if (lua_istable(L, -1)) {
+    int n = (int)lua_rawlen(L, -1);
+    matches = calloc((size_t)n + 1, sizeof *matches);
+    for (int i = 1; matches && i <= n; i++) {
+      lua_rawgeti(L, -1, i);
+      const char *m = lua_tostring(L, -1);
+      if (m) matches[match_count++] = strdup(m);
       lua_pop(L, 1);
     }
   }
+  lua_pop(L, 1);
+  if (match_count == 0) return NULL;
+  return rl_completion_matches(text, next_match);
+}
+
+/* ---------- the loop ---------- */
+
+/* REPL message handler: uqpay error objects in their one-line form; any
+ * other error with a traceback, as lua.c. */
+static int repl_msghandler(lua_State *L) {
+  if (lua_type(L, 1) == LUA_TTABLE && luaL_getmetafield(L, 1, "__tostring") != LUA_TNIL) {
+    lua_pop(L, 1);
+    luaL_tolstring(L, 1, NULL);
+    return 1;
+  }
+  const char *msg = lua_tostring(L, 1);
+  if (msg == NULL) msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+static void setup_editline(lua_State *L) {
+  replL = L;
+  rl_readline_name = "uqlua";
+  rl_catch_signals = 0;
+  rl_getc_function = repl_getc;
+  rl_attempted_completion_function = complete;
+  rl_completion_append_character = '\0';
+  /* '.' and ':' are not word breaks: "uqpay.cards.li" completes as a whole */
+  static char breaks[] = " \t\n\"\\'`@$><=;|&{(,+-*/%^#~[]";
+  rl_completer_word_break_characters = breaks;
+  rl_basic_word_break_characters = breaks;
+  call_repl(L, "history_path", 0, 1);
+  const char *p = lua_tostring(L, -1);
+  history_path[0] = '\0';
+  if (p && strlen(p) < sizeof history_path) strcpy(history_path, p);
+  lua_pop(L, 1);
+  stifle_history(1000);
+  if (history_path[0]) read_history(history_path);
 }
 
 void uqlua_repl(lua_State *L) {
   int status;
+  if (isatty(0)) setup_editline(L);
+  call_repl(L, "start", 0, 1);
+  if (lua_isstring(L, -1)) fprintf(stderr, "%s\n", lua_tostring(L, -1));
+  lua_pop(L, 1);
   while ((status = loadline(L)) != -1) {
-    if (status == LUA_OK) status = docall(L, 0, LUA_MULTRET);
-    if (status == LUA_OK) l_print(L);
-    else {
+    if (status == -2) { /* Ctrl-C at the prompt: a fresh line */
+      fputc('\n', stdout);
+      fflush(stdout);
+      continue;
+    }
+    if (status == LUA_OK) status = docall_with(L, 0, LUA_MULTRET, repl_msghandler);
+    if (status == LUA_OK) {
+      int n = lua_gettop(L);
+      if (n > 0) call_repl(L, "show", n, 0);
+    } else {
       const char *msg = lua_tostring(L, -1);
-      fprintf(stderr, "uqlua: %s\n", msg ? msg : "(error object is not a string)");
+      fprintf(stderr, "%s\n", msg ? msg : "(error object is not a string)");
       lua_pop(L, 1);
     }
+    fflush(stdout);
   }
   lua_settop(L, 0);
   fputc('\n', stdout);
   fflush(stdout);
+  clear_matches();
 }

@@ -1,7 +1,8 @@
--- Redaction of secrets in text and tables: tokens, API keys, client ids,
--- card numbers (all but the last four digits) and CVVs. Used by --trace,
--- error bodies and the REPL printer.
+-- Redaction of secrets: tokens, API keys, client ids, card numbers (all but
+-- the last four digits) and CVVs. R.text is for --trace and error bodies;
+-- the REPL printer uses SECRET_KEYS and mask_pans field by field.
 local R = {}
+
 
 local SECRET_KEYS = {
   auth_token = true, token = true, api_key = true, ["x-api-key"] = true, ["x-auth-token"] = true,
@@ -15,7 +16,7 @@ local function mask_pan(digits)
 end
 
 -- Masks 12-19 digit runs (card numbers) keeping the last four.
-local function mask_pans(s)
+function R.mask_pans(s)
   return (s:gsub("%f[%d]%d%d%d%d%d%d%d%d%d%d%d%d+%f[%D]", function(d)
     if #d >= 12 and #d <= 19 then return mask_pan(d) end
   end))
@@ -37,27 +38,7 @@ function R.text(s, extra)
   s = s:gsub("[Bb]earer%s+[%w%._%-]+", "Bearer [REDACTED]")
   s = s:gsub("(x%-api%-key:%s*)[^\r\n]*", "%1[REDACTED]")
   s = s:gsub("(x%-client%-id:%s*)[^\r\n]*", "%1[REDACTED]")
-  return mask_pans(s)
-end
-
--- A redacted deep copy of a table (for printing); cycles preserved.
-function R.value(v, seen)
-  if type(v) == "string" then return mask_pans(v) end
-  if type(v) ~= "table" then return v end
-  seen = seen or {}
-  if seen[v] then return seen[v] end
-  local out = setmetatable({}, getmetatable(v))
-  seen[v] = out
-  for k, x in pairs(v) do
-    if type(k) == "string" and SECRET_KEYS[k:lower()] and x ~= nil then
-      out[k] = "[REDACTED]"
-    elseif type(k) == "string" and (k == "card_number" or k == "pan") and type(x) == "string" then
-      out[k] = x:gsub("%d", "*", math.max(0, #x:gsub("%D", "") - 4))
-    else
-      out[k] = R.value(x, seen)
-    end
-  end
-  return out
+  return R.mask_pans(s)
 end
 
 return R

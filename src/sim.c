@@ -40,6 +40,7 @@ struct sim {
   /* webhook worker */
   pthread_t worker;
   int worker_started, stopping;
+  volatile sig_atomic_t quitting; /* cuts latency sleeps short at shutdown */
   pthread_mutex_t qmu;
   pthread_cond_t qcv;
   struct hook *head, *tail;
@@ -257,8 +258,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     /* one registry ref per request: several may be waiting at once */
     int ref = luaL_ref(L, LUA_REGISTRYINDEX);
     pthread_mutex_unlock(&s->mu);
-    struct timespec ts = {(time_t)(delay / 1000), (long)(delay % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    for (lua_Integer left = delay; left > 0 && !s->quitting; left -= 20) {
+      struct timespec ts = {0, (long)(left < 20 ? left : 20) * 1000000L};
+      nanosleep(&ts, NULL);
+    }
     pthread_mutex_lock(&s->mu);
     lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
     luaL_unref(L, LUA_REGISTRYINDEX, ref);
@@ -382,6 +385,7 @@ const char *sim_api_key(const struct sim *s) { return s->api_key; }
 
 void sim_stop(struct sim *s) {
   if (!s) return;
+  s->quitting = 1;
   MHD_stop_daemon(s->d);
   if (s->worker_started) {
     pthread_mutex_lock(&s->qmu);

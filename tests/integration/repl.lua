@@ -1,0 +1,139 @@
+-- The REPL through a pseudo-terminal: tmux runs uqlua, send-keys types,
+-- capture-pane reads the screen.
+--   uqlua tests/integration/repl.lua UQLUA
+local UQ = assert(arg[1], "usage: repl.lua UQLUA")
+local core = require "uqpay.core"
+local T = require("tests.helpers.proc").new(UQ)
+
+local ABS = UQ:sub(1, 1) == "/" and UQ or os.getenv("PWD") .. "/" .. UQ
+local SOCK = "uqlua-test-" .. math.random(1, 1 << 30)
+local TMUX = "tmux -L " .. SOCK .. " -f /dev/null "
+
+local function tmux(args)
+  return os.execute(TMUX .. args .. " >/dev/null 2>&1")
+end
+
+local function screen()
+  local p = io.popen(TMUX .. "capture-pane -p -J -t repl -S -300 2>/dev/null")
+  local s = p:read("a")
+  p:close()
+  return s
+end
+
+-- Types keys: literal text, or tmux key names when given as a table.
+local function type_text(text) tmux("send-keys -t repl -l " .. string.format("%q", text)) end
+local function key(name) tmux("send-keys -t repl " .. name) end
+local function line(text) type_text(text); key("Enter") end
+
+local function wait_for(pattern, ms)
+  local deadline = core.monotonic_ms() + (ms or 8000)
+  repeat
+    local s = screen()
+    if s:find(pattern) then return true, s end
+    core.sleep_ms(50)
+  until core.monotonic_ms() > deadline
+  return false, screen()
+end
+
+local function start(envs)
+  tmux("kill-session -t repl")
+  -- cwd is the repository, so the REPL can require the test helpers
+  local cmd = string.format("cd %s && %s %s %s; echo UQLUA-EXIT=$?", os.getenv("PWD"), T.env .. (envs or ""), ABS,
+    envs and "" or "--sim")
+  tmux(string.format("new-session -d -s repl -x 150 -y 50 %q \\; set-option -t repl remain-on-exit on", cmd))
+end
+
+-- ---- session 1 ----
+start()
+local ok, s = wait_for("uqlua%[sim%]> ")
+T:check("banner with version and environment, prompt shows the environment", ok
+  and s:find("uqlua %d+%.%d+%.%d+") and s:find("environment sim, account master"), s)
+
+line("1 + 1")
+ok, s = wait_for("\n2\n")
+T:check("an expression prints without '='", ok, s)
+
+line("uqpay.cards.get('66666666-6666-4666-8666-666666666661')")
+ok, s = wait_for("available_balance = 500%.00")
+T:check("results are pretty-printed: money as 500.00, card numbers masked", ok
+  and s:find('card_number = "%*+5668"') and s:find("mode_type = \"SINGLE\""), s)
+
+line("for i = 1, 3 do")
+ok = wait_for("uqlua%[sim%]>> ")
+line("io.write(i, ';')")
+line("end")
+ok, s = wait_for("1;2;3;")
+T:check("multi-line input continues incomplete chunks", ok, s)
+
+type_text("uqpay.ca")
+key("Tab")
+ok, s = wait_for("> uqpay%.card")
+key("C-c")
+T:check("Tab completes along dotted paths", ok, s)
+
+type_text("uqpay.cards.")
+key("Tab")
+key("Tab")
+ok, s = wait_for("set_status")
+T:check("Tab Tab lists a table's fields", ok and s:find("freeze") and s:find("unfreeze"), s)
+key("C-c")
+
+type_text("this is not lua at all")
+key("C-c")
+line("4 * 4")
+ok, s = wait_for("\n16\n")
+T:check("Ctrl-C clears the current line and stays in the REPL", ok and not s:find("syntax error"), s)
+
+line("error('boom')")
+ok, s = wait_for("boom")
+line("3 * 3")
+ok, s = wait_for("\n9\n")
+T:check("an error prints and the REPL continues", ok, s)
+
+line("uqpay.recharge('66666666-6666-4666-8666-666666666663', '1.00')")
+ok, s = wait_for("uqpay api error: card is FROZEN")
+T:check("uqpay errors print in their readable one-line form", ok and not s:find("card_not_active%)\nstack traceback"), s)
+
+line("help()")
+ok, s = wait_for("Banking:")
+T:check("help() lists the module", ok and s:find("uqpay%.recharge%s+Add funds"), s)
+line("help(uqpay.recharge)")
+ok, s = wait_for("endpoint: POST /v1/issuing/cards/{card_id}/recharge")
+T:check("help(f) prints signature, endpoint, returns and example", ok and s:find("uqpay%.recharge%(card_id, amount")
+  and s:find("example:"), s)
+
+-- Ctrl-C during a slow request returns to the prompt
+line("require('tests.helpers.sim').faults('latency=1:ms=8000:path=/v1/issuing/products')")
+wait_for("rules = ")
+local t0 = core.monotonic_ms()
+line("uqpay.products.list()")
+core.sleep_ms(800)
+key("C-c")
+ok, s = wait_for("interrupted", 5000)
+line("5 * 5")
+local ok2, s2 = wait_for("\n25\n", 5000)
+T:check("Ctrl-C interrupts a running request without leaving the REPL", ok and ok2
+  and core.monotonic_ms() - t0 < 6000, s2)
+
+key("C-d")
+ok, s = wait_for("UQLUA%-EXIT=%d+", 5000)
+T:check("Ctrl-D exits cleanly (status 0)", ok and s:find("UQLUA%-EXIT=0") ~= nil, s)
+
+-- ---- session 2: history ----
+start()
+wait_for("uqlua%[sim%]> ")
+key("Up")
+ok, s = wait_for("> 5 %* 5", 3000)
+T:check("history persists across sessions", ok, s)
+local hist = T.slurp(T.dir .. "/state/uqlua/history")
+T:check("history lives in $XDG_STATE_HOME/uqlua/history", hist:find("4\\040*\\0404", 1, true) ~= nil, hist)
+key("C-d")
+
+-- ---- production prompt ----
+start("UQPAY_ENV=production UQPAY_CLIENT_ID=x UQPAY_API_KEY=y ")
+ok, s = wait_for("uqlua%[PRODUCTION%]> ")
+T:check("the production prompt is unmistakable", ok and s:find("environment PRODUCTION %(writes are real money%)"), s)
+key("C-d")
+
+tmux("kill-server")
+T:finish()

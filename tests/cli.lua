@@ -67,6 +67,11 @@ expect("docs/api.md matches the endpoint table", UQ .. " scripts/gen-api-doc.lua
 expect("the man page is valid roff", "man --warnings -l docs/uqlua.1 2>&1 >/dev/null | grep -v 'cannot adjust' | " ..
   "(! grep .) && MANWIDTH=80 man -l docs/uqlua.1 | grep -q 'UQPAY_API_KEY'", 0)
 
+local inst = dir .. "/inst"
+expect("make install honours PREFIX and DESTDIR", "make -s install DESTDIR=" .. inst .. " PREFIX=/opt/uq" ..
+  " && test -x " .. inst .. "/opt/uq/bin/uqlua && test -f " .. inst .. "/opt/uq/lib/lua/5.4/uqpay.so && test -f " .. inst ..
+  "/opt/uq/share/man/man1/uqlua.1 && " .. inst .. "/opt/uq/bin/uqlua -e 'print(uqpay.version)'", 0, "^%d+%.%d+%.%d+\n$")
+
 -- ---- configuration ----
 os.execute("mkdir -p " .. dir .. "/cfg/uqlua && chmod 700 " .. dir .. "/cfg/uqlua")
 local cfgfile = file("cfg/uqlua/config", "[default]\nclient_id = file-client\napi_key = file-key\n\n[ops]\nenv = production\n", "644")

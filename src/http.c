@@ -99,46 +99,63 @@ static void push_headers(lua_State *L, const struct buf *hb) {
   }
 }
 
-/* http:request{method=, url=, headers={"Name: value", ...}, body=,
- *              timeout_ms=, connect_timeout_ms=}
- * -> {status=, body=, headers=, time_ms=} | nil, kind, message */
-static int l_http_request(lua_State *L) {
-  http_t *h = check_http(L);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_getfield(L, 2, "method");
-  const char *method = luaL_checkstring(L, -1);
-  lua_getfield(L, 2, "url");
-  const char *url = luaL_checkstring(L, -1);
-  lua_getfield(L, 2, "body");
+/* One transfer: an easy handle with its buffers and header list. */
+struct xfer {
+  CURL *c;
+  struct buf bb, hb;
+  struct curl_slist *hdrs;
+  lua_Integer id;
+  struct xfer *next;
+};
+
+/* Sets up x->c from the request table at index t:
+ *   {method=, url=, headers={"Name: value", ...}, body=, timeout_ms=,
+ *    connect_timeout_ms=, fresh=}
+ * Every Lua read happens before anything is allocated, so a bad argument
+ * leaks nothing; curl copies the body. */
+static void xfer_setup(lua_State *L, int t, struct xfer *x) {
+  lua_getfield(L, t, "method");
+  const char *method = lua_tostring(L, -1);
+  if (!method) luaL_error(L, "request.method must be a string");
+  lua_getfield(L, t, "url");
+  const char *url = lua_tostring(L, -1);
+  if (!url) luaL_error(L, "request.url must be a string");
+  lua_getfield(L, t, "body");
   size_t body_len = 0;
   const char *body = lua_isnil(L, -1) ? NULL : luaL_checklstring(L, -1, &body_len);
-  lua_getfield(L, 2, "timeout_ms");
+  lua_getfield(L, t, "timeout_ms");
   long timeout_ms = (long)luaL_optinteger(L, -1, 30000);
-  lua_getfield(L, 2, "connect_timeout_ms");
+  lua_getfield(L, t, "connect_timeout_ms");
   long connect_ms = (long)luaL_optinteger(L, -1, 10000);
-  lua_getfield(L, 2, "fresh"); /* a new connection, not reused after */
+  lua_getfield(L, t, "fresh"); /* a new connection, not reused after */
   long fresh = lua_toboolean(L, -1);
-  lua_pop(L, 3);
-
-  struct curl_slist *hdrs = NULL;
-  if (lua_getfield(L, 2, "headers") == LUA_TTABLE) {
-    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
-    for (lua_Integer i = 1; i <= n; i++) {
-      lua_rawgeti(L, -1, i);
-      const char *line = lua_tostring(L, -1);
-      struct curl_slist *nh = line ? curl_slist_append(hdrs, line) : hdrs;
-      lua_pop(L, 1);
-      if (!nh) { curl_slist_free_all(hdrs); return luaL_error(L, "out of memory"); }
-      hdrs = nh;
-    }
+  lua_getfield(L, t, "headers");
+  int ht = lua_gettop(L);
+  lua_Integer nh = lua_istable(L, ht) ? (lua_Integer)lua_rawlen(L, ht) : 0;
+  for (lua_Integer i = 1; i <= nh; i++) {
+    lua_rawgeti(L, ht, i);
+    if (!lua_isstring(L, -1)) luaL_error(L, "headers[%d] is not a string", (int)i);
+    lua_pop(L, 1);
   }
-  lua_pop(L, 1);
-  /* curl adds "Expect: 100-continue" to large POSTs; a needless round trip. */
-  struct curl_slist *nh = curl_slist_append(hdrs, "Expect:");
-  if (nh) hdrs = nh;
-
-  CURL *c = h->curl;
-  struct buf bb = {0}, hb = {0};
+  /* the strings stay alive in the request table while we use them */
+  struct curl_slist *hdrs = NULL;
+  for (lua_Integer i = 1; i <= nh + 1; i++) {
+    const char *line;
+    if (i <= nh) {
+      lua_rawgeti(L, ht, i);
+      line = lua_tostring(L, -1);
+      lua_pop(L, 1);
+    } else {
+      line = "Expect:"; /* no 100-continue round trip on large POSTs */
+    }
+    struct curl_slist *n = curl_slist_append(hdrs, line);
+    if (!n) {
+      curl_slist_free_all(hdrs);
+      luaL_error(L, "out of memory");
+    }
+    hdrs = n;
+  }
+  CURL *c = x->c;
   curl_easy_reset(c); /* keeps the connection cache: keep-alive survives */
   curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -150,53 +167,77 @@ static int l_http_request(lua_State *L) {
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &bb);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &x->bb);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, &hb);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &x->hb);
   curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(c, CURLOPT_USERAGENT, "uqlua/" UQLUA_VERSION);
-  curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, fresh);
   curl_easy_setopt(c, CURLOPT_FORBID_REUSE, fresh);
+  curl_easy_setopt(c, CURLOPT_PRIVATE, x);
   if (strcmp(method, "GET") == 0) {
     curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
   } else {
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
+    curl_easy_setopt(c, CURLOPT_COPYPOSTFIELDS, body ? body : "");
   }
-  CURLcode rc = curl_easy_perform(c);
-  curl_slist_free_all(hdrs);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+  lua_settop(L, ht - 7);
+  x->hdrs = hdrs;
+}
 
-  if (rc != CURLE_OK || bb.oom || hb.oom) {
+static void xfer_release(struct xfer *x) {
+  curl_slist_free_all(x->hdrs);
+  x->hdrs = NULL;
+  curl_easy_setopt(x->c, CURLOPT_HTTPHEADER, NULL);
+  free(x->bb.data);
+  free(x->hb.data);
+  memset(&x->bb, 0, sizeof x->bb);
+  memset(&x->hb, 0, sizeof x->hb);
+}
+
+/* Pushes a finished transfer's outcome and releases its buffers:
+ * {status=, body=, headers=, time_ms=}, or nil, kind, message. */
+static int xfer_result(lua_State *L, struct xfer *x, CURLcode rc) {
+  if (rc != CURLE_OK || x->bb.oom || x->hb.oom) {
     const char *kind = "network";
     if (rc == CURLE_ABORTED_BY_CALLBACK) kind = "interrupted";
     else if (rc == CURLE_OPERATION_TIMEDOUT) kind = "timeout";
-    free(bb.data);
-    free(hb.data);
+    const char *msg = rc != CURLE_OK ? curl_easy_strerror(rc) : "out of memory";
+    xfer_release(x);
     lua_pushnil(L);
     lua_pushstring(L, kind);
-    lua_pushstring(L, rc != CURLE_OK ? curl_easy_strerror(rc) : "out of memory");
+    lua_pushstring(L, msg);
     return 3;
   }
   long status = 0;
   double total = 0;
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &total);
+  curl_easy_getinfo(x->c, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_getinfo(x->c, CURLINFO_TOTAL_TIME, &total);
   lua_createtable(L, 0, 4);
   lua_pushinteger(L, status);
   lua_setfield(L, -2, "status");
-  lua_pushlstring(L, bb.data ? bb.data : "", bb.len);
+  lua_pushlstring(L, x->bb.data ? x->bb.data : "", x->bb.len);
   lua_setfield(L, -2, "body");
-  push_headers(L, &hb);
+  push_headers(L, &x->hb);
   lua_setfield(L, -2, "headers");
   lua_pushnumber(L, total * 1000.0);
   lua_setfield(L, -2, "time_ms");
-  free(bb.data);
-  free(hb.data);
+  xfer_release(x);
   return 1;
+}
+
+/* http:request{...} -> {status=, body=, headers=, time_ms=} | nil, kind, message */
+static int l_http_request(lua_State *L) {
+  http_t *h = check_http(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  struct xfer x;
+  memset(&x, 0, sizeof x);
+  x.c = h->curl;
+  xfer_setup(L, 2, &x);
+  CURLcode rc = curl_easy_perform(h->curl);
+  return xfer_result(L, &x, rc);
 }
 
 static int l_http_close(lua_State *L) {
@@ -209,6 +250,149 @@ static int l_http_close(lua_State *L) {
 }
 
 static const luaL_Reg http_methods[] = {{"request", l_http_request}, {"close", l_http_close}, {NULL, NULL}};
+
+/* ---------- concurrency: one multi handle, many transfers ---------- */
+
+#define MULTI_MT "uqpay.Multi"
+#define POOL_MAX 32
+
+typedef struct {
+  CURLM *m;
+  struct xfer *active;   /* transfers under way */
+  CURL *pool[POOL_MAX];  /* finished easy handles, reused (keep-alive) */
+  int npool;
+  lua_Integer next_id;
+} multi_t;
+
+static multi_t *check_multi(lua_State *L) {
+  multi_t *mt = (multi_t *)luaL_checkudata(L, 1, MULTI_MT);
+  if (!mt->m) luaL_error(L, "multi handle is closed");
+  return mt;
+}
+
+static int l_multi_new(lua_State *L) {
+  multi_t *mt = (multi_t *)lua_newuserdatauv(L, sizeof(multi_t), 0);
+  memset(mt, 0, sizeof *mt);
+  luaL_setmetatable(L, MULTI_MT);
+  mt->m = curl_multi_init();
+  if (!mt->m) return luaL_error(L, "cannot initialise libcurl multi");
+  return 1;
+}
+
+static int setup_protected(lua_State *L) {
+  xfer_setup(L, 2, (struct xfer *)lua_touserdata(L, 1));
+  return 0;
+}
+
+/* m:add(request) -> id: starts a transfer (see http:request for fields). */
+static int l_multi_add(lua_State *L) {
+  multi_t *mt = check_multi(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  struct xfer *x = calloc(1, sizeof *x);
+  if (!x) return luaL_error(L, "out of memory");
+  x->c = mt->npool > 0 ? mt->pool[--mt->npool] : curl_easy_init();
+  if (!x->c) {
+    free(x);
+    return luaL_error(L, "cannot initialise libcurl");
+  }
+  /* set up under pcall: a bad request must not leak x or its handle */
+  lua_pushcfunction(L, setup_protected);
+  lua_pushlightuserdata(L, x);
+  lua_pushvalue(L, 2);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    if (mt->npool < POOL_MAX) mt->pool[mt->npool++] = x->c;
+    else curl_easy_cleanup(x->c);
+    free(x);
+    return lua_error(L);
+  }
+  x->id = ++mt->next_id;
+  x->next = mt->active;
+  mt->active = x;
+  curl_multi_add_handle(mt->m, x->c);
+  lua_pushinteger(L, x->id);
+  return 1;
+}
+
+static void unlink_xfer(multi_t *mt, struct xfer *x) {
+  for (struct xfer **p = &mt->active; *p; p = &(*p)->next) {
+    if (*p == x) {
+      *p = x->next;
+      break;
+    }
+  }
+  curl_multi_remove_handle(mt->m, x->c);
+  if (mt->npool < POOL_MAX) mt->pool[mt->npool++] = x->c;
+  else curl_easy_cleanup(x->c);
+  free(x);
+}
+
+/* m:run(timeout_ms) -> array of finished {id=, res=, kind=, message=}:
+ * drives the transfers, waiting up to timeout_ms for something to happen. */
+static int l_multi_run(lua_State *L) {
+  multi_t *mt = check_multi(L);
+  int timeout = (int)luaL_optinteger(L, 2, 100);
+  int running = 0;
+  curl_multi_perform(mt->m, &running);
+  lua_newtable(L);
+  int out = lua_gettop(L);
+  lua_Integer n = 0;
+  for (int round = 0; round < 2; round++) {
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(mt->m, &left)) != NULL) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      struct xfer *x = NULL;
+      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+      CURLcode rc = msg->data.result;
+      lua_createtable(L, 0, 4);
+      lua_pushinteger(L, x->id);
+      lua_setfield(L, -2, "id");
+      int nr = xfer_result(L, x, rc);
+      if (nr == 1) {
+        lua_setfield(L, -2, "res");
+      } else {
+        lua_setfield(L, -4, "message");
+        lua_setfield(L, -3, "kind");
+        lua_pop(L, 1);
+      }
+      lua_rawseti(L, out, ++n);
+      unlink_xfer(mt, x);
+    }
+    if (n > 0 || !mt->active || round == 1) break;
+    curl_multi_poll(mt->m, NULL, 0, timeout, NULL);
+    curl_multi_perform(mt->m, &running);
+  }
+  return 1;
+}
+
+static int l_multi_count(lua_State *L) {
+  multi_t *mt = check_multi(L);
+  lua_Integer n = 0;
+  for (struct xfer *x = mt->active; x; x = x->next) n++;
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+static int l_multi_close(lua_State *L) {
+  multi_t *mt = (multi_t *)luaL_checkudata(L, 1, MULTI_MT);
+  if (!mt->m) return 0;
+  for (int i = 0; i < mt->npool; i++) curl_easy_cleanup(mt->pool[i]);
+  mt->npool = 0;
+  while (mt->active) {
+    struct xfer *x = mt->active;
+    mt->active = x->next;
+    curl_multi_remove_handle(mt->m, x->c);
+    xfer_release(x);
+    curl_easy_cleanup(x->c);
+    free(x);
+  }
+  curl_multi_cleanup(mt->m);
+  mt->m = NULL;
+  return 0;
+}
+
+static const luaL_Reg multi_methods[] = {
+  {"add", l_multi_add}, {"run", l_multi_run}, {"count", l_multi_count}, {"close", l_multi_close}, {NULL, NULL}};
 
 void uqpay_open_http(lua_State *L) {
   static int curl_ready = 0;
@@ -225,6 +409,17 @@ void uqpay_open_http(lua_State *L) {
     lua_setfield(L, -2, "__index");
   }
   lua_pop(L, 1);
+  if (luaL_newmetatable(L, MULTI_MT)) {
+    lua_pushcfunction(L, l_multi_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, l_multi_close);
+    lua_setfield(L, -2, "__close");
+    luaL_newlib(L, multi_methods);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
   lua_pushcfunction(L, l_http_new);
   lua_setfield(L, -2, "http_new");
+  lua_pushcfunction(L, l_multi_new);
+  lua_setfield(L, -2, "multi_new");
 }

@@ -37,22 +37,35 @@ static int l_journal_open(lua_State *L) {
   return 1;
 }
 
-/* j:append(text): the whole text, then fdatasync. true | nil, message */
+static int sync_fd(lua_State *L, journal_t *j) {
+  while (fdatasync(j->fd) != 0) {
+    if (errno != EINTR) return luaL_fileresult(L, 0, "journal fdatasync");
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* j:append(text [, sync=true]): the whole text, then fdatasync unless
+ * sync is false. true | nil, message */
 static int l_journal_append(lua_State *L) {
   journal_t *j = check_journal(L);
   size_t n, off = 0;
   const char *s = luaL_checklstring(L, 2, &n);
+  int sync = lua_isnone(L, 3) || lua_toboolean(L, 3);
   while (off < n) {
     ssize_t w = write(j->fd, s + off, n - off);
     if (w < 0 && errno == EINTR) continue;
     if (w < 0) return luaL_fileresult(L, 0, "journal");
     off += (size_t)w;
   }
-  while (fdatasync(j->fd) != 0) {
-    if (errno != EINTR) return luaL_fileresult(L, 0, "journal fdatasync");
-  }
+  if (sync) return sync_fd(L, j);
   lua_pushboolean(L, 1);
   return 1;
+}
+
+/* j:sync(): fdatasync what was appended without it (group commit). */
+static int l_journal_sync(lua_State *L) {
+  return sync_fd(L, check_journal(L));
 }
 
 /* j:truncate(length): cut a torn tail off, durably. */
@@ -89,7 +102,8 @@ static int l_checksum(lua_State *L) {
 }
 
 static const luaL_Reg journal_methods[] = {
-  {"append", l_journal_append}, {"truncate", l_journal_truncate}, {"close", l_journal_close}, {NULL, NULL}};
+  {"append", l_journal_append}, {"sync", l_journal_sync}, {"truncate", l_journal_truncate},
+  {"close", l_journal_close}, {NULL, NULL}};
 
 void uqpay_open_journal(lua_State *L) {
   if (luaL_newmetatable(L, JOURNAL_MT)) {

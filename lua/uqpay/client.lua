@@ -7,6 +7,7 @@ local E = require "uqpay.errors"
 local C = require "uqpay.config"
 local R = require "uqpay.redact"
 local Token = require "uqpay.token"
+local Parallel = require "uqpay.parallel"
 
 local Client = {}
 Client.__index = Client
@@ -60,7 +61,7 @@ function Client:throttle()
 end
 
 function Client:sleep(ms)
-  if not core.sleep_ms(ms) then
+  if not Parallel.sleep(ms) then
     E.raise { kind = "interrupted", message = "interrupted while waiting to retry" }
   end
 end
@@ -107,10 +108,14 @@ local function backoff_ms(attempt)
   return math.min(10000, 200 * 2 ^ (attempt - 1)) // 1 + math.random(0, 250)
 end
 
+-- One HTTP exchange: on this client's easy handle, or, inside
+-- uqpay.parallel, on the scheduler's multi handle.
 function Client:send(method, url, headers, body, timeout_ms)
   self.attempts_total = self.attempts_total + 1
-  return self.http:request { method = method, url = url, headers = headers, body = body,
+  local req = { method = method, url = url, headers = headers, body = body,
     timeout_ms = timeout_ms or self.cfg.timeout_ms, connect_timeout_ms = self.cfg.connect_timeout_ms }
+  if Parallel.active() then return Parallel.http(req) end
+  return self.http:request(req)
 end
 
 function Client:fetch_token()

@@ -12,6 +12,7 @@ C.BASE_URLS = {
 }
 -- Client-side limits, just under UQPAY's documented per-minute limits
 -- (the lower figure where the docs disagree): sandbox 500, production 200.
+-- None by default against a loopback address (a simulator).
 C.RATE_LIMITS = { sandbox = 450, production = 180, sim = 0 }
 
 local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
@@ -133,7 +134,9 @@ function C.resolve()
   end
   cfg.inprocess_sim = opts.base_url ~= nil
   local rl = getenv("UQLUA_RATE_LIMIT", noenv) or file_profile.rate_limit
-  cfg.rate_limit = rl and math.tointeger(tonumber(rl)) or C.RATE_LIMITS[cfg.env] or 0
+  -- UQPAY's limits are UQPAY's: a loopback base URL (a simulator) has none
+  local default_rl = loopback(cfg.base_url:match("^%a+://([^/:]+)") or "") and 0 or C.RATE_LIMITS[cfg.env]
+  cfg.rate_limit = rl and math.tointeger(tonumber(rl)) or default_rl or 0
   if not cfg.rate_limit or cfg.rate_limit < 0 then E.config("rate_limit must be a non-negative integer, not '" .. rl .. "'") end
   cfg.connect_timeout_ms = math.tointeger(tonumber(getenv("UQLUA_CONNECT_TIMEOUT_MS", noenv) or file_profile.connect_timeout_ms or 10000))
   cfg.timeout_ms = math.tointeger(tonumber(getenv("UQLUA_TIMEOUT_MS", noenv) or file_profile.timeout_ms or 30000))

@@ -53,6 +53,15 @@ D.utilities = {
     returns = "the final card order or transfer",
     example = 'local t = uqpay.transfer { source_account_id = MASTER, destination_account_id = SUB,\n' ..
       '                           currency = "USD", amount = "500.00" }\nprint(uqpay.wait(t).transfer_status)   --> completed' },
+  { name = "parallel", signature = "uqpay.parallel(items, fn [, {concurrency = 8, stop_on_error = false}])",
+    summary = "Runs fn(item, i) for each item in coroutines whose requests overlap on one libcurl multi " ..
+      "handle. Results and errors come back in input order; a failing item does not stop the others unless " ..
+      "stop_on_error. Writes to the same card or account are never reordered; journal intents of concurrent " ..
+      "items share one fdatasync.",
+    returns = "results, errors (both indexed like items; errors[i] for the items that failed)",
+    example = 'local results, errors = uqpay.parallel(rows, function(row)\n' ..
+      '  return uqpay.recharge(row.card_id, row.amount)\nend, { concurrency = 8 })\n' ..
+      'for i, err in pairs(errors) do print("row " .. i, err) end' },
   { name = "version", signature = "uqpay.version",
     summary = "The uqlua version string.", returns = "string", example = 'print(uqpay.version)   --> 0.1.0' },
   { name = "webhook.verify", signature = "uqpay.webhook.verify{body=, timestamp=, signature=, secret=, tolerance_s=300}",

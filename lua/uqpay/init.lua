@@ -6,6 +6,7 @@ local core = require "uqpay.core"
 local E = require "uqpay.errors"
 local C = require "uqpay.config"
 local A = require "uqpay.api"
+local Parallel = require "uqpay.parallel"
 
 local uqpay = {
   version = core.version,
@@ -34,7 +35,9 @@ local function on_success(finish)
   debug.getregistry()["uqlua.finish_run"] = finish
 end
 
-local function call(spec)
+-- The one request path: reads straight to the client; writes through the
+-- dry-run plan or the run journal.
+local function dispatch(spec)
   local c = get_client()
   if spec.master then spec.on_behalf_of = false end
   if spec.method == "GET" or spec.read_only then return (c:call(spec)) end
@@ -52,6 +55,26 @@ local function call(spec)
   end
   if journal then return journal:perform(spec, function(s) return c:call(s) end, spec.body_text) end
   return (c:call(spec))
+end
+
+-- The cards and accounts a write touches: inside uqpay.parallel, writes to
+-- the same one are never reordered.
+local function resources(spec)
+  local keys = {}
+  local card = spec.path:match("^/v1/issuing/cards/([^/]+)")
+  if card then keys[#keys + 1] = "card:" .. card end
+  local b = type(spec.body) == "table" and spec.body or {}
+  for _, f in ipairs { "source_account_id", "destination_account_id", "target_account_id" } do
+    if type(b[f]) == "string" then keys[#keys + 1] = "account:" .. b[f] end
+  end
+  return keys
+end
+
+local function call(spec)
+  if Parallel.active() and spec.method ~= "GET" and not spec.read_only then
+    return Parallel.with_locks(resources(spec), dispatch, spec)
+  end
+  return dispatch(spec)
 end
 
 A.install(uqpay, require "uqpay.endpoints", call)
@@ -116,10 +139,14 @@ function uqpay.wait(result, opts)
     if core.monotonic_ms() + delay > deadline then
       E.raise { kind = "timeout", message = "still " .. tostring(cur[field]) .. " after " .. timeout .. " ms" }
     end
-    if not core.sleep_ms(delay) then E.raise { kind = "interrupted", message = "interrupted while waiting" } end
+    if not Parallel.sleep(delay) then E.raise { kind = "interrupted", message = "interrupted while waiting" } end
     delay = math.min(delay * 2, 5000)
   end
 end
+
+-- uqpay.parallel(items, fn, {concurrency=8, stop_on_error=false})
+-- -> results, errors (both indexed like items).
+uqpay.parallel = Parallel.run
 
 uqpay.webhook = {}
 

@@ -14,6 +14,7 @@ local core = require "uqpay.core"
 local json = require "uqpay.json"
 local E = require "uqpay.errors"
 local C = require "uqpay.config"
+local Parallel = require "uqpay.parallel"
 
 local J = {}
 J.__index = J
@@ -87,7 +88,7 @@ function J.open(cfg)
   end
   if not opts.journal and not opts.script then return nil end
   local self = setmetatable({ cfg = cfg, prior = {}, occ = {}, seen = {}, counts = { sent = 0, replayed = 0,
-    resent = 0, failed = 0 }, seq = 0 }, J)
+    resent = 0, failed = 0, syncs = 0 }, seq = 0 }, J)
   local run_id, script = "custom", "(command line)"
   if opts.script then run_id, script = J.identity(cfg, opts) end
   local dir = J.runs_dir(cfg.noenv)
@@ -124,21 +125,35 @@ function J.open(cfg)
     io.stderr:write(string.format("uqlua: resuming run %s started %s: %d operations done (answered from the " ..
       "journal), %d in doubt (sent again with their keys)%s\n", run_id, records[1].started or "?", done, open,
       torn and "; a torn last line was ignored" or ""))
-    self:append { t = "resume", time = stamp(now()) }
+    self:append({ t = "resume", time = stamp(now()) }, "now")
   else
     if records and #records == 0 and good == 0 then assert(self.file:truncate(0)) end
-    self:append { t = "run", version = 1, run = run_id, script = script,
+    self:append({ t = "run", version = 1, run = run_id, script = script,
                   args = json.array(opts.script_args or {}), env = cfg.env,
-                  account = cfg.on_behalf_of or "master", started = stamp(now()) }
+                  account = cfg.on_behalf_of or "master", started = stamp(now()) }, "now")
   end
   self.resuming = resuming
   return self
 end
 
-function J:append(rec)
+-- Appends a record. sync: "now" (fdatasync before returning), "group"
+-- (inside uqpay.parallel, the scheduler syncs once before the requests of
+-- all items leave; outside it, now), or nil (no sync: an outcome lost in a
+-- crash only means the operation is sent again with its key).
+function J:append(rec, sync)
   local text = json.encode(rec)
-  local ok, err = self.file:append(core.checksum(text) .. " " .. text .. "\n")
+  local grouped = sync == "group" and Parallel.active()
+  local now_sync = sync ~= nil and not grouped
+  if now_sync then self.counts.syncs = self.counts.syncs + 1 end
+  local ok, err = self.file:append(core.checksum(text) .. " " .. text .. "\n", now_sync)
   if not ok then E.raise { kind = "config", message = "cannot write the run journal " .. self.path .. ": " .. tostring(err) } end
+  if grouped then Parallel.dirty(self) end
+end
+
+function J:sync()
+  self.counts.syncs = self.counts.syncs + 1
+  local ok, err = self.file:sync()
+  if not ok then E.raise { kind = "config", message = "cannot sync the run journal " .. self.path .. ": " .. tostring(err) } end
 end
 
 function J:load(records)
@@ -185,8 +200,8 @@ function J:perform(spec, send, body_text)
     self.counts.resent = self.counts.resent + 1
   else
     key = spec.key or core.uuid()
-    self:append { t = "intent", ident = ident, occ = occ, method = spec.method, path = spec.path, obo = obo,
-                  body = body_text, key = key, time = stamp(now()), ts = math.floor(now()) }
+    self:append({ t = "intent", ident = ident, occ = occ, method = spec.method, path = spec.path, obo = obo,
+                  body = body_text, key = key, time = stamp(now()), ts = math.floor(now()) }, "group")
     self.counts.sent = self.counts.sent + 1
   end
   spec.key = key
@@ -212,8 +227,9 @@ function J:finish()
     if not op.outcome and not self.seen[slot] then unresolved[#unresolved + 1] = op end
   end
   table.sort(unresolved, function(a, b) return a.time < b.time end)
-  self:append { t = "complete", time = stamp(now()), sent = self.counts.sent, replayed = self.counts.replayed,
-                resent = self.counts.resent, failed = self.counts.failed, unresolved = #unresolved }
+  self:append({ t = "complete", time = stamp(now()), sent = self.counts.sent, replayed = self.counts.replayed,
+                resent = self.counts.resent, failed = self.counts.failed, syncs = self.counts.syncs,
+                unresolved = #unresolved }, "now")
   self.file:close()
   if self.resuming then
     io.stderr:write(string.format("uqlua: run %s complete: %d sent, %d answered from the journal, %d sent again\n",

@@ -5,6 +5,7 @@
 -- before expired_at, and invalidated once after a "token expired" 401.
 local core = require "uqpay.core"
 local json = require "uqpay.json"
+local Parallel = require "uqpay.parallel"
 
 local T = {}
 T.__index = T
@@ -38,7 +39,18 @@ end
 
 -- Returns a valid token, fetching one if needed.
 function T:get()
+  -- inside uqpay.parallel: one fetch at a time (a second flock from this
+  -- process would wait forever on the first)
+  while self.fetching do Parallel.sleep(10) end
   if fresh(self.token) then return self.token.auth_token end
+  self.fetching = true
+  local ok, tok = pcall(self.obtain, self)
+  self.fetching = false
+  if not ok then error(tok, 0) end
+  return tok
+end
+
+function T:obtain()
   if not self.path then
     self.token = self.fetch()
     return self.token.auth_token

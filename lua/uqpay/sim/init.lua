@@ -15,6 +15,7 @@ local IDEM_TTL = 24 * 3600
 local cfg, seed, st
 local tokens, idem, rules, window = {}, {}, {}, {}
 local request_count, tokens_issued, sink = 0, 0, {}
+local in_flight, max_in_flight = 0, 0 -- requests held by a latency fault at once
 local clock_offset = 0
 
 function sim.now() return core.now() + clock_offset end
@@ -150,7 +151,7 @@ local function dump_state()
   local out = { accounts = {}, issuing_balances = {}, banking_balances = {}, cards = {}, transfers = {},
                 banking_transfers = {}, applied = st.applied, master_account_id = st.master_id,
                 now = S.iso(sim.now()), clock_offset_s = clock_offset, request_count = request_count,
-                tokens_issued = tokens_issued }
+                tokens_issued = tokens_issued, max_in_flight = max_in_flight }
   for _, id in ipairs(st.account_order) do
     local a = st.accounts[id]
     out.accounts[#out.accounts + 1] = { account_id = id, account_name = a.account_name, master = a.master }
@@ -188,6 +189,7 @@ local function admin(req)
   if p == "/__sim/reset" and m == "POST" then
     reset()
     rules, request_count, tokens_issued, sink, clock_offset = {}, 0, 0, {}, 0
+    max_in_flight = in_flight
     cfg.token_ttl, cfg.rate_limit = cfg.initial_token_ttl, cfg.initial_rate_limit
     return reply(200, { reset = true })
   end
@@ -402,7 +404,12 @@ function sim.handle(req)
     return envelope(500, "api_error", "internal_error", "Internal server error")
   end
   if fired.latency and fired.latency.ms > 0 then
-    return { delay_ms = fired.latency.ms, resume = { run = function() return apply(ctx, r, body, caps, fired, entry) end } }
+    in_flight = in_flight + 1
+    max_in_flight = math.max(max_in_flight, in_flight)
+    return { delay_ms = fired.latency.ms, resume = { run = function()
+      in_flight = in_flight - 1
+      return apply(ctx, r, body, caps, fired, entry)
+    end } }
   end
   return apply(ctx, r, body, caps, fired, entry)
 end

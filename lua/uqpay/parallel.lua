@@ -1,0 +1,176 @@
+-- uqpay.parallel(items, fn, {concurrency=, stop_on_error=}) (SPEC §7):
+-- runs fn(item, i) for each item in a coroutine; their requests overlap on
+-- one libcurl multi handle in this Lua state. Code running inside fn does
+-- not change: the request path asks P.http / P.sleep, which yield to the
+-- scheduler here instead of blocking.
+--
+-- Writes to the same card or account go one at a time, in the order the
+-- items reach them (items start in input order). Journal intents written
+-- by concurrent items are made durable together: one fdatasync before the
+-- scheduler lets their requests out (group commit).
+local core = require "uqpay.core"
+local E = require "uqpay.errors"
+
+local P = {}
+local current -- the running scheduler; parallel does not nest
+
+local MAX_CONCURRENCY = 64
+
+function P.active()
+  return current ~= nil and current.items[coroutine.running()] ~= nil
+end
+
+-- HTTP through the scheduler: same results as http:request.
+function P.http(req)
+  local r = coroutine.yield { op = "http", req = req }
+  return r.res, r.kind, r.message
+end
+
+-- Sleeps ms, letting other items run; false when interrupted.
+function P.sleep(ms)
+  if not P.active() then return core.sleep_ms(ms) end
+  coroutine.yield { op = "sleep", ms = ms }
+  return not core.interrupted()
+end
+
+-- A durable-before-dispatch hook: the journal registers itself when it
+-- wrote an intent without syncing.
+function P.dirty(journal)
+  current.dirty[journal] = true
+end
+
+-- Resource locks: fn runs while holding every key (sorted, so two items
+-- locking the same pair cannot deadlock).
+function P.with_locks(keys, fn, ...)
+  if not P.active() or #keys == 0 then return fn(...) end
+  table.sort(keys)
+  local me = coroutine.running()
+  local locks = current.locks
+  local held = {}
+  for _, k in ipairs(keys) do
+    if not held[k] then
+      local l = locks[k]
+      if l then
+        l.queue[#l.queue + 1] = me
+        coroutine.yield { op = "lock" } -- resumed by the holder's release
+      else
+        locks[k] = { owner = me, queue = {} }
+      end
+      held[k] = true
+    end
+  end
+  local results = table.pack(pcall(fn, ...))
+  for k in pairs(held) do
+    local l = locks[k]
+    local nxt = table.remove(l.queue, 1)
+    if nxt then
+      l.owner = nxt
+      current.ready[#current.ready + 1] = { co = nxt }
+    else
+      locks[k] = nil
+    end
+  end
+  if not results[1] then error(results[2], 0) end
+  return table.unpack(results, 2, results.n)
+end
+
+local function check_args(items, fn, opts)
+  if type(items) ~= "table" then E.usage("items", items, "must be an array") end
+  if type(fn) ~= "function" then E.usage("fn", fn, "must be a function") end
+  opts = opts or {}
+  if type(opts) ~= "table" then E.usage("opts", opts, "must be a table {concurrency=, stop_on_error=}") end
+  for k in pairs(opts) do
+    if k ~= "concurrency" and k ~= "stop_on_error" then
+      E.usage("opts." .. tostring(k), opts[k], "is not an option of uqpay.parallel (concurrency, stop_on_error)")
+    end
+  end
+  local c = opts.concurrency or 8
+  if math.type(c) ~= "integer" or c < 1 or c > MAX_CONCURRENCY then
+    E.usage("concurrency", c, "must be an integer from 1 to " .. MAX_CONCURRENCY)
+  end
+  return c, opts.stop_on_error == true
+end
+
+-- Returns results, errors: both indexed like items (errors[i] for the
+-- items that failed; empty when none did).
+function P.run(items, fn, opts)
+  local concurrency, stop_on_error = check_args(items, fn, opts)
+  if current then E.usage("uqpay.parallel", "(nested)", "cannot run inside another uqpay.parallel") end
+  local s = { multi = core.multi_new(), items = {}, waiting = {}, timers = {}, ready = {}, locks = {},
+              dirty = {}, outgoing = {} }
+  local results, errors = {}, {}
+  local n, next_item, running, failed = #items, 1, 0, false
+  current = s
+
+  local function step(co, value)
+    local i = s.items[co]
+    local ok, y = coroutine.resume(co, value)
+    if not ok then
+      errors[i], failed = y, true
+    elseif coroutine.status(co) ~= "dead" then
+      if y.op == "http" then s.outgoing[#s.outgoing + 1] = { co = co, req = y.req }
+      elseif y.op == "sleep" then s.timers[#s.timers + 1] = { at = core.monotonic_ms() + y.ms, co = co }
+      end -- "lock": the holder puts it back on the ready list
+      return
+    else
+      results[i] = y
+    end
+    s.items[co] = nil
+    running = running - 1
+  end
+
+  local ok, err = pcall(function()
+    while true do
+      if core.interrupted() then
+        E.raise { kind = "interrupted", message = "interrupted during uqpay.parallel" }
+      end
+      while running < concurrency and next_item <= n and not (failed and stop_on_error) do
+        local i = next_item
+        next_item = next_item + 1
+        local co = coroutine.create(function() return fn(items[i], i) end)
+        s.items[co] = i
+        running = running + 1
+        step(co)
+      end
+      -- everything ready runs until it waits again
+      while #s.ready > 0 do
+        local r = table.remove(s.ready, 1)
+        step(r.co, r.value)
+      end
+      -- group commit: intents on disk before their requests leave
+      for j in pairs(s.dirty) do j:sync() end
+      s.dirty = {}
+      for _, o in ipairs(s.outgoing) do s.waiting[s.multi:add(o.req)] = o.co end
+      s.outgoing = {}
+      if running == 0 and (next_item > n or (failed and stop_on_error)) then break end
+      -- wait for a transfer or the next timer, unless there is work now
+      local now = core.monotonic_ms()
+      local wait = 100
+      for _, t in ipairs(s.timers) do wait = math.min(wait, math.max(0, t.at - now)) end
+      if #s.ready > 0 or (running < concurrency and next_item <= n and not (failed and stop_on_error)) then
+        wait = 0
+      end
+      if s.multi:count() > 0 then
+        for _, d in ipairs(s.multi:run(wait)) do
+          local co = s.waiting[d.id]
+          s.waiting[d.id] = nil
+          s.ready[#s.ready + 1] = { co = co, value = d }
+        end
+      elseif #s.ready == 0 and wait > 0 then
+        core.sleep_ms(wait)
+      end
+      now = core.monotonic_ms()
+      local keep = {}
+      for _, t in ipairs(s.timers) do
+        if t.at <= now then s.ready[#s.ready + 1] = { co = t.co } else keep[#keep + 1] = t end
+      end
+      s.timers = keep
+    end
+  end)
+  current = nil
+  s.multi:close()
+  if not ok then error(err, 0) end
+  return results, errors
+end
+
+return P

@@ -1,0 +1,94 @@
+-- uqpay.parallel against the in-process simulator.
+local H = require "tests.helpers.sim"
+
+local function err_of(f, ...)
+  local ok, e = pcall(f, ...)
+  assert.is_false(ok, "expected an error")
+  return e
+end
+
+describe("uqpay.parallel", function()
+  before_each(function() H.reset() end)
+
+  it("returns results and errors in input order; a failure does not stop the others", function()
+    local res, errs = uqpay.parallel({ 1, 2, 3, 4 }, function(x, i)
+      if x == 3 then error("no three") end
+      return x * 10 + i
+    end, { concurrency = 2 })
+    assert.same({ [1] = 11, [2] = 22, [4] = 44 }, res)
+    assert.matches("no three", errs[3])
+    assert.is_nil(errs[1])
+  end)
+
+  it("overlaps requests on one multi handle", function()
+    uqpay.balance("USD") -- token first
+    H.faults("latency=1:ms=300:path=/v1/issuing/products")
+    local res = uqpay.parallel({ 1, 2, 3, 4, 5, 6 }, function() return #uqpay.products.list() end,
+      { concurrency = 4 })
+    assert.same({ 2, 2, 2, 2, 2, 2 }, res)
+    assert.equals(4, H.state().max_in_flight)
+  end)
+
+  it("applies every write once, and never reorders writes to one card", function()
+    local cards = { H.SINGLE_CARD, H.SHARE_CARD, H.SGD_CARD }
+    local items = {}
+    for i = 1, 24 do items[i] = { card = cards[(i - 1) % 3 + 1], amount = string.format("0.%02d", i) } end
+    H.faults("latency=0.5:ms=30;drop=0.1:path=/v1/issuing/cards/*/recharge")
+    local _, errs = uqpay.parallel(items, function(it) return uqpay.recharge(it.card, it.amount) end,
+      { concurrency = 8 })
+    assert.is_nil(next(errs))
+    local st = H.state()
+    assert.equals(24, H.applied(st, "recharge"))
+    local last = {}
+    for _, a in ipairs(st.applied) do
+      if a.op == "recharge" then
+        local cents = tonumber(a.amount:match("%.(%d+)$"))
+        assert.is_true((last[a.card_id] or 0) < cents, "writes to " .. a.card_id .. " were reordered")
+        last[a.card_id] = cents
+      end
+    end
+  end)
+
+  it("fetches one token for all items, not one each", function()
+    local cfg = {}
+    for k, v in pairs(require("uqpay.config").resolve()) do cfg[k] = v end
+    local c = require("uqpay.client").new(cfg) -- no token yet
+    local before = H.state().tokens_issued
+    local res = uqpay.parallel({ 1, 2, 3, 4, 5 }, function()
+      return c:call { method = "GET", path = "/v1/issuing/products" }.total_items
+    end, { concurrency = 5 })
+    assert.same({ 2, 2, 2, 2, 2 }, res)
+    assert.equals(before + 1, H.state().tokens_issued)
+  end)
+
+  it("stops starting items after the first error when asked", function()
+    local started = {}
+    local _, errs = uqpay.parallel({ 1, 2, 3, 4, 5 }, function(x)
+      started[#started + 1] = x
+      if x == 2 then error("stop here") end
+      uqpay.products.list()
+    end, { concurrency = 1, stop_on_error = true })
+    assert.same({ 1, 2 }, started)
+    assert.matches("stop here", errs[2])
+  end)
+
+  it("lets uqpay.wait and retries sleep without blocking the other items", function()
+    H.faults("burst429:next=1:path=/v1/issuing/products")
+    local res = uqpay.parallel({ "a", "b" }, function(x)
+      if x == "a" then return #uqpay.products.list() end
+      return uqpay.wait(uqpay.recharge(H.SINGLE_CARD, "1.00")).order_status
+    end)
+    assert.same({ 2, "SUCCESS" }, res)
+  end)
+
+  it("checks its arguments", function()
+    assert.equals("usage", err_of(uqpay.parallel, "x", print).kind)
+    assert.equals("usage", err_of(uqpay.parallel, {}, "f").kind)
+    assert.equals("usage", err_of(uqpay.parallel, {}, print, { concurrency = 0 }).kind)
+    assert.equals("usage", err_of(uqpay.parallel, {}, print, { workers = 2 }).kind)
+    local _, errs = uqpay.parallel({ 1 }, function() return uqpay.parallel({ 2 }, print) end)
+    assert.matches("cannot run inside another", tostring(errs[1]))
+    local res = uqpay.parallel({}, print)
+    assert.same({}, res)
+  end)
+end)

@@ -37,7 +37,8 @@ rate("POST recharge, SHARE card, new key each (raw transport)", function()
     body = '{"amount":0.01}' }.status == 200)
 end)
 rate("uqpay.products.list() (full client: validation, retries, decode)", function() uqpay.products.list() end)
-rate("uqpay.recharge(card, \"0.01\") (full client)", function() uqpay.recharge(card, "0.01") end)
+rate("uqpay.recharge(card, \"0.01\") (full client, journaled: a sync per write)",
+  function() uqpay.recharge(card, "0.01") end)
 local cards = {}
 for c in uqpay.cards.each { card_status = "ACTIVE" } do cards[#cards + 1] = c.card_id end
 local batch = {}
@@ -47,7 +48,7 @@ while core.monotonic_ms() - t0p < SECONDS * 1000 do
   uqpay.parallel(batch, function(c) return uqpay.recharge(c, "0.01") end, { concurrency = 8 })
   ops = ops + #batch
 end
-io.write(string.format("%s\t%.0f\treq/s\n", "uqpay.recharge in uqpay.parallel, 8 at a time (full client)",
+io.write(string.format("%s\t%.0f\treq/s\n", "uqpay.recharge in uqpay.parallel, 8 at a time (group commit)",
   ops * 1000 / (core.monotonic_ms() - t0p)))
 local curl_n, t0 = 0, core.monotonic_ms()
 while core.monotonic_ms() - t0 < SECONDS * 1000 do

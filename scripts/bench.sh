@@ -15,7 +15,7 @@ trap 'kill $pid 2>/dev/null; rm -rf "$tmp"' EXIT
 i=0
 while [ "$(wc -l <"$tmp/env")" -lt 3 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 eval "$(cat "$tmp/env")"
-export UQPAY_BASE_URL UQPAY_CLIENT_ID UQPAY_API_KEY UQLUA_RATE_LIMIT=0 XDG_CACHE_HOME="$tmp"
+export UQPAY_BASE_URL UQPAY_CLIENT_ID UQPAY_API_KEY UQLUA_RATE_LIMIT=0 XDG_CACHE_HOME="$tmp" XDG_STATE_HOME="$tmp"
 
 run_http() { # $1 = cpu
   taskset -c "$1" "$UQLUA" scripts/bench.lua http "$SECS"

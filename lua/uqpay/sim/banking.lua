@@ -10,6 +10,7 @@ local money = core.money
 local iso = S.iso
 local need, need_uuid, need_amount, need_currency = H.need, H.need_uuid, H.need_amount, H.need_currency
 local bad, own_account, insufficient, copy, filtered = H.bad, H.own_account, H.insufficient, H.copy, H.filtered
+local owned, owned_list = H.owned, H.owned_list
 local B = {}
 
 -- Mid rates with four decimals, sell -> buy.
@@ -73,8 +74,8 @@ function B.balance(st, ctx, _, _, cur)
 end
 
 function B.transactions(st, ctx, _, q)
-  return H.page(ctx, filtered(st.btxns, nil, function(t)
-    return t.account_id == ctx.account_id and (not q.currency or q.currency == t.currency)
+  return H.page(ctx, owned_list(ctx, st.btxns, nil, function(t)
+    return (not q.currency or q.currency == t.currency)
       and (not q.transaction_type or q.transaction_type == "ALL" or q.transaction_type == t.transaction_type)
   end), q)
 end
@@ -136,10 +137,8 @@ function B.create_payout(st, ctx, body)
   end
   local ben = body.beneficiary
   if body.beneficiary_id then
-    ben = st.beneficiaries[body.beneficiary_id]
-    if not ben or ben.account_id ~= ctx.account_id then
-      bad(ctx, "beneficiary_not_found", "beneficiary " .. tostring(body.beneficiary_id) .. " not found")
-    end
+    ben = owned(ctx, st.beneficiaries[body.beneficiary_id], "invalid_request_error", "beneficiary_not_found",
+      "beneficiary " .. tostring(body.beneficiary_id))
   elseif type(ben) ~= "table" then
     bad(ctx, "missing_parameter", "beneficiary_id or beneficiary is required")
   end
@@ -161,17 +160,13 @@ end
 local function payout_view(p) return copy(p, { account_id = true }) end
 
 function B.payouts(st, ctx, _, q)
-  return H.page(ctx, filtered(st.payout_order, st.payouts, function(p)
-    return p.account_id == ctx.account_id and (not q.payout_status or q.payout_status == p.payout_status)
+  return H.page(ctx, owned_list(ctx, st.payout_order, st.payouts, function(p)
+    return not q.payout_status or q.payout_status == p.payout_status
   end), q, payout_view)
 end
 
 function B.get_payout(st, ctx, _, _, id)
-  local p = st.payouts[id]
-  if not p or p.account_id ~= ctx.account_id then
-    ctx.fail(400, "invalid_request_error", "payout_not_found", "payout " .. id .. " not found")
-  end
-  return 200, payout_view(p)
+  return 200, payout_view(owned(ctx, st.payouts[id], "invalid_request_error", "payout_not_found", "payout " .. id))
 end
 
 -- ---------- quotes and conversions ----------
@@ -213,8 +208,7 @@ function B.convert(st, ctx, body)
   local sell = need_currency(ctx, body, "sell_currency")
   local buy = need_currency(ctx, body, "buy_currency")
   need(ctx, body, "conversion_date")
-  local q = st.quotes[qid]
-  if not q or q.account_id ~= ctx.account_id then bad(ctx, "quote_not_found", "quote " .. tostring(qid) .. " not found") end
+  local q = owned(ctx, st.quotes[qid], "invalid_request_error", "quote_not_found", "quote " .. tostring(qid))
   if st.now() > q.valid_to then bad(ctx, "quote_expired", "quote " .. qid .. " has expired") end
   if q.transaction_type ~= "conversion" then bad(ctx, "invalid_quote", "quote was made for a " .. q.transaction_type) end
   local s, b = amounts(ctx, body, sell, buy)
@@ -236,36 +230,24 @@ end
 
 -- ---------- deposits and beneficiaries (seeded) ----------
 
-local function owned_list(order, items, ctx, pred)
-  return filtered(order, items, function(x) return x.account_id == ctx.account_id and (not pred or pred(x)) end)
-end
-
 local function view(x) return copy(x, { account_id = true }) end
 
 function B.deposits(st, ctx, _, q)
-  return H.page(ctx, owned_list(st.deposit_order, st.deposits, ctx, function(d)
+  return H.page(ctx, owned_list(ctx, st.deposit_order, st.deposits, function(d)
     return not q.status or q.status == d.deposit_status
   end), q, view)
 end
 
 function B.get_deposit(st, ctx, _, _, id)
-  local d = st.deposits[id]
-  if not d or d.account_id ~= ctx.account_id then
-    ctx.fail(400, "invalid_request_error", "deposit_not_found", "deposit " .. id .. " not found")
-  end
-  return 200, view(d)
+  return 200, view(owned(ctx, st.deposits[id], "invalid_request_error", "deposit_not_found", "deposit " .. id))
 end
 
 function B.beneficiaries(st, ctx, _, q)
-  return H.page(ctx, owned_list(st.beneficiary_order, st.beneficiaries, ctx), q, view)
+  return H.page(ctx, owned_list(ctx, st.beneficiary_order, st.beneficiaries), q, view)
 end
 
 function B.get_beneficiary(st, ctx, _, _, id)
-  local b = st.beneficiaries[id]
-  if not b or b.account_id ~= ctx.account_id then
-    ctx.fail(400, "invalid_request_error", "beneficiary_not_found", "beneficiary " .. id .. " not found")
-  end
-  return 200, view(b)
+  return 200, view(owned(ctx, st.beneficiaries[id], "invalid_request_error", "beneficiary_not_found", "beneficiary " .. id))
 end
 
 return B

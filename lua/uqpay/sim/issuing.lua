@@ -93,6 +93,18 @@ local function copy(t, drop)
   return c
 end
 
+-- The item, if it belongs to the calling account; else a 400 naming it
+-- ("<what> not found", or the message given).
+local function owned(ctx, item, etype, code, what, message)
+  if not item or item.account_id ~= ctx.account_id then ctx.fail(400, etype, code, message or (what .. " not found")) end
+  return item
+end
+
+-- The items of order/lookup that belong to the calling account and pass pred.
+local function owned_list(ctx, order, lookup, pred)
+  return filtered(order, lookup, function(x) return x.account_id == ctx.account_id and (not pred or pred(x)) end)
+end
+
 -- ---------- accounts ----------
 
 function H.list_accounts(st, ctx, _, q)
@@ -128,8 +140,8 @@ function H.retrieve_balance(st, ctx, body)
 end
 
 function H.list_balance_transactions(st, ctx, _, q)
-  local out = filtered(st.itxns, nil, function(t)
-    return t.account_id == ctx.account_id and (not q.currency or q.currency == t.currency)
+  local out = owned_list(ctx, st.itxns, nil, function(t)
+    return (not q.currency or q.currency == t.currency)
       and (not q.transaction_type or q.transaction_type == t.transaction_type)
   end)
   return H.page(ctx, out, q)
@@ -179,11 +191,7 @@ function H.list_products(st, ctx, _, q)
 end
 
 local function cardholder(st, ctx, id)
-  local ch = st.cardholders[id]
-  if not ch or ch.account_id ~= ctx.account_id then
-    ctx.fail(400, "cardholder_error", "cardholder_not_found", "cardholder " .. tostring(id) .. " not found")
-  end
-  return ch
+  return owned(ctx, st.cardholders[id], "cardholder_error", "cardholder_not_found", "cardholder " .. tostring(id))
 end
 
 local function ch_view(ch) return copy(ch, { account_id = true }) end
@@ -212,8 +220,8 @@ function H.create_cardholder(st, ctx, body)
 end
 
 function H.list_cardholders(st, ctx, _, q)
-  return H.page(ctx, filtered(st.cardholder_order, st.cardholders, function(ch)
-    return ch.account_id == ctx.account_id and (not q.cardholder_status or q.cardholder_status == ch.cardholder_status)
+  return H.page(ctx, owned_list(ctx, st.cardholder_order, st.cardholders, function(ch)
+    return not q.cardholder_status or q.cardholder_status == ch.cardholder_status
   end), q)
 end
 
@@ -232,11 +240,8 @@ end
 -- ---------- cards ----------
 
 local function card_of(st, ctx, id)
-  local c = st.cards[id]
-  if not c or c.account_id ~= ctx.account_id then
-    ctx.fail(400, "card_error", "card_not_found", "card not found or deactivated")
-  end
-  return c
+  -- the reference's own wording
+  return owned(ctx, st.cards[id], "card_error", "card_not_found", nil, "card not found or deactivated")
 end
 
 local function card_view(st, c)
@@ -300,8 +305,8 @@ function H.create_card(st, ctx, body)
 end
 
 function H.list_cards(st, ctx, _, q)
-  return H.page(ctx, filtered(st.card_order, st.cards, function(c)
-    return c.account_id == ctx.account_id and (not q.card_status or q.card_status == c.card_status)
+  return H.page(ctx, owned_list(ctx, st.card_order, st.cards, function(c)
+    return (not q.card_status or q.card_status == c.card_status)
       and (not q.cardholder_id or q.cardholder_id == c.cardholder_id)
       and (not q.card_number or c.card_number:sub(-4) == q.card_number:sub(-4))
   end), q, function(c) return card_view(st, c) end)
@@ -446,10 +451,7 @@ end
 function H.simulate_reversal(st, ctx, body)
   local orig_id = body.original_transaction_id or body.transaction_id
   if not orig_id then need(ctx, body, "original_transaction_id") end
-  local o = st.ctxns[orig_id]
-  if not o or o.account_id ~= ctx.account_id then
-    ctx.fail(400, "card_error", "transaction_not_found", "transaction " .. tostring(orig_id) .. " not found")
-  end
+  local o = owned(ctx, st.ctxns[orig_id], "card_error", "transaction_not_found", "transaction " .. tostring(orig_id))
   if o.transaction_status ~= "APPROVED" or o.reversed then
     ctx.fail(400, "card_error", "transaction_not_reversible", "transaction cannot be reversed")
   end
@@ -475,17 +477,13 @@ function H.simulate_reversal(st, ctx, body)
 end
 
 function H.list_card_transactions(st, ctx, _, q)
-  return H.page(ctx, filtered(st.ctxn_order, st.ctxns, function(t)
-    return t.account_id == ctx.account_id and (not q.card_id or q.card_id == t.card_id)
+  return H.page(ctx, owned_list(ctx, st.ctxn_order, st.ctxns, function(t)
+    return not q.card_id or q.card_id == t.card_id
   end), q, ctxn_view)
 end
 
 function H.get_card_transaction(st, ctx, _, _, id)
-  local t = st.ctxns[id]
-  if not t or t.account_id ~= ctx.account_id then
-    ctx.fail(400, "card_error", "transaction_not_found", "transaction " .. id .. " not found")
-  end
-  return 200, ctxn_view(t)
+  return 200, ctxn_view(owned(ctx, st.ctxns[id], "card_error", "transaction_not_found", "transaction " .. id))
 end
 
 -- ---------- reports ----------
@@ -511,10 +509,7 @@ local function csv_field(v)
 end
 
 function H.download_report(st, ctx, _, _, id)
-  local r = st.reports[id]
-  if not r or r.account_id ~= ctx.account_id then
-    ctx.fail(400, "invalid_request_error", "report_not_found", "report " .. id .. " not found")
-  end
+  local r = owned(ctx, st.reports[id], "invalid_request_error", "report_not_found", "report " .. id)
   local rows = {}
   if r.report_type == "LEDGER" then
     rows[1] = "transaction_id,transaction_type,currency,amount,ending_balance,create_time,description"
@@ -540,5 +535,6 @@ end
 -- shared with the Banking rules (uqpay.sim.banking)
 H.need, H.need_uuid, H.need_amount, H.need_currency = need, need_uuid, need_amount, need_currency
 H.bad, H.own_account, H.insufficient, H.copy, H.filtered = bad, own_account, insufficient, copy, filtered
+H.owned, H.owned_list = owned, owned_list
 
 return H

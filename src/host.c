@@ -18,6 +18,11 @@ static void set_str(lua_State *L, const char *k, const char *v) {
   lua_setfield(L, -2, k);
 }
 
+static void set_bool(lua_State *L, const char *k, int v) {
+  lua_pushboolean(L, v);
+  lua_setfield(L, -2, k);
+}
+
 /* Pushes the simulator settings table from the options. */
 static void push_sim_config(lua_State *L, const struct uqlua_options *o) {
   lua_newtable(L);
@@ -49,21 +54,15 @@ static int open_host(lua_State *L) {
   set_str(L, "env", o->env);
   set_str(L, "profile", o->profile);
   set_str(L, "on_behalf_of", o->on_behalf_of);
-  lua_pushboolean(L, o->trace);
-  lua_setfield(L, -2, "trace");
-  lua_pushboolean(L, o->yes);
-  lua_setfield(L, -2, "yes");
-  lua_pushboolean(L, o->dry_run);
-  lua_setfield(L, -2, "dry_run");
-  lua_pushboolean(L, o->fresh);
-  lua_setfield(L, -2, "fresh");
-  lua_pushboolean(L, o->no_journal);
-  lua_setfield(L, -2, "no_journal");
+  set_bool(L, "trace", o->trace);
+  set_bool(L, "yes", o->yes);
+  set_bool(L, "dry_run", o->dry_run);
+  set_bool(L, "fresh", o->fresh);
+  set_bool(L, "no_journal", o->no_journal);
   set_str(L, "journal", o->journal);
   if (o->script) { /* the invocation's identity, for the run journal */
     set_str(L, "script", o->script);
-    lua_pushboolean(L, o->bundled);
-    lua_setfield(L, -2, "bundled");
+    set_bool(L, "bundled", o->bundled);
     lua_newtable(L);
     for (int i = 0; o->script_args && o->script_args[i]; i++) {
       lua_pushstring(L, o->script_args[i]);
@@ -71,8 +70,7 @@ static int open_host(lua_State *L) {
     }
     lua_setfield(L, -2, "script_args");
   }
-  lua_pushboolean(L, noenv);
-  lua_setfield(L, -2, "noenv");
+  set_bool(L, "noenv", noenv);
   if (o->sim && !o->serve_sim) {
     char err[512], url[64];
     push_sim_config(L, o);

@@ -400,24 +400,8 @@ void uqpay_open_http(lua_State *L) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     curl_ready = 1;
   }
-  if (luaL_newmetatable(L, HTTP_MT)) {
-    lua_pushcfunction(L, l_http_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_http_close);
-    lua_setfield(L, -2, "__close");
-    luaL_newlib(L, http_methods);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
-  if (luaL_newmetatable(L, MULTI_MT)) {
-    lua_pushcfunction(L, l_multi_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_multi_close);
-    lua_setfield(L, -2, "__close");
-    luaL_newlib(L, multi_methods);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
+  uqpay_class(L, HTTP_MT, http_methods, l_http_close);
+  uqpay_class(L, MULTI_MT, multi_methods, l_multi_close);
   lua_pushcfunction(L, l_http_new);
   lua_setfield(L, -2, "http_new");
   lua_pushcfunction(L, l_multi_new);

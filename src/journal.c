@@ -106,15 +106,7 @@ static const luaL_Reg journal_methods[] = {
   {"close", l_journal_close}, {NULL, NULL}};
 
 void uqpay_open_journal(lua_State *L) {
-  if (luaL_newmetatable(L, JOURNAL_MT)) {
-    lua_pushcfunction(L, l_journal_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_journal_close);
-    lua_setfield(L, -2, "__close");
-    luaL_newlib(L, journal_methods);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
+  uqpay_class(L, JOURNAL_MT, journal_methods, l_journal_close);
   lua_pushcfunction(L, l_journal_open);
   lua_setfield(L, -2, "journal_open");
   lua_pushcfunction(L, l_checksum);

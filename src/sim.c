@@ -443,20 +443,10 @@ static int l_sim_stop(lua_State *L) {
   return 0;
 }
 
+static const luaL_Reg sim_methods[] = {{"info", l_sim_info}, {"stop", l_sim_stop}, {NULL, NULL}};
+
 void uqpay_open_simctl(lua_State *L) {
-  if (luaL_newmetatable(L, SIM_MT)) {
-    lua_pushcfunction(L, l_sim_stop);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_sim_stop);
-    lua_setfield(L, -2, "__close");
-    lua_newtable(L);
-    lua_pushcfunction(L, l_sim_info);
-    lua_setfield(L, -2, "info");
-    lua_pushcfunction(L, l_sim_stop);
-    lua_setfield(L, -2, "stop");
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
+  uqpay_class(L, SIM_MT, sim_methods, l_sim_stop);
   lua_pushcfunction(L, l_sim_start);
   lua_setfield(L, -2, "sim_start");
 }

@@ -211,17 +211,9 @@ static const luaL_Reg sys_funcs[] = {
   {"mkdir_private", l_mkdir_private}, {"write_private", l_write_private}, {"lock", l_lock},
   {NULL, NULL}};
 
+static const luaL_Reg lock_methods[] = {{"unlock", l_unlock}, {NULL, NULL}};
+
 void uqpay_open_sys(lua_State *L) {
-  if (luaL_newmetatable(L, LOCK_MT)) {
-    lua_pushcfunction(L, l_unlock);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_unlock);
-    lua_setfield(L, -2, "__close");
-    lua_newtable(L);
-    lua_pushcfunction(L, l_unlock);
-    lua_setfield(L, -2, "unlock");
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
+  uqpay_class(L, LOCK_MT, lock_methods, l_unlock);
   luaL_setfuncs(L, sys_funcs, 0);
 }

@@ -210,8 +210,11 @@ function J:perform(spec, send, body_text)
     self:append { t = "outcome", key = key, status = 200, body = raw, time = stamp(now()) }
     return res
   end
-  if E.is(res) and type(res.status) == "number" and res.status >= 400 and res.status < 500 then
-    -- rejected: nothing was applied; a re-run tries again with a new key
+  if E.is(res) and res.kind ~= "reconcile_required" and type(res.status) == "number"
+      and res.status >= 400 and res.status < 500 then
+    -- rejected: nothing was applied; a re-run tries again with a new key.
+    -- (reconcile_required may carry a 409 "processing" status: it stays
+    -- open, to be sent again with the same key.)
     self.counts.failed = self.counts.failed + 1
     self:append { t = "outcome", key = key, status = res.status, failed = true, time = stamp(now()) }
   end

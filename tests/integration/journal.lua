@@ -103,6 +103,21 @@ local code2, out2, err2 = T:run(sim.env .. UQ .. " " .. frozen)
 T:check("after fixing the cause, the re-run applies the rejected operation once", code == 1 and code2 == 0
   and out2 == "SUCCESS\n" and applied("recharge") == 1, err2)
 
+-- ---- an outcome left unknown stays open, even when the last reply was a 409 ----
+reset()
+os.execute("rm -rf " .. runs)
+H.admin("POST", "faults", { spec = "latency=1:ms=2500:next=1:path=/v1/issuing/cards/*/recharge" }, base)
+local slow = T:file("slow.lua", 'uqpay.recharge("66666666-6666-4666-8666-666666666661", "4.00")\n')
+-- the first attempt times out while the server still works on it; the
+-- retries hear "request is processing" until the attempts run out
+code, _, err = T:run("UQLUA_TIMEOUT_MS=400 UQLUA_MAX_ATTEMPTS=3 " .. sim.env .. UQ .. " " .. slow)
+T:check("a write that ends on 'request is processing' is reconcile_required (exit 3)", code == 3
+  and err:find("reconcile_required") ~= nil, err)
+require("uqpay.core").sleep_ms(2500)
+code, _, err = T:run(sim.env .. UQ .. " " .. slow)
+T:check("...and the re-run sends it with the same key: applied once", code == 0 and applied("recharge") == 1
+  and err:find("1 in doubt") ~= nil, err .. " applied: " .. applied("recharge"))
+
 -- ---- the 24-hour rule ----
 reset()
 os.execute("rm -rf " .. runs)

@@ -167,7 +167,7 @@ function Client:confirm_production(spec, obo)
   if not (core.isatty(0) and core.isatty(2)) then
     E.raise { kind = "config", method = spec.method, path = spec.path,
               message = "refusing a production write (" .. spec.method .. " " .. spec.path .. ") without a terminal " ..
-                        "to confirm it; run with --yes once you have checked the script (--dry-run when available)" }
+                        "to confirm it; check the script with --dry-run, then run it with --yes" }
   end
   io.stderr:write(string.format("\n  About to write to %s\n  first write: %s %s\n  Type 'yes' to go on: ",
     target, spec.method, spec.path))
@@ -197,10 +197,26 @@ function Client:call(spec)
   local refreshed, uncertain = false, false
   local last_res, last_kind, last_msg
   local attempt = 0
+  -- A write an earlier attempt may have applied: its outcome is unknown.
+  local function unknown_outcome(why)
+    E.raise {
+      kind = "reconcile_required", method = spec.method, path = spec.path, idempotency_key = key, attempts = attempt,
+      status = last_res and last_res.status or nil,
+      message = "the outcome of this write is unknown after " .. attempt .. " attempts (" .. why ..
+        "); check the resource before sending it again, or retry with the same idempotency key",
+    }
+  end
   while true do
     attempt = attempt + 1
     self:throttle()
-    local headers = { "Accept: application/json", "x-auth-token: Bearer " .. self.token:get() }
+    local got, token = pcall(self.token.get, self.token)
+    if not got then
+      if write and uncertain and not (E.is(token) and token.kind == "interrupted") then
+        unknown_outcome("then no token: " .. tostring(token))
+      end
+      error(token, 0)
+    end
+    local headers = { "Accept: application/json", "x-auth-token: Bearer " .. token }
     if body then headers[#headers + 1] = "Content-Type: application/json" end
     if key then headers[#headers + 1] = "x-idempotency-key: " .. key end
     if obo then headers[#headers + 1] = "x-on-behalf-of: " .. obo end
@@ -237,6 +253,10 @@ function Client:call(spec)
         wait = 0
       elseif res.status == 408 or res.status == 429 or res.status >= 500 or is_processing(res) then
         wait = retry_after_ms(res) or backoff_ms(attempt)
+      elseif write and uncertain and (res.status == 401 or res.status == 403) then
+        -- refused before the idempotency store was consulted: says nothing
+        -- about the earlier attempt
+        unknown_outcome("then HTTP " .. res.status)
       else
         error(self:api_error(res, spec, key, attempt), 0)
       end
@@ -246,13 +266,7 @@ function Client:call(spec)
   end
   -- Out of attempts.
   if write and uncertain then
-    E.raise {
-      kind = "reconcile_required", method = spec.method, path = spec.path, idempotency_key = key, attempts = attempt,
-      status = last_res and last_res.status or nil,
-      message = "the outcome of this write is unknown after " .. attempt .. " attempts (" ..
-        (last_res and ("HTTP " .. last_res.status) or (last_kind .. ": " .. last_msg)) ..
-        "); check the resource before sending it again, or retry with the same idempotency key",
-    }
+    unknown_outcome(last_res and ("HTTP " .. last_res.status) or (last_kind .. ": " .. last_msg))
   end
   if last_res then error(self:api_error(last_res, spec, key, attempt), 0) end
   E.raise { kind = last_kind, message = last_msg, method = spec.method, path = spec.path, idempotency_key = key,

@@ -332,6 +332,20 @@ describe("uqpay", function()
       assert.equals(1, H.applied(H.state(), "recharge")) -- applied once, however often it was sent
     end)
 
+    it("a 401 after an attempt that may have applied is reconcile_required, not an auth error", function()
+      H.faults("fail_after:next=1:path=/v1/issuing/cards/*/recharge")
+      local _, errs = uqpay.parallel({ "write", "revoke" }, function(what)
+        if what == "write" then return uqpay.recharge(H.SINGLE_CARD, "2.00") end
+        require("uqpay.parallel").sleep(100) -- while the write waits to retry
+        H.admin("POST", "tokens", {})
+      end, { concurrency = 2 })
+      local e = errs[1]
+      assert.is_table(e)
+      assert.equals("reconcile_required", e.kind)
+      assert.matches("then HTTP 401", e.message)
+      assert.equals(1, H.applied(H.state(), "recharge"))
+    end)
+
     it("honours Retry-After on 429", function()
       H.faults("burst429:next=1:path=/v1/issuing/products")
       local t0 = core.monotonic_ms()

@@ -14,6 +14,7 @@ local IDEM_TTL = 24 * 3600
 
 local cfg, seed, st
 local tokens, idem, rules, window = {}, {}, {}, {}
+local revoked = {} -- tokens revoked through /__sim/tokens; a reset brings them back
 local request_count, tokens_issued, sink = 0, 0, {}
 local in_flight, max_in_flight = 0, 0 -- requests held by a latency fault at once
 local clock_offset = 0
@@ -189,6 +190,8 @@ local function admin(req)
   if p == "/__sim/reset" and m == "POST" then
     reset()
     rules, request_count, tokens_issued, sink, clock_offset = {}, 0, 0, {}, 0
+    for t, v in pairs(revoked) do tokens[t] = v end
+    revoked = {}
     max_in_flight = in_flight
     cfg.token_ttl, cfg.rate_limit = cfg.initial_token_ttl, cfg.initial_rate_limit
     return reply(200, { reset = true })
@@ -227,6 +230,11 @@ local function admin(req)
     end
     local d = F.describe(rules)
     return reply(200, { rules = #d > 0 and d or core.json_decode("[]") })
+  end
+  if p == "/__sim/tokens" and m == "POST" then -- revoke: later requests get 401 "invalid token"
+    for t, v in pairs(tokens) do revoked[t] = v end
+    tokens = {}
+    return reply(200, { revoked = true })
   end
   if p == "/__sim/clock" then
     if m == "POST" then clock_offset = clock_offset + (tonumber(body.advance_s) or 0) end

@@ -117,6 +117,13 @@ expect("uqlua NAME runs a bundled script", UQ .. " --sim balance-report --format
 expect("a bundled script validates its arguments", UQ .. " --sim balance-report --format xml", 1, nil, "format")
 expect("the README's demo runs against --sim", UQ .. " --sim examples/fund-and-recharge.lua", 0,
   "card balance 420%.30 USD %(expected 420%.30%)")
+expect("examples/bulk-recharge.lua recharges a CSV in parallel", UQ .. " --sim examples/bulk-recharge.lua examples/cards.csv",
+  0, "recharged USD 125%.55\n.*4 recharged, 0 failed")
+expect("examples/bulk-recharge.lua refuses a bad CSV before sending anything", UQ .. " --sim examples/bulk-recharge.lua " ..
+  file("bad.csv", "card_id,amount\nnot-a-card,1.00\n66666666-6666-4666-8666-666666666661,1.005\n"), 2, nil,
+  "line 2: card_id \"not%-a%-card\" is not a UUID.*line 3: amount \"1%.005\".*nothing was sent")
+expect("examples/sweep-cards.lua sweeps SINGLE cards back", UQ .. " --sim examples/sweep-cards.lua 10", 0,
+  "USD issuing balance 100000%.00 %-> 100490%.00 %(%+490%.00%)")
 
 -- ---- standalone simulator, token cache, signals ----
 local sim = T:serve()

@@ -57,6 +57,7 @@ static int open_host(lua_State *L) {
   set_bool(L, "trace", o->trace);
   set_bool(L, "yes", o->yes);
   set_bool(L, "dry_run", o->dry_run);
+  set_bool(L, "json", o->json);
   set_bool(L, "fresh", o->fresh);
   set_bool(L, "no_journal", o->no_journal);
   set_str(L, "journal", o->journal);

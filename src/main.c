@@ -98,6 +98,8 @@ static int report(lua_State *L, int status) {
  * tables from uqpay keep their kind: the handler stores it for the exit code
  * and renders them through __tostring. */
 static int msghandler(lua_State *L) {
+  lua_pushvalue(L, 1); /* the error as raised, for --json */
+  lua_setfield(L, LUA_REGISTRYINDEX, "uqlua.last_error");
   const char *msg = lua_tostring(L, 1);
   if (msg == NULL) {
     if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) {
@@ -382,6 +384,22 @@ static int pmain(lua_State *L) {
   return 1;
 }
 
+/* --json: the uncaught error as one JSON line on stdout, as well. */
+static int print_json_error(lua_State *L) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "uqpay.jsonout");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "error");
+  lua_getfield(L, LUA_REGISTRYINDEX, "uqlua.last_error");
+  lua_call(L, 1, 0);
+  return 0;
+}
+
+static void json_error(lua_State *L) {
+  lua_pushcfunction(L, print_json_error);
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK) lua_pop(L, 1);
+}
+
 int main(int argc, char **argv) {
   int status, result;
   struct uqlua_options opts;
@@ -400,6 +418,7 @@ int main(int argc, char **argv) {
   lua_pushlightuserdata(L, &opts);
   status = lua_pcall(L, 3, 1, 0);
   result = lua_toboolean(L, -1);
+  if (!result && opts.json) json_error(L);
   if (status != LUA_OK) {
     last_error_code = EXIT_FAILURE;
     report(L, status);

@@ -20,14 +20,20 @@ static const char help_text[] =
   "  --trace               log every HTTP exchange to stderr, secrets redacted\n"
   "  --yes                 confirm production writes without a prompt\n"
   "  --serve-sim           run the simulator as a standalone server\n"
-  "      --listen HOST:PORT  (default 127.0.0.1:8787; loopback only)\n"
+  "      --listen HOST:PORT  (default 127.0.0.1:8787; port 0 picks a free one)\n"
   "      --seed FILE         seed data (JSON)\n"
   "      --faults SPEC       fault injection, see docs/simulator.md\n"
   "      --webhook-url URL   deliver signed webhooks there\n"
   "      --token-ttl SECONDS access token lifetime (default 1800)\n"
-  "      --rate-limit N      requests per minute before 429 (default 500)\n"
-  "  --dry-run, --fresh, --journal PATH, --no-journal, --json,\n"
-  "  --runs, --run ID      run journal and dry runs (not available yet)\n"
+  "      --rate-limit N      requests per minute before 429 (default: no limit)\n"
+  "  --dry-run             send no write: print each would-be write and a plan\n"
+  "  --fresh               start a new run even if this invocation was interrupted\n"
+  "  --journal PATH        keep the run journal there (default: one per\n"
+  "                        invocation under $XDG_STATE_HOME/uqlua/runs)\n"
+  "  --no-journal          keep no journal (refused in production)\n"
+  "  --runs                list recent runs;  --run ID  show one\n"
+  "  --json                machine output: results, plans and errors as JSON\n"
+  "                        lines on stdout; logs stay on stderr\n"
   "  --help, --version\n"
   "\n"
   "Lua options, as lua 5.4:\n"
@@ -56,9 +62,6 @@ static const struct valued valued_options[] = {
   {"rate-limit", OFF(rate_limit)}, {"journal", OFF(journal)},
   {"run", OFF(run_id)}, {NULL, 0}};
 
-/* Part of the product but not built yet: refusing beats a silent no-op. */
-static const char *const not_yet[] = {"json", NULL};
-
 static int usage_error(const char *fmt, const char *what) {
   fprintf(stderr, "uqlua: ");
   fprintf(stderr, fmt, what);
@@ -82,13 +85,12 @@ int uqlua_parse_options(int argc, char **argv, struct uqlua_options *o) {
     if (IS("trace")) { o->trace = 1; continue; }
     if (IS("yes")) { o->yes = 1; continue; }
     if (IS("dry-run")) { o->dry_run = 1; continue; }
+    if (IS("json")) { o->json = 1; continue; }
     if (IS("fresh")) { o->fresh = 1; continue; }
     if (IS("no-journal")) { o->no_journal = 1; continue; }
     if (IS("runs")) { o->runs = 1; continue; }
     if (IS("serve-sim")) { o->serve_sim = 1; continue; }
     if (IS("api-key")) return usage_error("%s: the API key is never taken from the command line; set UQPAY_API_KEY or use the config file", a);
-    for (const char *const *n = not_yet; *n; n++)
-      if (IS(*n)) return usage_error("option '--%s' is not available yet", *n);
     const struct valued *v;
     for (v = valued_options; v->name; v++) if (IS(v->name)) break;
     if (!v->name) return usage_error("unrecognized option '%s'", a);

@@ -11,6 +11,7 @@ struct uqlua_options {
   int trace;                /* --trace */
   int yes;                  /* --yes: production writes without a prompt */
   int dry_run;              /* --dry-run */
+  int json;                 /* --json: machine output on stdout */
   int fresh;                /* --fresh */
   const char *journal;      /* --journal PATH */
   int no_journal;           /* --no-journal */

@@ -46,7 +46,20 @@ expect("an unknown short option is a usage error", UQ .. " -z", 2, nil, "unrecog
 expect("an unknown long option is a usage error", UQ .. " --frobnicate", 2, nil, "unrecognized option '%-%-frobnicate'")
 expect("an option missing its value", UQ .. " --env", 2, nil, "needs a value")
 expect("--env must be known", UQ .. " --env moon -e 1", 2, nil, "sandbox, production or sim")
-expect("features not built yet refuse clearly", UQ .. " --json -e 1", 2, nil, "not available yet")
+expect("--json: an uncaught error is also one JSON line on stdout", UQ .. " --json --sim -e " ..
+  "'uqpay.recharge(\"66666666-6666-4666-8666-666666666663\", \"1.00\")'", 1,
+  '^{"error":{"attempts":1,"code":"card_not_active","idempotency_key":"%x+%-.-","kind":"api","message":"card is FROZEN, not ACTIVE",' ..
+  '"method":"POST","path":"/v1/issuing/cards/66666666%-6666%-4666%-8666%-666666666663/recharge","status":400,' ..
+  '"type":"card_error"}}\n$', "uqlua: uqpay api error")
+expect("--json: a plain script error too", UQ .. " --json -e 'error(\"boom\")'", 1,
+  '^{"error":{"kind":"script","message":"%(command line%):1: boom"}}\n$')
+expect("--json --dry-run: each would-be write and the plan as JSON lines", UQ .. " --json --sim --dry-run -e " ..
+  "'uqpay.recharge(\"66666666-6666-4666-8666-666666666661\", \"2.50\")' " .. file("dummy.lua", ""), 0,
+  '^{"dry_run":{"body":"{\\"amount\\":2.50}","idempotency_key":"%x+.-","method":"POST","n":1,' ..
+  '"path":"/v1/issuing/cards/66666666%-6666%-4666%-8666%-666666666661/recharge"}}\n' ..
+  '{"plan":{"operations":%[{"count":1,"operation":"recharge","totals":{"USD":"2%.50"}}%],"writes":1}}\n$')
+expect("--json makes ops scripts default to JSON", UQ .. " --json --sim balance-report", 0,
+  '^{"account_id":"master","available_balance":"50000%.00","currency":"SGD"')
 expect("the API key is never taken from argv", UQ .. " --api-key=abc -e 1", 2, nil, "never taken from the command line")
 expect("-e needs an argument", UQ .. " -e", 2, nil, "needs argument")
 

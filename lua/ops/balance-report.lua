@@ -2,7 +2,8 @@
 local argparse = require "argparse"
 
 local parser = argparse("uqlua balance-report", "Issuing balances per account and currency.")
-parser:option("-f --format", "Output format.", "table"):choices { "table", "csv", "json" }
+parser:option("-f --format", "Output format (json by default under uqlua --json).",
+  require("uqpay.jsonout").enabled() and "json" or "table"):choices { "table", "csv", "json" }
 parser:flag("--sub-accounts", "Also report every connected sub-account.")
 parser:flag("--banking", "Also report Banking balances (master account).")
 local args = parser:parse(arg)

@@ -102,7 +102,8 @@ end
 function C.resolve()
   local opts = core.host_options()
   local noenv = opts.noenv
-  local cfg = { noenv = noenv, trace = opts.trace or false, yes = opts.yes or false, dry_run = opts.dry_run or false }
+  local cfg = { noenv = noenv, trace = opts.trace or false, yes = opts.yes or false, dry_run = opts.dry_run or false,
+                json = opts.json or false }
   local profile_name = opts.profile or getenv("UQLUA_PROFILE", noenv)
   local file_profile = {}
   local path = C.config_path(noenv)
@@ -155,7 +156,7 @@ function C.redacted(cfg)
     env = cfg.env, base_url = cfg.base_url, profile = cfg.profile, on_behalf_of = cfg.on_behalf_of,
     client_id = cfg.client_id and "[REDACTED]" or nil, api_key = cfg.api_key and "[REDACTED]" or nil,
     rate_limit_per_minute = cfg.rate_limit, timeout_ms = cfg.timeout_ms, connect_timeout_ms = cfg.connect_timeout_ms,
-    max_attempts = cfg.max_attempts, trace = cfg.trace,
+    max_attempts = cfg.max_attempts, trace = cfg.trace, json = cfg.json, dry_run = cfg.dry_run,
   }
 end
 

@@ -4,6 +4,7 @@
 -- operations, counts and totals per currency.
 local core = require "uqpay.core"
 local json = require "uqpay.json"
+local out = require "uqpay.jsonout"
 
 local D = {}
 D.__index = D
@@ -33,8 +34,13 @@ function D:record(spec, body_text)
   local key = spec.key or core.uuid()
   local body = spec.body or {}
   self.n = self.n + 1
-  io.stderr:write(string.format("dry-run %d: %s %s  key=%s%s\n    %s\n", self.n, spec.method, spec.path, key,
-    spec.on_behalf_of and (" on-behalf-of=" .. spec.on_behalf_of) or "", body_text ~= "" and body_text or "(no body)"))
+  if out.enabled() then
+    out.emit { dry_run = { n = self.n, method = spec.method, path = spec.path, idempotency_key = key,
+                           on_behalf_of = spec.on_behalf_of or nil, body = body_text } }
+  else
+    io.stderr:write(string.format("dry-run %d: %s %s  key=%s%s\n    %s\n", self.n, spec.method, spec.path, key,
+      spec.on_behalf_of and (" on-behalf-of=" .. spec.on_behalf_of) or "", body_text ~= "" and body_text or "(no body)"))
+  end
   local name = spec.op or (spec.method .. " " .. spec.path)
   local op = self.ops[name]
   if not op then
@@ -58,6 +64,15 @@ function D:record(spec, body_text)
 end
 
 function D:finish()
+  if out.enabled() then
+    local ops = json.array {}
+    for _, name in ipairs(self.order) do
+      local op = self.ops[name]
+      ops[#ops + 1] = { operation = name, count = op.count, totals = op.totals }
+    end
+    out.emit { plan = { writes = self.n, operations = ops } }
+    return
+  end
   if self.n == 0 then
     io.stderr:write("dry run: no write would be sent\n")
     return

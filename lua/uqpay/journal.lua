@@ -291,6 +291,15 @@ end
 
 function J.list_runs()
   local runs, dir = all_runs()
+  if require("uqpay.jsonout").enabled() then
+    for i = 1, math.min(#runs, 30) do
+      local r = runs[i]
+      require("uqpay.jsonout").emit { run = { id = r.id, state = r.state, started = r.head.started,
+        script = r.head.script, args = r.head.args, env = r.head.env, account = r.head.account,
+        done = r.done, failed = r.failed, open = r.open, journal = r.path } }
+    end
+    return
+  end
   if #runs == 0 then print("no runs in " .. dir) return end
   print(string.format("%-34s %-12s %-20s %5s %5s %5s  %s", "RUN", "STATE", "STARTED", "DONE", "FAIL", "OPEN", "SCRIPT"))
   for i = 1, math.min(#runs, 30) do
@@ -309,6 +318,18 @@ function J.show_run(id)
   end
   if #found == 0 then E.raise { kind = "usage", field = "--run", value = id, message = "no run " .. id .. " (see uqlua --runs)" } end
   local r = found[1]
+  if require("uqpay.jsonout").enabled() then
+    local ops = json.array {}
+    for i, op in ipairs(r.ops) do
+      ops[i] = { method = op.method, path = op.path, on_behalf_of = op.obo ~= "" and op.obo or nil,
+                 idempotency_key = op.key, sent = op.time, status = op.status,
+                 state = op.failed and "failed" or (op.status and "done" or "unknown") }
+    end
+    require("uqpay.jsonout").emit { run = { id = r.id, state = r.state, started = r.head.started,
+      script = r.head.script, args = r.head.args, env = r.head.env, account = r.head.account, journal = r.path,
+      operations = ops } }
+    return
+  end
   print(string.format("run %s  %s\nscript  %s %s\nenv     %s, account %s\nstarted %s\njournal %s",
     r.id, r.state, r.head.script or "?", table.concat(r.head.args or {}, " "), r.head.env or "?",
     r.head.account or "?", r.head.started or "?", r.path))

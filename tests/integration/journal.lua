@@ -142,6 +142,14 @@ code, out = T:run(UQ .. " --run " .. (id or "x"):sub(1, 6))
 T:check("--run ID shows each operation and its outcome", code == 0 and out:find("done 200") ~= nil
   and out:find("POST /v1/issuing/cards/") ~= nil, out)
 T:expect("--run with an unknown id", UQ .. " --run 0000000000", 2, nil, "no run")
+code, out = T:run(UQ .. " --json --runs")
+local first = out:match("^[^\n]+")
+local ok_json, row = pcall(json.decode, first or "")
+T:check("--json --runs: one JSON line per run", code == 0 and ok_json and row.run and row.run.state == "complete", out)
+code, out = T:run(UQ .. " --json --run " .. (id or "x"):sub(1, 6))
+ok_json, row = pcall(json.decode, out)
+T:check("--json --run ID: the operations with keys and states", code == 0 and ok_json
+  and row.run.operations[1].state == "done" and row.run.operations[1].idempotency_key ~= nil, out)
 
 -- ---- --dry-run sends no write ----
 reset()

@@ -1,0 +1,34 @@
+-- --json: machine output as JSON lines on stdout (logs stay on stderr).
+local core = require "uqpay.core"
+local json = require "uqpay.json"
+
+local O = {}
+
+function O.enabled() return core.host_options().json == true end
+
+-- One JSON line on stdout; money as strings, so nothing is lost on the way.
+function O.emit(t)
+  io.stdout:write(json.encode(t, { money = "string" }), "\n")
+  io.stdout:flush()
+end
+
+local FIELDS = { "kind", "status", "type", "code", "message", "method", "path", "idempotency_key", "attempts",
+                 "field", "value" }
+
+-- The uncaught error of a run: {"error": {...}}.
+function O.error(e)
+  local out = {}
+  if type(e) == "table" and e.kind then
+    for _, f in ipairs(FIELDS) do
+      local v = rawget(e, f)
+      if type(v) == "string" or type(v) == "number" then out[f] = v end
+    end
+  elseif e ~= nil then
+    out.kind, out.message = "script", tostring(e)
+  else
+    out.kind, out.message = "script", "unknown error"
+  end
+  O.emit { error = out }
+end
+
+return O

@@ -139,13 +139,13 @@ static void enc_table(struct enc *e, int idx, int depth) {
     addc(e, ']');
     return;
   }
-  /* object: gather string keys, sort, emit */
-  size_t count = 0, cap = 16;
-  const char **keys = NULL;
-  lua_newtable(L); /* anchor for key strings */
-  int anchor = lua_gettop(L);
-  keys = (const char **)lua_newuserdatauv(L, cap * sizeof *keys, 0);
-  int keys_ud = lua_gettop(L);
+  /* object: gather string keys, sort, emit. The keys stay alive in the
+   * table being encoded, so plain pointers to them are enough; a stack
+   * array serves most objects, a userdata the big ones. */
+  size_t count = 0, cap = 32;
+  const char *small[32];
+  const char **keys = small;
+  int keys_ud = 0;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     lua_pop(L, 1);
@@ -156,12 +156,15 @@ static void enc_table(struct enc *e, int idx, int depth) {
       cap *= 2;
       const char **nk = (const char **)lua_newuserdatauv(L, cap * sizeof *keys, 0);
       memcpy(nk, keys, count * sizeof *keys);
-      lua_replace(L, keys_ud);
+      if (keys_ud) {
+        lua_replace(L, keys_ud); /* the bigger array takes the old one's slot */
+      } else {
+        lua_insert(L, -2); /* below the iteration key */
+        keys_ud = lua_gettop(L) - 1;
+      }
       keys = nk;
     }
     keys[count++] = lua_tostring(L, -1);
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, anchor, (lua_Integer)count);
   }
   qsort(keys, count, sizeof *keys, cmp_str);
   addc(e, '{');
@@ -169,12 +172,13 @@ static void enc_table(struct enc *e, int idx, int depth) {
     if (i) addc(e, ',');
     enc_string(e, keys[i], strlen(keys[i]));
     addc(e, ':');
-    lua_getfield(L, idx, keys[i]);
+    lua_pushstring(L, keys[i]);
+    lua_rawget(L, idx); /* no metamethod runs mid-encode */
     enc_value(e, lua_gettop(L), depth + 1);
     lua_pop(L, 1);
   }
   addc(e, '}');
-  lua_pop(L, 2);
+  if (keys_ud) lua_remove(L, keys_ud);
 }
 
 static void enc_value(struct enc *e, int idx, int depth) {

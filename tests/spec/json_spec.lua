@@ -30,6 +30,12 @@ describe("uqpay.json", function()
     assert.equals('{"a":1,"b":2,"c":{"x":true,"y":false}}', json.encode { c = { y = false, x = true }, b = 2, a = 1 })
   end)
 
+  it("encodes objects with many keys, sorted", function()
+    local t, names = {}, {}
+    for i = 1, 150 do t[string.format("k%03d", i)] = i; names[i] = string.format('"k%03d":%d', i, i) end
+    assert.equals("{" .. table.concat(names, ",") .. "}", json.encode(t))
+  end)
+
   it("shares null with cjson and round-trips empty arrays", function()
     assert.equals(require("cjson").null, json.null)
     local t = json.decode('{"x": null, "list": []}')

@@ -193,10 +193,7 @@ static void enc_value(struct enc *e, int idx, int depth) {
       } else {
         double d = lua_tonumber(L, idx);
         if (!isfinite(d)) luaL_error(L, "json: cannot encode %f", d);
-        for (int p = 1; p <= 17; p++) {
-          snprintf(buf, sizeof buf, "%.*g", p, d);
-          if (strtod(buf, NULL) == d) break;
-        }
+        money_shortest_float(d, buf, sizeof buf);
       }
       adds(e, buf);
       break;

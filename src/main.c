@@ -83,9 +83,10 @@ static int error_exit_code(lua_State *L, int idx) {
 /* Registry slot for the exit code of the last failed chunk. */
 static int last_error_code = EXIT_FAILURE;
 
+/* Prints the message of a failed chunk; the exit code was decided by the
+ * message handler (last_error_code). */
 static int report(lua_State *L, int status) {
   if (status != LUA_OK) {
-    last_error_code = error_exit_code(L, -1);
     const char *msg = lua_tostring(L, -1);
     if (msg == NULL) msg = "(error object is not a string)";
     l_message(progname, msg);
@@ -133,16 +134,6 @@ int docall_with(lua_State *L, int narg, int nres, lua_CFunction handler) {
   return status;
 }
 
-/* report() recomputes the code from the string; keep the handler's. */
-static int report_call(lua_State *L, int status) {
-  if (status != LUA_OK) {
-    int code = last_error_code;
-    report(L, status);
-    last_error_code = code;
-  }
-  return status;
-}
-
 static void print_version(void) {
   lua_writestring("uqlua " UQLUA_VERSION " (" LUA_RELEASE ")", strlen("uqlua " UQLUA_VERSION " (" LUA_RELEASE ")"));
   lua_writeline();
@@ -161,7 +152,7 @@ static void createargtable(lua_State *L, char **argv, int argc, int script) {
 
 static int dochunk(lua_State *L, int status) {
   if (status == LUA_OK) status = docall(L, 0, 0);
-  return report_call(L, status);
+  return report(L, status);
 }
 
 static int dofile(lua_State *L, const char *name) {
@@ -189,7 +180,7 @@ static int dolibrary(lua_State *L, char *globname) {
   lua_pushstring(L, modname);
   status = docall(L, 1, 1);
   if (status == LUA_OK) lua_setglobal(L, globname);
-  return report_call(L, status);
+  return report(L, status);
 }
 
 static int pushargs(lua_State *L) {
@@ -211,7 +202,7 @@ static int handle_script(lua_State *L, char **argv) {
     int n = pushargs(L);
     status = docall(L, n, LUA_MULTRET);
   }
-  return report_call(L, status);
+  return report(L, status);
 }
 
 /* bits of 'args' */
@@ -326,7 +317,7 @@ static int pmain(lua_State *L) {
     opts->bundled = bundled_script(argv[script]);
   }
   if (uqlua_open_host(L, opts, (args & has_E) != 0) != LUA_OK) {
-    report_call(L, LUA_ERRRUN);
+    report(L, LUA_ERRRUN);
     return 0;
   }
   createargtable(L, argv, argc, script);
@@ -346,10 +337,10 @@ static int pmain(lua_State *L) {
   if (opts->runs || opts->run_id) { /* journal inspection: nothing else runs */
     lua_getglobal(L, "require");
     lua_pushliteral(L, "uqpay.journal");
-    if (report_call(L, docall(L, 1, 1)) != LUA_OK) return 0;
+    if (report(L, docall(L, 1, 1)) != LUA_OK) return 0;
     lua_getfield(L, -1, opts->runs ? "list_runs" : "show_run");
     lua_pushstring(L, opts->run_id);
-    if (report_call(L, docall(L, 1, 0)) != LUA_OK) return 0;
+    if (report(L, docall(L, 1, 0)) != LUA_OK) return 0;
     lua_pushboolean(L, 1);
     return 1;
   }
@@ -358,17 +349,17 @@ static int pmain(lua_State *L) {
     if (bundled_script(argv[script])) {
       lua_getglobal(L, "require");
       lua_pushliteral(L, "uqlua.ops");
-      if (report_call(L, docall(L, 1, 1)) != LUA_OK) return 0;
+      if (report(L, docall(L, 1, 1)) != LUA_OK) return 0;
       lua_getfield(L, -1, "run");
       lua_remove(L, -2);
       lua_pushstring(L, argv[script]);
       int n = 1;
       for (int i = script + 1; argv[i]; i++, n++) lua_pushstring(L, argv[i]);
-      if (report_call(L, docall(L, n, 0)) != LUA_OK) return 0;
+      if (report(L, docall(L, n, 0)) != LUA_OK) return 0;
     } else if (handle_script(L, argv + script) != LUA_OK) {
       return 0;
     }
-    if (report_call(L, uqlua_finish_run(L)) != LUA_OK) return 0;
+    if (report(L, uqlua_finish_run(L)) != LUA_OK) return 0;
   }
   if (args & has_i) {
     uqlua_repl(L);

@@ -102,7 +102,7 @@ money_t *money_push(lua_State *L, int64_t units, int scale, const char *cur) {
 
 /* Text of a float's shortest round-trip form ("%.17g" down to the first
  * precision that reads back identically). */
-static void shortest_float(double d, char *buf, size_t n) {
+void money_shortest_float(double d, char *buf, size_t n) {
   for (int prec = 1; prec <= 17; prec++) {
     snprintf(buf, n, "%.*g", prec, d);
     if (strtod(buf, NULL) == d) return;
@@ -133,7 +133,7 @@ static const char *coerce(lua_State *L, int idx, int64_t *units, int *decimals, 
       } else {
         double d = lua_tonumber(L, idx);
         if (!isfinite(d)) { snprintf(shown, shown_n, "%g", d); return "is not a finite number"; }
-        shortest_float(d, shown, shown_n);
+        money_shortest_float(d, shown, shown_n);
         rc = money_parse(shown, strlen(shown), 1, units, decimals);
         if (rc == -2) return "is out of range";
         if (*decimals > 2) return "is a float with more than two decimals (pass the amount as a string, e.g. \"12.34\")";

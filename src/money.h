@@ -1,6 +1,7 @@
 /* Exact decimal money: a signed 64-bit count of 10^-scale units. */
 #ifndef UQPAY_MONEY_H
 #define UQPAY_MONEY_H
+#include <stddef.h>
 #include <stdint.h>
 #include "lua.h"
 
@@ -19,6 +20,8 @@ typedef struct {
 int money_parse(const char *s, size_t len, int allow_exp, int64_t *units, int *decimals);
 /* Decimals used by a currency (2 for unknown). */
 int money_currency_scale(const char *cur);
+/* The shortest text that reads back as exactly d ("%.17g" at most). */
+void money_shortest_float(double d, char *buf, size_t n);
 /* Writes "123.45" into buf (at least 32 bytes). */
 void money_format(const money_t *m, char *buf);
 

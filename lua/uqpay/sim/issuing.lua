@@ -8,7 +8,7 @@ local money = core.money
 local iso = S.iso
 local H = {}
 
-local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
+local UUID = require("uqpay.config").UUID
 H.UUID = UUID
 
 local function bad(ctx, code, msg) ctx.fail(400, "invalid_request_error", code, msg) end

@@ -135,11 +135,11 @@ function B.create_payout(st, ctx, body)
   if body.fee_paid_by ~= "SHARED" and body.fee_paid_by ~= "OURS" then
     bad(ctx, "invalid_parameter", "fee_paid_by must be SHARED or OURS")
   end
-  local ben = body.beneficiary
+  -- a known beneficiary of this account, or one given inline
   if body.beneficiary_id then
-    ben = owned(ctx, st.beneficiaries[body.beneficiary_id], "invalid_request_error", "beneficiary_not_found",
+    owned(ctx, st.beneficiaries[body.beneficiary_id], "invalid_request_error", "beneficiary_not_found",
       "beneficiary " .. tostring(body.beneficiary_id))
-  elseif type(ben) ~= "table" then
+  elseif type(body.beneficiary) ~= "table" then
     bad(ctx, "missing_parameter", "beneficiary_id or beneficiary is required")
   end
   local b = balance(st, ctx.account_id, cur)

@@ -9,7 +9,6 @@ local F = require "uqpay.sim.faults"
 local default_seed = require "uqpay.sim.seed"
 
 local sim = {}
-local NULL = core.json_decode("null")
 local IDEM_TTL = 24 * 3600
 
 local cfg, seed, st

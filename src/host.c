@@ -93,15 +93,21 @@ static int open_host(lua_State *L) {
   return 0;
 }
 
-/* After the script ran without error: let the journal mark the run
- * complete (uqpay.journal registers "uqlua.finish_run" when it opens). */
-int uqlua_finish_run(lua_State *L) {
-  if (lua_getfield(L, LUA_REGISTRYINDEX, "uqlua.finish_run") != LUA_TFUNCTION) {
-    lua_pop(L, 1);
-    return LUA_OK;
-  }
-  return docall(L, 0, 0);
+/* Calls require("uqpay.run")[fn](arg) under docall. */
+static int run_call(lua_State *L, const char *fn, int arg) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "uqpay.run");
+  int status = docall(L, 1, 1);
+  if (status != LUA_OK) return status;
+  lua_getfield(L, -1, fn);
+  lua_remove(L, -2);
+  lua_pushboolean(L, arg);
+  return docall(L, 1, 0);
 }
+
+int uqlua_begin_run(lua_State *L) { return run_call(L, "begin", 0); }
+
+int uqlua_finish_run(lua_State *L, int success) { return run_call(L, "finish", success); }
 
 int uqlua_open_host(lua_State *L, const struct uqlua_options *o, int noenv) {
   lua_pushcfunction(L, open_host);

@@ -9,8 +9,10 @@
  * On failure leaves an error object on the stack and returns non-zero. */
 int uqlua_open_host(lua_State *L, const struct uqlua_options *o, int noenv);
 void uqlua_close_host(lua_State *L);
-/* The script finished without error: mark its run complete. */
-int uqlua_finish_run(lua_State *L);
+/* Before a script file runs: open (lock, resume) its run's journal. */
+int uqlua_begin_run(lua_State *L);
+/* The script ended: success marks its run complete (uqpay.run.finish). */
+int uqlua_finish_run(lua_State *L, int success);
 /* --serve-sim: serve until SIGINT/SIGTERM. Returns 0, or 2 after a message. */
 int uqlua_serve_sim(lua_State *L, const struct uqlua_options *o);
 int docall(lua_State *L, int narg, int nres);

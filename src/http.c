@@ -9,11 +9,13 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 
 #include "lauxlib.h"
 #include "core.h"
+#include "journal.h"
 
 #define HTTP_MT "uqpay.Http"
 
@@ -113,7 +115,7 @@ struct xfer {
  *    connect_timeout_ms=, fresh=}
  * Every Lua read happens before anything is allocated, so a bad argument
  * leaks nothing; curl copies the body. */
-static void xfer_setup(lua_State *L, int t, struct xfer *x) {
+static void xfer_setup(lua_State *L, int t, struct xfer *x, const op_t *op) {
   lua_getfield(L, t, "method");
   const char *method = lua_tostring(L, -1);
   if (!method) luaL_error(L, "request.method must be a string");
@@ -135,18 +137,25 @@ static void xfer_setup(lua_State *L, int t, struct xfer *x) {
   for (lua_Integer i = 1; i <= nh; i++) {
     lua_rawgeti(L, ht, i);
     if (!lua_isstring(L, -1)) luaL_error(L, "headers[%d] is not a string", (int)i);
+    /* a write's key comes from its operation, nowhere else */
+    if (op && strncasecmp(lua_tostring(L, -1), "x-idempotency-key", 17) == 0)
+      luaL_error(L, "headers[%d]: a write's idempotency key comes from its operation", (int)i);
     lua_pop(L, 1);
   }
+  char keyline[128] = "Expect:";
+  if (op) snprintf(keyline, sizeof keyline, "x-idempotency-key: %s", op->key);
   /* the strings stay alive in the request table while we use them */
   struct curl_slist *hdrs = NULL;
-  for (lua_Integer i = 1; i <= nh + 1; i++) {
+  for (lua_Integer i = 1; i <= nh + 2; i++) {
     const char *line;
     if (i <= nh) {
       lua_rawgeti(L, ht, i);
       line = lua_tostring(L, -1);
       lua_pop(L, 1);
-    } else {
+    } else if (i == nh + 1) {
       line = "Expect:"; /* no 100-continue round trip on large POSTs */
+    } else {
+      line = keyline;
     }
     struct curl_slist *n = curl_slist_append(hdrs, line);
     if (!n) {
@@ -205,11 +214,21 @@ static int xfer_result(lua_State *L, struct xfer *x, CURLcode rc) {
     if (rc == CURLE_ABORTED_BY_CALLBACK) kind = "interrupted";
     else if (rc == CURLE_OPERATION_TIMEDOUT) kind = "timeout";
     const char *msg = rc != CURLE_OK ? curl_easy_strerror(rc) : "out of memory";
+    /* may the request have reached the server? Not when the connection
+     * was never made or the request never started to leave. */
+    curl_off_t pre = 0;
+    long reqsize = 0;
+    curl_easy_getinfo(x->c, CURLINFO_PRETRANSFER_TIME_T, &pre);
+    curl_easy_getinfo(x->c, CURLINFO_REQUEST_SIZE, &reqsize);
+    int sent = !(rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+                 rc == CURLE_COULDNT_RESOLVE_PROXY || rc == CURLE_SSL_CONNECT_ERROR ||
+                 rc == CURLE_PEER_FAILED_VERIFICATION || (pre == 0 && reqsize == 0));
     xfer_release(x);
     lua_pushnil(L);
     lua_pushstring(L, kind);
     lua_pushstring(L, msg);
-    return 3;
+    lua_pushboolean(L, sent);
+    return 4;
   }
   long status = 0;
   double total = 0;
@@ -228,14 +247,15 @@ static int xfer_result(lua_State *L, struct xfer *x, CURLcode rc) {
   return 1;
 }
 
-/* http:request{...} -> {status=, body=, headers=, time_ms=} | nil, kind, message */
+/* http:request{...} -> {status=, body=, headers=, time_ms=} | nil, kind, message, sent
+ * A raw exchange for tests and tools; the client sends through Multi. */
 static int l_http_request(lua_State *L) {
   http_t *h = check_http(L);
   luaL_checktype(L, 2, LUA_TTABLE);
   struct xfer x;
   memset(&x, 0, sizeof x);
   x.c = h->curl;
-  xfer_setup(L, 2, &x);
+  xfer_setup(L, 2, &x, NULL);
   CURLcode rc = curl_easy_perform(h->curl);
   return xfer_result(L, &x, rc);
 }
@@ -280,14 +300,20 @@ static int l_multi_new(lua_State *L) {
 }
 
 static int setup_protected(lua_State *L) {
-  xfer_setup(L, 2, (struct xfer *)lua_touserdata(L, 1));
+  xfer_setup(L, 2, (struct xfer *)lua_touserdata(L, 1), (const op_t *)lua_touserdata(L, 3));
   return 0;
 }
 
-/* m:add(request) -> id: starts a transfer (see http:request for fields). */
+/* m:add(request [, op]) -> id: starts a transfer (see http:request for
+ * fields). A write (request.write = true) needs its operation, whose intent
+ * must be durable; the operation's key is the request's key. */
 static int l_multi_add(lua_State *L) {
   multi_t *mt = check_multi(L);
   luaL_checktype(L, 2, LUA_TTABLE);
+  lua_getfield(L, 2, "write");
+  int write = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  op_t *op = write ? op_check_sendable(L, 3) : NULL;
   struct xfer *x = calloc(1, sizeof *x);
   if (!x) return luaL_error(L, "out of memory");
   x->c = mt->npool > 0 ? mt->pool[--mt->npool] : curl_easy_init();
@@ -299,12 +325,14 @@ static int l_multi_add(lua_State *L) {
   lua_pushcfunction(L, setup_protected);
   lua_pushlightuserdata(L, x);
   lua_pushvalue(L, 2);
-  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+  lua_pushlightuserdata(L, op);
+  if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
     if (mt->npool < POOL_MAX) mt->pool[mt->npool++] = x->c;
     else curl_easy_cleanup(x->c);
     free(x);
     return lua_error(L);
   }
+  if (op) op_mark_in_flight(op);
   x->id = ++mt->next_id;
   x->next = mt->active;
   mt->active = x;
@@ -351,6 +379,7 @@ static int l_multi_run(lua_State *L) {
       if (nr == 1) {
         lua_setfield(L, -2, "res");
       } else {
+        lua_setfield(L, -5, "sent");
         lua_setfield(L, -4, "message");
         lua_setfield(L, -3, "kind");
         lua_pop(L, 1);
@@ -363,6 +392,20 @@ static int l_multi_run(lua_State *L) {
     curl_multi_perform(mt->m, &running);
   }
   return 1;
+}
+
+/* m:remove(id): abandons a transfer under way (its item was stopped). */
+static int l_multi_remove(lua_State *L) {
+  multi_t *mt = check_multi(L);
+  lua_Integer id = luaL_checkinteger(L, 2);
+  for (struct xfer *x = mt->active; x; x = x->next) {
+    if (x->id == id) {
+      xfer_release(x);
+      unlink_xfer(mt, x);
+      break;
+    }
+  }
+  return 0;
 }
 
 static int l_multi_count(lua_State *L) {
@@ -392,7 +435,7 @@ static int l_multi_close(lua_State *L) {
 }
 
 static const luaL_Reg multi_methods[] = {
-  {"add", l_multi_add}, {"run", l_multi_run}, {"count", l_multi_count}, {"close", l_multi_close}, {NULL, NULL}};
+  {"add", l_multi_add}, {"run", l_multi_run}, {"remove", l_multi_remove}, {"count", l_multi_count}, {"close", l_multi_close}, {NULL, NULL}};
 
 void uqpay_open_http(lua_State *L) {
   static int curl_ready = 0;

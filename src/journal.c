@@ -1,109 +1,528 @@
 /*
- * The run journal's file: an append-only file of checksummed lines. Each
- * append is written whole and made durable with fdatasync before append()
- * returns, so an intent is on disk before its request's first byte leaves.
- * Opened 0600; the directory is made 0700 by the Lua side (mkdir_private).
+ * The run journal's file (SPEC §5): append-only checksummed JSON lines,
+ * locked by the live run for its whole life, read back on resume into a
+ * small index (identity hash -> state and file offsets) so that a resume
+ * holds no bodies in memory. The operations themselves are in operation.c.
+ *
+ *   line   := checksum(16 hex, FNV-1a 64 of json) " " json "\n"
+ *   record := run | intent | outcome | resume | unrepeated | complete
+ *
+ * A journal with no path is a memory journal: every write still goes
+ * through an operation, but nothing is kept (-e, stdin, the REPL,
+ * --no-journal, the in-process simulator).
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdint.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lauxlib.h"
 #include "core.h"
+#include "errors.h"
+#include "json.h"
+#include "journal.h"
 
-#define JOURNAL_MT "uqpay.Journal"
+/* ---------- record text ---------- */
 
-typedef struct {
-  int fd;
-} journal_t;
-
-static journal_t *check_journal(lua_State *L) {
-  journal_t *j = (journal_t *)luaL_checkudata(L, 1, JOURNAL_MT);
-  if (j->fd < 0) luaL_error(L, "journal is closed");
-  return j;
-}
-
-/* journal_open(path) -> journal | nil, message */
-static int l_journal_open(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  journal_t *j = (journal_t *)lua_newuserdatauv(L, sizeof(journal_t), 0);
-  j->fd = -1;
-  luaL_setmetatable(L, JOURNAL_MT);
-  j->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (j->fd < 0) return luaL_fileresult(L, 0, path);
-  return 1;
-}
-
-static int sync_fd(lua_State *L, journal_t *j) {
-  while (fdatasync(j->fd) != 0) {
-    if (errno != EINTR) return luaL_fileresult(L, 0, "journal fdatasync");
+void rb_add(rbuf *b, const char *s, size_t n) {
+  if (b->oom) return;
+  if (b->n + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 512;
+    while (cap < b->n + n + 1) cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) { b->oom = 1; return; }
+    b->p = p;
+    b->cap = cap;
   }
-  lua_pushboolean(L, 1);
-  return 1;
+  memcpy(b->p + b->n, s, n);
+  b->n += n;
+  b->p[b->n] = '\0';
 }
 
-/* j:append(text [, sync=true]): the whole text, then fdatasync unless
- * sync is false. true | nil, message */
-static int l_journal_append(lua_State *L) {
-  journal_t *j = check_journal(L);
-  size_t n, off = 0;
-  const char *s = luaL_checklstring(L, 2, &n);
-  int sync = lua_isnone(L, 3) || lua_toboolean(L, 3);
+/* A JSON string: runs that need no escape are copied in one piece. */
+void rb_str(rbuf *b, const char *s, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  rb_add(b, "\"", 1);
+  size_t run = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    rb_add(b, s + run, i - run);
+    run = i + 1;
+    char esc[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
+    if (c == '"') rb_add(b, "\\\"", 2);
+    else if (c == '\\') rb_add(b, "\\\\", 2);
+    else if (c == '\n') rb_add(b, "\\n", 2);
+    else rb_add(b, esc, 6);
+  }
+  rb_add(b, s + run, n - run);
+  rb_add(b, "\"", 1);
+}
+
+void rb_fmt(rbuf *b, const char *fmt, ...) {
+  char tmp[256];
+  va_list ap;
+  va_start(ap, fmt);
+  int w = vsnprintf(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  if (w > 0) rb_add(b, tmp, (size_t)w < sizeof tmp ? (size_t)w : sizeof tmp - 1);
+}
+
+static uint64_t fnv1a(const char *s, size_t n) {
+  uint64_t h = 1469598103934665603ULL;
+  for (size_t i = 0; i < n; i++) {
+    h ^= (unsigned char)s[i];
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+int journal_raise(lua_State *L, const char *kind, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, kind);
+  lua_setfield(L, -2, "kind");
+  lua_pushvfstring(L, fmt, ap);
+  lua_setfield(L, -2, "message");
+  va_end(ap);
+  uqpay_error_metatable(L);
+  lua_setmetatable(L, -2);
+  return lua_error(L);
+}
+
+/* ---------- the file ---------- */
+
+int journal_append(journal_t *j, const char *s, size_t n, int sync) {
+  j->appended++;
+  if (j->fd < 0) {
+    j->synced = j->appended;
+    return 0;
+  }
+  size_t off = 0;
   while (off < n) {
     ssize_t w = write(j->fd, s + off, n - off);
     if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return luaL_fileresult(L, 0, "journal");
+    if (w < 0) return -1;
+    if (w == 0) { errno = ENOSPC; return -1; }
     off += (size_t)w;
   }
-  if (sync) return sync_fd(L, j);
-  lua_pushboolean(L, 1);
-  return 1;
+  j->size += (int64_t)n;
+  return sync ? journal_sync(j) : 0;
 }
 
-/* j:sync(): fdatasync what was appended without it (group commit). */
-static int l_journal_sync(lua_State *L) {
-  return sync_fd(L, check_journal(L));
+int journal_sync(journal_t *j) {
+  if (j->fd >= 0 && j->synced != j->appended) {
+    while (fdatasync(j->fd) != 0) {
+      if (errno != EINTR) return -1;
+    }
+    j->nsyncs++;
+  }
+  j->synced = j->appended;
+  return 0;
 }
 
-/* j:truncate(length): cut a torn tail off, durably. */
-static int l_journal_truncate(lua_State *L) {
-  journal_t *j = check_journal(L);
-  off_t len = (off_t)luaL_checkinteger(L, 2);
-  if (ftruncate(j->fd, len) != 0 || fsync(j->fd) != 0) return luaL_fileresult(L, 0, "journal truncate");
-  lua_pushboolean(L, 1);
-  return 1;
+int journal_append_record(journal_t *j, rbuf *b, int sync) {
+  if (b->oom) { errno = ENOMEM; return -1; }
+  char head[18];
+  snprintf(head, sizeof head, "%016llx ", (unsigned long long)fnv1a(b->p, b->n));
+  rbuf line = {0};
+  rb_add(&line, head, 17);
+  rb_add(&line, b->p, b->n);
+  rb_add(&line, "\n", 1);
+  int rc = line.oom ? (errno = ENOMEM, -1) : journal_append(j, line.p, line.n, sync);
+  free(line.p);
+  return rc;
+}
+
+/* Reads the line starting at off (without its newline) into a malloc'ed
+ * buffer; returns its length, or -1. */
+ssize_t journal_read_line(journal_t *j, int64_t off, char **out) {
+  size_t cap = 4096, n = 0;
+  char *p = malloc(cap);
+  if (!p) return -1;
+  for (;;) {
+    if (n + 2048 > cap) {
+      char *q = realloc(p, cap *= 2);
+      if (!q) { free(p); return -1; }
+      p = q;
+    }
+    ssize_t r = pread(j->fd, p + n, cap - n - 1, (off_t)(off + (int64_t)n));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    char *nl = memchr(p + n, '\n', (size_t)r);
+    if (nl) {
+      n = (size_t)(nl - p);
+      break;
+    }
+    n += (size_t)r;
+  }
+  p[n] = '\0';
+  *out = p;
+  return (ssize_t)n;
+}
+
+/* ---------- the index ---------- */
+
+slot_t *journal_slot(journal_t *j, uint64_t h, int create) {
+  if (create && (j->nslots + 1) * 4 >= j->slotcap * 3) {
+    size_t cap = j->slotcap ? j->slotcap * 2 : 1024;
+    slot_t *s = calloc(cap, sizeof *s);
+    if (!s) return NULL;
+    for (size_t i = 0; i < j->slotcap; i++) {
+      if (!j->slots[i].h) continue;
+      size_t k = j->slots[i].h & (cap - 1);
+      while (s[k].h) k = (k + 1) & (cap - 1);
+      s[k] = j->slots[i];
+    }
+    free(j->slots);
+    j->slots = s;
+    j->slotcap = cap;
+  }
+  if (!j->slotcap) return NULL;
+  size_t k = h & (j->slotcap - 1);
+  while (j->slots[k].h) {
+    if (j->slots[k].h == h) return &j->slots[k];
+    k = (k + 1) & (j->slotcap - 1);
+  }
+  if (!create) return NULL;
+  j->nslots++;
+  j->slots[k].h = h;
+  j->slots[k].intent_off = j->slots[k].outcome_off = -1;
+  return &j->slots[k];
+}
+
+journal_t *journal_check(lua_State *L, int idx) {
+  journal_t *j = (journal_t *)luaL_checkudata(L, idx, JOURNAL_MT);
+  if (!j->path && j->fd == -2) luaL_error(L, "journal is closed");
+  return j;
+}
+
+static void journal_free(journal_t *j) {
+  if (j->fd >= 0) close(j->fd); /* drops the lock */
+  j->fd = -2;
+  free(j->path);
+  free(j->slots);
+  free(j->occs);
+  j->path = NULL;
+  j->slots = NULL;
+  j->occs = NULL;
+  j->nslots = j->slotcap = j->nocc = j->occcap = 0;
 }
 
 static int l_journal_close(lua_State *L) {
-  journal_t *j = (journal_t *)luaL_checkudata(L, 1, JOURNAL_MT);
-  if (j->fd >= 0) {
-    close(j->fd);
+  journal_free((journal_t *)luaL_checkudata(L, 1, JOURNAL_MT));
+  return 0;
+}
+
+/* The holder of the lock on fd, or 0. */
+static int lock_holder(int fd) {
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+  if (fcntl(fd, F_GETLK, &fl) != 0 || fl.l_type == F_UNLCK) return 0;
+  return (int)fl.l_pid;
+}
+
+/* journal_open(path | nil, run_id) -> journal. Raises a config error when
+ * the path is not a regular file or another process holds the run. The
+ * lock is a POSIX record lock on the whole file, so F_GETLK names the
+ * holder; nothing else in this process opens the file (a close would
+ * drop the lock). */
+static int l_journal_open(lua_State *L) {
+  const char *path = luaL_optstring(L, 1, NULL);
+  const char *label = luaL_optstring(L, 2, "");
+  journal_t *j = (journal_t *)lua_newuserdatauv(L, sizeof(journal_t), 0);
+  memset(j, 0, sizeof *j);
+  j->fd = -1;
+  luaL_setmetatable(L, JOURNAL_MT);
+  if (getrandom(j->salt, sizeof j->salt, 0) != (ssize_t)sizeof j->salt)
+    return journal_raise(L, "config", "cannot read random bytes for the journal");
+  if (!path) return 1;
+  j->path = strdup(path);
+  if (!j->path) return luaL_error(L, "out of memory");
+  for (int tries = 0; tries < 5; tries++) {
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+      return journal_raise(L, "config", "run journal %s is not a regular file", path);
+    int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+    if (fd < 0) return journal_raise(L, "config", "cannot open the run journal %s: %s", path, strerror(errno));
+    j->fd = fd;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+      return journal_raise(L, "config", "run journal %s is not a regular file", path);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    if (fcntl(fd, F_SETLK, &fl) != 0) {
+      int pid = lock_holder(fd);
+      return journal_raise(L, "config", "run %s is in progress (pid %d); journal %s", label, pid, path);
+    }
+    /* the path may have been renamed away (archived) before we locked */
+    struct stat now;
+    if (stat(path, &now) == 0 && now.st_ino == st.st_ino && now.st_dev == st.st_dev) {
+      j->size = st.st_size;
+      return 1;
+    }
+    close(fd);
     j->fd = -1;
   }
+  return journal_raise(L, "config", "run journal %s keeps changing under us", path);
+}
+
+/* Decodes a record line "<sum> <json>" under protection: the table, or
+ * nothing when the line is damaged. */
+static int decode_record(lua_State *L) {
+  size_t n;
+  const char *s = lua_tolstring(L, 1, &n);
+  if (n < 18 || s[16] != ' ') return 0;
+  char sum[17];
+  snprintf(sum, sizeof sum, "%016llx", (unsigned long long)fnv1a(s + 17, n - 17));
+  if (memcmp(sum, s, 16) != 0) return 0;
+  json_decode(L, s + 17, n - 17, 0);
+  return lua_istable(L, -1) ? 1 : 0;
+}
+
+/* Pushes the decoded record of a line, or nil when it is damaged. */
+int journal_push_record(lua_State *L, const char *s, size_t n) {
+  lua_pushcfunction(L, decode_record);
+  lua_pushlstring(L, s, n);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    return 0;
+  }
+  return 1;
+}
+
+static int hexval(int c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+int journal_parse_id(const char *hex, unsigned char id[16]) {
+  if (!hex || strlen(hex) != 32) return 0;
+  for (int i = 0; i < 16; i++) {
+    int a = hexval(hex[2 * i]), b = hexval(hex[2 * i + 1]);
+    if (a < 0 || b < 0) return 0;
+    id[i] = (unsigned char)(a * 16 + b);
+  }
+  return 1;
+}
+
+uint64_t journal_slot_hash(const unsigned char id[16], uint32_t occ) {
+  uint64_t h;
+  memcpy(&h, id, 8);
+  h ^= (uint64_t)occ * 0x9E3779B97F4A7C15ULL;
+  return h ? h : 1;
+}
+
+static const char *str_field(lua_State *L, int t, const char *k) {
+  lua_getfield(L, t, k);
+  const char *v = lua_tostring(L, -1);
+  lua_pop(L, 1); /* the string stays referenced by the record */
+  return v;
+}
+
+/* j:scan() -> {header=, complete=, torn=, records=, applied=, in_doubt=,
+ * unsent=, rejected=}: reads the whole file line by line into the index;
+ * cuts a torn last line off; a damaged line before good ones raises. */
+static int l_journal_scan(lua_State *L) {
+  journal_t *j = journal_check(L, 1);
+  lua_settop(L, 1);
+  lua_newtable(L); /* 2: result */
+  if (j->fd < 0) return 1;
+  int64_t off = 0, good = 0, line_no = 0, records = 0;
+  int complete = 0, torn = 0;
+  struct stat st;
+  fstat(j->fd, &st);
+  while (off < st.st_size) {
+    char *line;
+    ssize_t n = journal_read_line(j, off, &line);
+    if (n < 0) return luaL_error(L, "out of memory");
+    int has_nl = off + n < st.st_size;
+    line_no++;
+    int ok = has_nl && journal_push_record(L, line, (size_t)n);
+    free(line);
+    if (!ok) {
+      if (has_nl) lua_pop(L, 1);
+      if (has_nl && off + n + 1 < st.st_size)
+        return journal_raise(L, "config", "run journal %s is damaged at line %d; inspect it, or start over "
+                             "with --fresh", j->path, (int)line_no);
+      torn = 1;
+      break;
+    }
+    int rec = lua_gettop(L);
+    records++;
+    const char *t = str_field(L, rec, "t");
+    if (t && strcmp(t, "run") == 0) {
+      const char *salt = str_field(L, rec, "salt");
+      if (!journal_parse_id(salt, j->salt))
+        return journal_raise(L, "config", "run journal %s has no valid salt in its header", j->path);
+      lua_pushvalue(L, rec);
+      lua_setfield(L, 2, "header");
+    } else if (t && (strcmp(t, "intent") == 0 || strcmp(t, "outcome") == 0)) {
+      unsigned char id[16];
+      lua_getfield(L, rec, "occ");
+      lua_Integer occ = lua_tointeger(L, -1);
+      lua_pop(L, 1);
+      if (!journal_parse_id(str_field(L, rec, "op"), id) || occ < 1)
+        return journal_raise(L, "config", "run journal %s: line %d names no operation", j->path, (int)line_no);
+      slot_t *s = journal_slot(j, journal_slot_hash(id, (uint32_t)occ), 1);
+      if (!s) return luaL_error(L, "out of memory");
+      if (t[0] == 'i') {
+        s->intent_off = off;
+        s->outcome_off = -1;
+        s->state = OP_IN_DOUBT; /* an intent alone may have been sent */
+      } else {
+        const char *state = str_field(L, rec, "state");
+        if (state && strcmp(state, "applied") == 0) { s->state = OP_APPLIED; s->outcome_off = off; }
+        else if (state && strcmp(state, "rejected") == 0) s->state = OP_REJECTED;
+        else if (state && strcmp(state, "unsent") == 0) s->state = OP_INTENT;
+        else s->state = OP_IN_DOUBT;
+      }
+    } else if (t && strcmp(t, "complete") == 0) {
+      complete = 1;
+    } else if (t && strcmp(t, "resume") == 0) {
+      complete = 0;
+    }
+    lua_settop(L, 2);
+    off += n + 1;
+    good = off;
+  }
+  if (torn) {
+    if (ftruncate(j->fd, (off_t)good) != 0 || fsync(j->fd) != 0)
+      return journal_raise(L, "config", "cannot cut the torn tail of %s: %s", j->path, strerror(errno));
+  }
+  j->size = good;
+  size_t counts[OP_NSTATES] = {0};
+  for (size_t i = 0; i < j->slotcap; i++)
+    if (j->slots[i].h) counts[j->slots[i].state]++;
+  lua_pushboolean(L, complete);
+  lua_setfield(L, 2, "complete");
+  lua_pushboolean(L, torn);
+  lua_setfield(L, 2, "torn");
+  lua_pushinteger(L, (lua_Integer)records);
+  lua_setfield(L, 2, "records");
+  for (int s = OP_INTENT; s < OP_NSTATES; s++) {
+    if (s == OP_IN_FLIGHT) continue;
+    lua_pushinteger(L, (lua_Integer)counts[s]);
+    lua_setfield(L, 2, s == OP_INTENT ? "unsent" : op_state_names[s]);
+  }
+  return 1;
+}
+
+/* j:reset(): empties the file for a new run (the old one was archived or
+ * had nothing) and forgets the index; a new salt keys the new run. */
+static int l_journal_reset(lua_State *L) {
+  journal_t *j = journal_check(L, 1);
+  if (j->fd >= 0 && (ftruncate(j->fd, 0) != 0 || fsync(j->fd) != 0))
+    return journal_raise(L, "config", "cannot reset the run journal %s: %s", j->path, strerror(errno));
+  j->size = 0;
+  if (j->slots) memset(j->slots, 0, j->slotcap * sizeof *j->slots);
+  j->nslots = 0;
+  if (getrandom(j->salt, sizeof j->salt, 0) != (ssize_t)sizeof j->salt)
+    return journal_raise(L, "config", "cannot read random bytes for the journal");
   return 0;
+}
+
+/* j:record(table [, sync]): appends a record made from a Lua table (run
+ * header, resume, complete); the header gets the salt. */
+static int l_journal_record(lua_State *L) {
+  journal_t *j = journal_check(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int sync = lua_toboolean(L, 3);
+  lua_getfield(L, 2, "t");
+  if (lua_isstring(L, -1) && strcmp(lua_tostring(L, -1), "run") == 0) {
+    char hex[33];
+    for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", j->salt[i]);
+    lua_pushstring(L, hex);
+    lua_setfield(L, 2, "salt");
+  }
+  lua_pop(L, 1);
+  json_encode(L, 2, 1);
+  size_t n;
+  const char *s = lua_tolstring(L, -1, &n);
+  rbuf b = {0};
+  rb_add(&b, s, n);
+  int rc = journal_append_record(j, &b, sync);
+  free(b.p);
+  if (rc != 0) return journal_raise(L, "config", "cannot write the run journal %s: %s", j->path, strerror(errno));
+  return 0;
+}
+
+/* j:sync(): makes every appended record durable (group commit). */
+static int l_journal_sync(lua_State *L) {
+  journal_t *j = journal_check(L, 1);
+  if (journal_sync(j) != 0)
+    return journal_raise(L, "config", "cannot sync the run journal %s: %s", j->path, strerror(errno));
+  return 0;
+}
+
+static int l_journal_dirty(lua_State *L) {
+  journal_t *j = journal_check(L, 1);
+  lua_pushboolean(L, j->synced != j->appended);
+  return 1;
+}
+
+/* j:unseen() -> array of {state=, record=} for the operations of the
+ * interrupted run this invocation did not reach (applied, in doubt or
+ * never sent), each with its intent record. */
+static int l_journal_unseen(lua_State *L) {
+  journal_t *j = journal_check(L, 1);
+  lua_newtable(L);
+  lua_Integer n = 0;
+  for (size_t i = 0; i < j->slotcap; i++) {
+    slot_t *s = &j->slots[i];
+    if (!s->h || s->seen || s->state == OP_REJECTED || s->intent_off < 0 || j->fd < 0) continue;
+    char *line;
+    ssize_t len = journal_read_line(j, s->intent_off, &line);
+    if (len < 0) return luaL_error(L, "out of memory");
+    int ok = journal_push_record(L, line, (size_t)len);
+    free(line);
+    if (!ok) { lua_pop(L, 1); continue; }
+    lua_createtable(L, 0, 2);
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "record");
+    lua_pushstring(L, op_state_names[s->state]);
+    lua_setfield(L, -2, "state");
+    lua_rawseti(L, -2, ++n);
+  }
+  return 1;
+}
+
+/* j:stats() -> {syncs=, records=} */
+static int l_journal_stats(lua_State *L) {
+  journal_t *j = journal_check(L, 1);
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, (lua_Integer)j->nsyncs);
+  lua_setfield(L, -2, "syncs");
+  lua_pushinteger(L, (lua_Integer)j->appended);
+  lua_setfield(L, -2, "records");
+  return 1;
+}
+
+static int l_journal_path(lua_State *L) {
+  journal_t *j = journal_check(L, 1);
+  lua_pushstring(L, j->path);
+  return 1;
 }
 
 /* checksum(s) -> 16 hex digits of FNV-1a 64: detects torn or garbled lines. */
 static int l_checksum(lua_State *L) {
   size_t n;
-  const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
-  uint64_t h = 1469598103934665603ULL;
-  for (size_t i = 0; i < n; i++) {
-    h ^= s[i];
-    h *= 1099511628211ULL;
-  }
+  const char *s = luaL_checklstring(L, 1, &n);
   char buf[17];
-  snprintf(buf, sizeof buf, "%016llx", (unsigned long long)h);
+  snprintf(buf, sizeof buf, "%016llx", (unsigned long long)fnv1a(s, n));
   lua_pushstring(L, buf);
   return 1;
 }
 
 static const luaL_Reg journal_methods[] = {
-  {"append", l_journal_append}, {"sync", l_journal_sync}, {"truncate", l_journal_truncate},
-  {"close", l_journal_close}, {NULL, NULL}};
+  {"scan", l_journal_scan}, {"reset", l_journal_reset}, {"record", l_journal_record},
+  {"sync", l_journal_sync}, {"dirty", l_journal_dirty}, {"unseen", l_journal_unseen},
+  {"path", l_journal_path}, {"stats", l_journal_stats}, {"close", l_journal_close}, {NULL, NULL}};
 
 void uqpay_open_journal(lua_State *L) {
   uqpay_class(L, JOURNAL_MT, journal_methods, l_journal_close);
@@ -111,4 +530,5 @@ void uqpay_open_journal(lua_State *L) {
   lua_setfield(L, -2, "journal_open");
   lua_pushcfunction(L, l_checksum);
   lua_setfield(L, -2, "checksum");
+  uqpay_open_operation(L);
 }

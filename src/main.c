@@ -290,6 +290,15 @@ static int bundled_script(const char *name) {
   return strchr(name, '/') == NULL && access(name, F_OK) != 0 && uqlua_has_ops_script(name);
 }
 
+/* The script failed: its run stays resumable (and says so). The exit code
+ * is the script's error's, whatever finishing the run says. */
+static int script_failed(lua_State *L) {
+  int code = last_error_code;
+  if (uqlua_finish_run(L, 0) != LUA_OK) lua_pop(L, 1);
+  last_error_code = code;
+  return 0;
+}
+
 static int pmain(lua_State *L) {
   int argc = (int)lua_tointeger(L, 1);
   char **argv = (char **)lua_touserdata(L, 2);
@@ -346,6 +355,7 @@ static int pmain(lua_State *L) {
   }
   if (!runargs(L, argv, opts->first_lua_arg, optlim)) return 0;
   if (script > 0) {
+    if (report(L, uqlua_begin_run(L)) != LUA_OK) return 0;
     if (bundled_script(argv[script])) {
       lua_getglobal(L, "require");
       lua_pushliteral(L, "uqlua.ops");
@@ -355,11 +365,11 @@ static int pmain(lua_State *L) {
       lua_pushstring(L, argv[script]);
       int n = 1;
       for (int i = script + 1; argv[i]; i++, n++) lua_pushstring(L, argv[i]);
-      if (report(L, docall(L, n, 0)) != LUA_OK) return 0;
+      if (report(L, docall(L, n, 0)) != LUA_OK) return script_failed(L);
     } else if (handle_script(L, argv + script) != LUA_OK) {
-      return 0;
+      return script_failed(L);
     }
-    if (report(L, uqlua_finish_run(L)) != LUA_OK) return 0;
+    if (report(L, uqlua_finish_run(L, 1)) != LUA_OK) return 0;
   }
   if (args & has_i) {
     uqlua_repl(L);

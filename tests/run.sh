@@ -36,6 +36,9 @@ suite() {
   failed=$((failed + f))
 }
 
+# Tests never touch the real journal, cache or config directories.
+export XDG_STATE_HOME="$log/state" XDG_CACHE_HOME="$log/cache" XDG_CONFIG_HOME="$log/config"
+
 for UQLUA in "$@"; do
   export UQLUA
   echo "== with $UQLUA" >&2

@@ -124,6 +124,13 @@ function A.spec(ep, fields, opts)
   local values = {}
   for name, typ in pairs(ep.fields) do values[name] = check(ep, name, typ, fields[name]) end
   for k, v in pairs(ep.fixed or {}) do values[k] = v end
+  -- ordering locks, from the fields before the path takes its own
+  local locks
+  for _, l in ipairs(ep.locks or {}) do
+    local what, field = l:match("^(%w+):(.+)$")
+    local v = field == "@" and "@" or values[field]
+    if v ~= nil then locks = locks or {}; locks[#locks + 1] = what .. ":" .. tostring(v) end
+  end
   local path = ep.path:gsub("{([%w_]+)}", function(name)
     local v = values[name]
     values[name] = nil
@@ -131,9 +138,9 @@ function A.spec(ep, fields, opts)
   end)
   local locals = {}
   for name in pairs(ep.local_fields or {}) do locals[name], values[name] = values[name], nil end
-  local spec = { op = ep.name, method = ep.method, path = path, banking = ep.banking, raw = ep.raw, key = opts.key,
-                 on_behalf_of = opts.on_behalf_of, timeout_ms = opts.timeout_ms, master = ep.master,
-                 read_only = ep.read_only }
+  local spec = { op = ep.name, ep = ep, effect = ep.effect, method = ep.method, path = path, banking = ep.banking,
+                 raw = ep.raw, key = opts.key, on_behalf_of = opts.on_behalf_of, timeout_ms = opts.timeout_ms,
+                 master = ep.master, locks = locks }
   if ep.method == "GET" then
     local q
     for k, v in pairs(values) do q = q or {}; q[k] = tostring(v) end
@@ -178,6 +185,7 @@ end
 -- Installs every endpoint of the table into root, calling through call(spec).
 function A.install(root, endpoints, call)
   for _, ep in ipairs(endpoints) do
+    assert(ep.effect == "read" or ep.effect == "write", "endpoint " .. ep.name .. " declares no effect")
     if ep.kind == "list" then
       put(root, ep.name .. ".each", function(filters, opts, extra)
         if extra ~= nil then usage("uqpay." .. ep.name .. ".each", extra, "takes (filters, opts)") end

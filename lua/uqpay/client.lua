@@ -1,6 +1,10 @@
--- The one request path (SPEC §4): rate limit -> token -> send over the C
--- transport -> classify -> retry with the same idempotency key -> decode.
--- Every write carries x-idempotency-key, minted once per logical operation.
+-- The one request path (SPEC §4): one classification of every HTTP outcome
+-- and one retry loop, shared by the token request and every call:
+--   rate limit -> headers (token) -> the one transport -> classify ->
+--   done | retry(after) | refresh_token | rejected | unknown
+-- A write is sent only through its operation (uqpay.core Op, see
+-- src/operation.c): the operation's state machine, not this loop, decides
+-- what an outcome means for it; this loop only reports each attempt.
 local core = require "uqpay.core"
 local json = require "uqpay.json"
 local E = require "uqpay.errors"
@@ -8,6 +12,7 @@ local C = require "uqpay.config"
 local R = require "uqpay.redact"
 local Token = require "uqpay.token"
 local Parallel = require "uqpay.parallel"
+local Transport = require "uqpay.transport"
 
 local Client = {}
 Client.__index = Client
@@ -15,7 +20,7 @@ Client.__index = Client
 local RETRY_AFTER_CAP_MS = 60000
 
 function Client.new(cfg)
-  local self = setmetatable({ cfg = cfg, http = core.http_new(), attempts_total = 0 }, Client)
+  local self = setmetatable({ cfg = cfg, attempts_total = 0 }, Client)
   self.token = Token.new(cfg, function() return self:fetch_token() end)
   -- starts full: a script's first burst (a tenth of a minute's quota) does not wait
   self.bucket = { tokens = math.max(1, (cfg.rate_limit or 0) // 10), last = core.monotonic_ms() }
@@ -87,20 +92,12 @@ function Client:api_error(res, spec, key, attempts)
   }
 end
 
-local function is_processing(res)
-  return res.status == 409 or (res.body or ""):lower():find("request is processing", 1, true) ~= nil
-end
-
-local function token_expired(res)
-  if res.status ~= 401 then return false end
-  local b = (res.body or ""):lower()
-  return b:find("expired", 1, true) ~= nil
-end
+local function lower_body(res) return (res.body or ""):lower() end
 
 local function retry_after_ms(res)
   local v = res.headers and res.headers["retry-after"]
   local n = v and tonumber(v)
-  if n then return math.min(RETRY_AFTER_CAP_MS, math.floor(n * 1000)) end
+  if n then return math.min(RETRY_AFTER_CAP_MS, math.max(0, math.floor(n * 1000))) end
   return nil
 end
 
@@ -108,14 +105,104 @@ local function backoff_ms(attempt)
   return math.min(10000, 200 * 2 ^ (attempt - 1)) // 1 + math.random(0, 250)
 end
 
--- One HTTP exchange: on this client's easy handle, or, inside
--- uqpay.parallel, on the scheduler's multi handle.
-function Client:send(method, url, headers, body, timeout_ms)
-  self.attempts_total = self.attempts_total + 1
-  local req = { method = method, url = url, headers = headers, body = body,
-    timeout_ms = timeout_ms or self.cfg.timeout_ms, connect_timeout_ms = self.cfg.connect_timeout_ms }
-  if Parallel.active() then return Parallel.http(req) end
-  return self.http:request(req)
+-- The one classification of an HTTP outcome: class, reached, wait_ms.
+--   class    done | retry | refresh_token | rejected | unknown
+--   reached  whether this attempt may have reached the server's
+--            idempotency store (what makes a write IN_DOUBT)
+-- res is the reply, or nil with the transport's kind and sent flag.
+function Client.classify(res, kind, sent)
+  if not res then
+    if kind == "interrupted" then return "unknown", sent == true end
+    return "retry", sent == true
+  end
+  local s = res.status
+  if s >= 200 and s < 300 then return "done", true end
+  local b = lower_body(res)
+  if s == 401 and (b:find("expired", 1, true) or (b:find("invalid", 1, true) and b:find("token", 1, true))) then
+    return "refresh_token", false
+  end
+  -- refused before the idempotency store was consulted
+  if s == 401 or s == 403 then return "unknown", false end
+  if s == 408 or s == 429 then return "retry", false, retry_after_ms(res) end
+  if s == 409 or b:find("request is processing", 1, true) then return "retry", true, retry_after_ms(res) end
+  if s >= 500 then return "retry", true, retry_after_ms(res) end
+  if s >= 400 then
+    -- the key is taken by another request: this one was not applied under
+    -- it now, but a server that says so to a replay would hide an earlier
+    -- success, so it settles nothing
+    if b:find("idempotency_error", 1, true) then return "unknown", false end
+    return "rejected", true
+  end
+  return "unknown", true -- 1xx, 3xx (redirects are never followed)
+end
+
+-- The one retry loop. x = {method, path, url, body, timeout_ms, headers =
+-- function() -> list (may raise: no token), op (a write's operation),
+-- token (the token request itself), spec (for errors)}.
+-- Returns the reply of a "done" attempt; raises otherwise.
+function Client:exchange(x)
+  local op, spec = x.op, x.spec
+  local refreshed, attempt = false, 0
+  local last_res, last_kind, last_msg, last_err
+  local key = op and op:info().key or x.key
+  -- the call is over without a definitive answer: the operation decides
+  local function give_up(err)
+    if op and op:settle() == "in_doubt" then
+      E.raise {
+        kind = "reconcile_required", method = spec.method, path = spec.path, idempotency_key = key,
+        attempts = attempt, status = last_res and last_res.status or nil,
+        message = "the outcome of this write is unknown (" .. (E.is(err) and err.message or tostring(err)) ..
+          "); it may have been applied. Run the same command again to send it with the same key, or check " ..
+          "the resource first",
+      }
+    end
+    error(err, 0)
+  end
+  while true do
+    attempt = attempt + 1
+    self:throttle()
+    local ok, headers = pcall(x.headers)
+    if not ok then last_err = headers; break end
+    self:trace("> %s %s%s%s", x.method, x.url, key and ("  key=" .. key) or "", x.body and ("\n  " .. x.body) or "")
+    local res, kind, msg, sent = Transport.request({ method = x.method, url = x.url, headers = headers, body = x.body,
+      write = op ~= nil, timeout_ms = x.timeout_ms or self.cfg.timeout_ms,
+      connect_timeout_ms = self.cfg.connect_timeout_ms }, op)
+    self.attempts_total = self.attempts_total + 1
+    last_res, last_kind, last_msg = res, kind, msg
+    local class, reached, wait = Client.classify(res, kind, sent)
+    if res then
+      self:trace("< %d %s %s (%.1f ms)\n  %s", res.status, x.method, x.path, res.time_ms, res.body)
+    else
+      self:trace("< %s: %s", kind, msg)
+    end
+    if class == "done" then return res end
+    if op then op:observe(class, reached, res and res.status or 0) end
+    if kind == "interrupted" then
+      last_err = E.new { kind = "interrupted", message = "interrupted during " .. x.method .. " " .. x.path,
+                         method = x.method, path = x.path, idempotency_key = key, attempts = attempt }
+      if op then op:settle() end
+      error(last_err, 0)
+    end
+    if class == "rejected" or (x.token and class ~= "retry") then
+      local err = self:api_error(res, spec, key, attempt)
+      if x.token and err.kind == "api" and res.status < 500 then err.kind = "auth" end
+      error(err, 0)
+    end
+    if class == "refresh_token" and not refreshed then
+      -- a refresh is not a retry: new token, same key, right away
+      refreshed = true
+      self.token:invalidate()
+      attempt = attempt - 1
+    elseif class == "retry" and attempt < self.cfg.max_attempts then
+      self:sleep(wait or backoff_ms(attempt))
+    else
+      break
+    end
+  end
+  if last_err then give_up(last_err) end
+  if last_res then give_up(self:api_error(last_res, spec, key, attempt)) end
+  give_up(E.new { kind = last_kind, message = last_msg, method = x.method, path = x.path,
+                  idempotency_key = key, attempts = attempt })
 end
 
 function Client:fetch_token()
@@ -123,42 +210,23 @@ function Client:fetch_token()
     E.config("no credentials: set UQPAY_CLIENT_ID and UQPAY_API_KEY, or a profile in " ..
       C.config_path(self.cfg.noenv) .. " (or use --sim)")
   end
-  local url = self.cfg.base_url .. "/v1/connect/token"
   local spec = { method = "POST", path = "/v1/connect/token" }
-  for attempt = 1, self.cfg.max_attempts do
-    self:throttle()
-    self:trace("> POST %s (token)", url)
-    local res, kind, msg = self:send("POST", url, {
-      "Content-Type: application/json", "x-client-id: " .. self.cfg.client_id, "x-api-key: " .. self.cfg.api_key,
-    }, "{}")
-    if not res then
-      if kind == "interrupted" then E.raise { kind = "interrupted", message = "interrupted", method = "POST", path = spec.path } end
-      if attempt == self.cfg.max_attempts then
-        E.raise { kind = kind, message = "token request failed: " .. msg, method = "POST", path = spec.path, attempts = attempt }
-      end
-      self:sleep(backoff_ms(attempt))
-    else
-      self:trace("< %d token (%.1f ms)", res.status, res.time_ms)
-      if res.status == 200 then
-        local ok, t = pcall(json.decode, res.body, { money = false })
-        if ok and type(t) == "table" and type(t.auth_token) == "string" then return t end
-        E.raise { kind = "auth", status = 200, message = "token endpoint returned no auth_token", method = "POST", path = spec.path }
-      end
-      if not (res.status == 429 or res.status >= 500) or attempt == self.cfg.max_attempts then
-        local err = self:api_error(res, spec, nil, attempt)
-        if err.kind == "api" and res.status < 500 then err.kind = "auth" end
-        error(err, 0)
-      end
-      self:sleep(retry_after_ms(res) or backoff_ms(attempt))
-    end
-  end
+  local headers = { "Content-Type: application/json", "x-client-id: " .. self.cfg.client_id,
+                    "x-api-key: " .. self.cfg.api_key }
+  local res = self:exchange { method = "POST", path = spec.path, url = self.cfg.base_url .. spec.path, body = "{}",
+                              headers = function() return headers end, token = true, spec = spec }
+  local ok, t = pcall(json.decode, res.body, { money = false })
+  if ok and type(t) == "table" and type(t.auth_token) == "string" then return t end
+  E.raise { kind = "auth", status = res.status, message = "token endpoint returned no auth_token",
+            method = "POST", path = spec.path }
 end
 
 -- Production guard (SPEC §9): before the first write in production, show
 -- where it goes and ask on the terminal, unless --yes. Without a terminal
--- and without --yes, production writes are refused.
+-- and without --yes, production writes are refused. Called before the
+-- operation's intent: a refused write leaves nothing in the journal.
 function Client:confirm_production(spec, obo)
-  if self.cfg.env ~= "production" or self.confirmed or spec.method == "GET" or spec.read_only then return end
+  if self.cfg.env ~= "production" or self.confirmed or spec.effect ~= "write" then return end
   local target = string.format("PRODUCTION %s, account %s", self.cfg.base_url, obo or "master")
   if self.cfg.yes then
     self.confirmed = true
@@ -179,102 +247,60 @@ function Client:confirm_production(spec, obo)
   self.confirmed = true
 end
 
--- spec: {method, path, query, body, key, on_behalf_of, timeout_ms, banking,
---        raw (return the body text as is), read_only (a POST that moves nothing)}
--- Returns the decoded response and its raw text.
-function Client:call(spec)
-  local write = spec.method ~= "GET"
-  local key = spec.key
-  if write and not key then key = core.uuid() end
-  local url = self.cfg.base_url .. spec.path .. Client.query_string(spec.query)
-  local body = spec.body_text
-  if body == "" then body = nil end
-  if body == nil and spec.body ~= nil then body = json.encode(spec.body, { money = spec.banking and "string" or "number" }) end
+function Client:account(spec)
   local obo = spec.on_behalf_of
   if obo == nil then obo = self.cfg.on_behalf_of end
   if obo == false then obo = nil end -- master-account operation
-  self:confirm_production(spec, obo)
-  local refreshed, uncertain = false, false
-  local last_res, last_kind, last_msg
-  local attempt = 0
-  -- A write an earlier attempt may have applied: its outcome is unknown.
-  local function unknown_outcome(why)
-    E.raise {
-      kind = "reconcile_required", method = spec.method, path = spec.path, idempotency_key = key, attempts = attempt,
-      status = last_res and last_res.status or nil,
-      message = "the outcome of this write is unknown after " .. attempt .. " attempts (" .. why ..
-        "); check the resource before sending it again, or retry with the same idempotency key",
-    }
-  end
-  while true do
-    attempt = attempt + 1
-    self:throttle()
-    local got, token = pcall(self.token.get, self.token)
-    if not got then
-      if write and uncertain and not (E.is(token) and token.kind == "interrupted") then
-        unknown_outcome("then no token: " .. tostring(token))
-      end
-      error(token, 0)
-    end
-    local headers = { "Accept: application/json", "x-auth-token: Bearer " .. token }
-    if body then headers[#headers + 1] = "Content-Type: application/json" end
-    if key then headers[#headers + 1] = "x-idempotency-key: " .. key end
-    if obo then headers[#headers + 1] = "x-on-behalf-of: " .. obo end
-    self:trace("> %s %s%s%s", spec.method, url, key and ("  key=" .. key) or "", body and ("\n  " .. body) or "")
-    local res, kind, msg = self:send(spec.method, url, headers, body, spec.timeout_ms)
-    last_res, last_kind, last_msg = res, kind, msg
-    -- a write that may have been applied stays uncertain until a reply says otherwise
-    if not res or res.status >= 500 or is_processing(res) then uncertain = true end
-    local wait
-    if not res then
-      self:trace("< %s: %s", kind, msg)
-      if kind == "interrupted" then
-        E.raise { kind = "interrupted", message = "interrupted during " .. spec.method .. " " .. spec.path,
-                  method = spec.method, path = spec.path, idempotency_key = key, attempts = attempt }
-      end
-      wait = backoff_ms(attempt)
-    else
-      self:trace("< %d %s %s (%.1f ms)\n  %s", res.status, spec.method, spec.path, res.time_ms, res.body)
-      if res.status >= 200 and res.status < 300 then
-        if spec.raw then return res.body, res.body end
-        if res.body == "" then return {}, "" end
-        local ok, decoded = pcall(json.decode, res.body)
-        if not ok then
-          E.raise { kind = "api", status = res.status, message = "response is not JSON: " .. tostring(decoded),
-                    method = spec.method, path = spec.path, idempotency_key = key, body = R.text(res.body, self.secrets) }
-        end
-        return decoded, res.body
-      end
-      if token_expired(res) and not refreshed then
-        -- a refresh is not a retry: new token, same key, right away
-        refreshed = true
-        self.token:invalidate()
-        attempt = attempt - 1
-        wait = 0
-      elseif res.status == 408 or res.status == 429 or res.status >= 500 or is_processing(res) then
-        wait = retry_after_ms(res) or backoff_ms(attempt)
-      elseif write and uncertain and (res.status == 401 or res.status == 403) then
-        -- refused before the idempotency store was consulted: says nothing
-        -- about the earlier attempt
-        unknown_outcome("then HTTP " .. res.status)
-      else
-        error(self:api_error(res, spec, key, attempt), 0)
-      end
-    end
-    if attempt >= self.cfg.max_attempts then break end
-    if wait > 0 then self:sleep(wait) end
-  end
-  -- Out of attempts.
-  if write and uncertain then
-    unknown_outcome(last_res and ("HTTP " .. last_res.status) or (last_kind .. ": " .. last_msg))
-  end
-  if last_res then error(self:api_error(last_res, spec, key, attempt), 0) end
-  E.raise { kind = last_kind, message = last_msg, method = spec.method, path = spec.path, idempotency_key = key,
-            attempts = attempt }
+  return obo
 end
 
-function Client:close()
-  self.http:close()
+-- spec: {method, path, query, body_text, effect, on_behalf_of, timeout_ms,
+--        raw (return the body text as is)}; op: the write's operation.
+-- Returns the decoded response and its raw text.
+function Client:call(spec, op)
+  local url = self.cfg.base_url .. spec.path .. Client.query_string(spec.query)
+  local body = spec.body_text
+  if body == "" then body = nil end
+  local obo = self:account(spec)
+  -- a read that is a POST (Retrieve Issuing Balance) carries a fresh key
+  local read_key = not op and spec.method ~= "GET" and (spec.key or core.uuid()) or nil
+  local res = self:exchange { method = spec.method, path = spec.path, url = url, body = body, op = op, spec = spec,
+    key = read_key, timeout_ms = spec.timeout_ms, headers = function()
+      local headers = { "Accept: application/json", "x-auth-token: Bearer " .. self.token:get() }
+      if body then headers[#headers + 1] = "Content-Type: application/json" end
+      if read_key then headers[#headers + 1] = "x-idempotency-key: " .. read_key end
+      if obo then headers[#headers + 1] = "x-on-behalf-of: " .. obo end
+      return headers
+    end }
+  local decoded
+  if spec.raw then
+    decoded = res.body
+  elseif res.body == "" then
+    decoded = {}
+  else
+    local ok, d = pcall(json.decode, res.body)
+    if not ok then
+      if op then op:observe("done", true, res.status, R.text(res.body, self.secrets)) end
+      E.raise { kind = "api", status = res.status, message = "response is not JSON: " .. tostring(d),
+                method = spec.method, path = spec.path, body = R.text(res.body, self.secrets),
+                idempotency_key = op and op:info().key or nil }
+    end
+    decoded = d
+  end
+  if op then
+    -- the journal keeps the answer, with secrets redacted by structure
+    local kept = res.body
+    if type(decoded) == "table" then
+      local red, changed = R.value(decoded)
+      if changed then kept = json.encode(red) end
+    elseif spec.raw then
+      kept = R.text(res.body, self.secrets)
+    end
+    op:observe("done", true, res.status, kept)
+  end
+  return decoded, res.body
 end
+
+function Client:close() end
 
 return Client

@@ -150,6 +150,13 @@ function C.resolve()
   return cfg
 end
 
+-- The configuration of this process, resolved once.
+local active
+function C.active()
+  active = active or C.resolve()
+  return active
+end
+
 -- What uqpay.config() shows: no secret, ever.
 function C.redacted(cfg)
   return {

@@ -9,16 +9,25 @@ local out = require "uqpay.jsonout"
 local D = {}
 D.__index = D
 
+local active -- the plan of this process's dry run
+
 function D.new(read)
-  return setmetatable({ read = read, ops = {}, order = {}, card_currency = {}, n = 0 }, D)
+  active = setmetatable({ read = read, ops = {}, order = {}, card_currency = {}, n = 0 }, D)
+  return active
 end
 
--- The currency an amount is in: the body's, or the card's for card paths
--- (looked up once with a read, which dry runs allow).
-function D:currency(spec, body)
-  local cur = body.currency or body.card_currency or body.sell_currency or body.transaction_currency
-  if cur then return cur end
-  local card = spec.path:match("^/v1/issuing/cards/([^/]+)/")
+-- The script ended with success: print the plan, once.
+function D.finish_active()
+  local plan = active
+  active = nil
+  if plan then plan:finish() end
+end
+
+-- The currency an amount is in, as the endpoint table says: a field of the
+-- body, or the card's (looked up once with a read, which dry runs allow).
+function D:currency(spec, body, money)
+  if money.currency then return body[money.currency] or "?" end
+  local card = money.currency_of_card and spec.path:match("^/v1/issuing/cards/([^/]+)")
   if not card then return "?" end
   if self.card_currency[card] == nil then
     local ok, c = pcall(self.read, { method = "GET", path = "/v1/issuing/cards/" .. card,
@@ -27,8 +36,6 @@ function D:currency(spec, body)
   end
   return self.card_currency[card]
 end
-
-local AMOUNT_FIELDS = { "amount", "card_limit", "transaction_amount", "sell_amount", "buy_amount" }
 
 function D:record(spec, body_text)
   local key = spec.key or core.uuid()
@@ -49,12 +56,10 @@ function D:record(spec, body_text)
     self.order[#self.order + 1] = name
   end
   op.count = op.count + 1
-  for _, f in ipairs(AMOUNT_FIELDS) do
-    if core.money.is(body[f]) then
-      local cur = self:currency(spec, body)
-      op.totals[cur] = (op.totals[cur] or core.money("0")) + body[f]
-      break
-    end
+  local money = spec.ep and spec.ep.money
+  if money and core.money.is(body[money.amount]) then
+    local cur = self:currency(spec, body, money)
+    op.totals[cur] = (op.totals[cur] or core.money("0")) + body[money.amount]
   end
   -- a stand-in result, shaped enough for a script to carry on
   local res = { dry_run = true, idempotency_key = key, card_order_id = core.uuid(), order_status = "DRY_RUN",

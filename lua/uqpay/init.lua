@@ -8,6 +8,9 @@ local C = require "uqpay.config"
 local A = require "uqpay.api"
 local Parallel = require "uqpay.parallel"
 
+local json = require "uqpay.json"
+local R = require "uqpay.redact"
+
 local uqpay = {
   version = core.version,
   money = core.money,
@@ -20,59 +23,84 @@ local client, cfg
 
 local function get_client()
   if not client then
-    cfg = cfg or C.resolve()
+    cfg = C.active()
     client = require("uqpay.client").new(cfg)
   end
   return client
 end
 
--- The run's journal (or false when not journaled) and dry-run plan, both
--- created at the first write.
-local journal, dryrun
+local Run = require "uqpay.run"
+local dryrun -- the dry-run plan, created at the first would-be write
 
--- Called by the host once the script has ended without error.
-local function on_success(finish)
-  debug.getregistry()["uqlua.finish_run"] = finish
+-- Where a result came from (weak keys): uqpay.wait follows it with the
+-- endpoint its entry names.
+local origin = setmetatable({}, { __mode = "k" })
+local function tag(res, spec)
+  if type(res) == "table" and spec.ep then origin[res] = spec.ep end
+  return res
 end
 
--- The one request path: reads straight to the client; writes through the
--- dry-run plan or the run journal.
+local function replayed(op, spec)
+  local body = op:replay()
+  Run.count("replayed")
+  if spec.raw then return body end
+  if body == "" then return {} end
+  return json.decode(body)
+end
+
+-- The one request path: reads straight to the client; a write becomes an
+-- operation of the run's journal (or of the dry-run plan): answered from
+-- the journal when it was applied before, refused when it has been in
+-- doubt for more than 24 hours, else guarded, made durable, then sent.
 local function dispatch(spec)
   local c = get_client()
   if spec.master then spec.on_behalf_of = false end
-  if spec.method == "GET" or spec.read_only then return (c:call(spec)) end
-  spec.body_text = spec.body ~= nil and uqpay.json.encode(spec.body, { money = spec.banking and "string" or "number" }) or ""
+  spec.body_text = spec.body ~= nil and json.encode(spec.body, { money = spec.banking and "string" or "number" }) or ""
+  if spec.effect ~= "write" then return tag((c:call(spec)), spec) end
   if cfg.dry_run then
     if not dryrun then
       dryrun = require("uqpay.dryrun").new(function(s) return (c:call(s)) end)
-      on_success(function() dryrun:finish() end)
     end
-    return (dryrun:record(spec, spec.body_text))
+    return tag((dryrun:record(spec, spec.body_text)), spec)
   end
-  if journal == nil then
-    journal = require("uqpay.journal").open(cfg) or false
-    if journal then on_success(function() journal:finish() end) end
+  local j = Run.journal()
+  local obo = c:account(spec) or ""
+  local shown = spec.body ~= nil and json.encode(R.value(spec.body), { money = spec.banking and "string" or "number" })
+    or ""
+  local op = j:op(spec.method, spec.path, obo, spec.body_text, shown, spec.key)
+  local info = op:info()
+  if info.state == "applied" then return tag(replayed(op, spec), spec) end
+  if info.state ~= "new" then
+    if Run.now() - info.ts > Run.DAY_S then
+      E.raise { kind = "reconcile_required", method = spec.method, path = spec.path, idempotency_key = info.key,
+        message = string.format("run %s: %s %s (occurrence %d) was sent at %s and its outcome is unknown; its key " ..
+          "is older than 24 hours, so sending it again could apply it twice. Check the resource, then start over " ..
+          "with --fresh", tostring(Run.id()), spec.method, spec.path, info.occ, os.date("!%Y-%m-%dT%H:%M:%SZ", info.ts)) }
+    end
+    Run.count("resent")
+  else
+    Run.count("sent")
   end
-  if journal then return journal:perform(spec, function(s) return c:call(s) end, spec.body_text) end
-  return (c:call(spec))
+  c:confirm_production(spec, obo ~= "" and obo or nil)
+  local group = Parallel.active()
+  op:intent(group)
+  if group then Parallel.dirty(j) end
+  return tag((c:call(spec, op)), spec)
 end
 
--- The cards and accounts a write touches: inside uqpay.parallel, writes to
--- the same one are never reordered.
-local function resources(spec)
-  local keys = {}
-  local card = spec.path:match("^/v1/issuing/cards/([^/]+)")
-  if card then keys[#keys + 1] = "card:" .. card end
-  local b = type(spec.body) == "table" and spec.body or {}
-  for _, f in ipairs { "source_account_id", "destination_account_id", "target_account_id" } do
-    if type(b[f]) == "string" then keys[#keys + 1] = "account:" .. b[f] end
-  end
-  return keys
-end
-
+-- Inside uqpay.parallel, writes that share a card or an account (as the
+-- endpoint table declares) are never reordered.
 local function call(spec)
-  if Parallel.active() and spec.method ~= "GET" and not spec.read_only then
-    return Parallel.with_locks(resources(spec), dispatch, spec)
+  if Parallel.active() and spec.effect == "write" and spec.locks then
+    local keys = {}
+    for i, k in ipairs(spec.locks) do
+      if k == "account:@" then
+        local obo = get_client():account(spec)
+        k = "account:" .. (obo or "master")
+      end
+      keys[i] = k
+    end
+    return Parallel.with_locks(keys, dispatch, spec)
   end
   return dispatch(spec)
 end
@@ -81,32 +109,66 @@ A.install(uqpay, require "uqpay.endpoints", call)
 
 -- uqpay.config(): the active configuration, secrets redacted.
 function uqpay.config()
-  cfg = cfg or C.resolve()
-  return C.redacted(cfg)
+  return C.redacted(C.active())
 end
 
 -- uqpay.request(method, path, {query=, body=, key=, on_behalf_of=,
--- timeout_ms=, banking=}): any endpoint not in the table.
+-- timeout_ms=, banking=, effect=}): any endpoint not in the table. effect
+-- is "read" for GET and "write" otherwise unless given: a POST that only
+-- reads says effect = "read".
 function uqpay.request(method, path, opts)
   if type(method) ~= "string" or not ({ GET = true, POST = true, PUT = true, PATCH = true, DELETE = true })[method:upper()] then
     E.usage("method", method, "must be GET, POST, PUT, PATCH or DELETE")
   end
   if type(path) ~= "string" or path:sub(1, 1) ~= "/" then E.usage("path", path, "must start with '/' (e.g. /v1/issuing/cards)") end
   opts = opts or {}
-  local allowed = { query = true, body = true, key = true, on_behalf_of = true, timeout_ms = true, banking = true, raw = true }
+  local allowed = { query = true, body = true, key = true, on_behalf_of = true, timeout_ms = true, banking = true,
+                    raw = true, effect = true }
   for k in pairs(opts) do
     if not allowed[k] then E.usage("opts." .. tostring(k), opts[k], "is not an option of uqpay.request") end
   end
   if opts.on_behalf_of ~= nil and (type(opts.on_behalf_of) ~= "string" or not opts.on_behalf_of:match(C.UUID)) then
     E.usage("on_behalf_of", opts.on_behalf_of, "is not a UUID")
   end
+  if opts.effect ~= nil and opts.effect ~= "read" and opts.effect ~= "write" then
+    E.usage("effect", opts.effect, "must be \"read\" or \"write\"")
+  end
+  method = method:upper()
+  local effect = opts.effect or (method == "GET" and "read" or "write")
+  if effect == "write" and method == "GET" then E.usage("effect", effect, "cannot be a GET") end
   local q
   for k, v in pairs(opts.query or {}) do q = q or {}; q[k] = tostring(v) end
-  return call { method = method:upper(), path = path, query = q, body = opts.body, key = opts.key,
+  return call { method = method, path = path, query = q, body = opts.body, key = opts.key, effect = effect,
                 on_behalf_of = opts.on_behalf_of, timeout_ms = opts.timeout_ms, banking = opts.banking, raw = opts.raw }
 end
 
 local TERMINAL = { success = true, succeeded = true, completed = true, failed = true, cancelled = true, rejected = true }
+
+local endpoints = require "uqpay.endpoints"
+local by_name = {}
+for _, ep in ipairs(endpoints) do by_name[ep.name] = ep end
+
+-- The endpoint that follows a result: the one its write's entry names, or
+-- for a table of unknown origin the first poll entry whose id it has.
+local function poller(result)
+  local ep = origin[result]
+  if ep and ep.wait_with then return by_name[ep.wait_with] end
+  if ep and ep.poll then return ep end
+  for pass = 1, 2 do
+    for _, e in ipairs(endpoints) do
+      local p = e.poll
+      if p and result[p.id] ~= nil and ((pass == 1 and p.when and result[p.when] ~= nil) or (pass == 2 and not p.when)) then
+        return e
+      end
+    end
+  end
+end
+
+local function get_fn(name)
+  local f = uqpay
+  for part in name:gmatch("[^%.]+") do f = f[part] end
+  return f
+end
 
 -- uqpay.wait(result, {timeout_ms=, on_behalf_of=}): polls a card order or
 -- transfer until a terminal status and returns the final object. Pass the
@@ -118,22 +180,15 @@ function uqpay.wait(result, opts)
     if k ~= "timeout_ms" and k ~= "on_behalf_of" then E.usage("opts." .. tostring(k), opts[k], "is not an option of uqpay.wait") end
   end
   if result.dry_run then return result end -- nothing was sent: nothing to wait for
+  local ep = poller(result)
+  if not ep or result[ep.poll.id] == nil then E.usage("result", result, "has neither card_order_id nor transfer_id") end
   local timeout = opts.timeout_ms or 60000
-  local ropts = { on_behalf_of = opts.on_behalf_of }
-  local fetch, field
-  if result.card_order_id then
-    fetch, field = function() return uqpay.cards.order(result.card_order_id, ropts) end, "order_status"
-  elseif result.transfer_id and result.target_account_id == nil and not result.short_reference_id then
-    fetch, field = function() return uqpay.transfers.get(result.transfer_id, ropts) end, "transfer_status"
-  elseif result.transfer_id then
-    fetch, field = function() return uqpay.banking.transfers.get(result.transfer_id, ropts) end, "transfer_status"
-  else
-    E.usage("result", result, "has neither card_order_id nor transfer_id")
-  end
+  local fetch, field = get_fn(ep.name), ep.poll.status
+  local id, ropts = result[ep.poll.id], { on_behalf_of = opts.on_behalf_of }
   local deadline = core.monotonic_ms() + timeout
   local delay = 250
   while true do
-    local cur = fetch()
+    local cur = fetch(id, ropts)
     local status = tostring(cur[field] or ""):lower()
     if TERMINAL[status] then return cur end
     if core.monotonic_ms() + delay > deadline then

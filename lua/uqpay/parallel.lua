@@ -20,10 +20,10 @@ function P.active()
   return current ~= nil and current.items[coroutine.running()] ~= nil
 end
 
--- HTTP through the scheduler: same results as http:request.
-function P.http(req)
-  local r = coroutine.yield { op = "http", req = req }
-  return r.res, r.kind, r.message
+-- HTTP through the scheduler: same results as transport.request.
+function P.http(req, op)
+  local r = coroutine.yield { op = "http", req = req, jop = op }
+  return r.res, r.kind, r.message, r.sent
 end
 
 -- Sleeps ms, letting other items run; false when interrupted.
@@ -33,8 +33,9 @@ function P.sleep(ms)
   return not core.interrupted()
 end
 
--- A durable-before-dispatch hook: the journal registers itself when it
--- wrote an intent without syncing.
+-- A durable-before-dispatch hook: a journal that took an intent without
+-- syncing registers itself; the scheduler syncs it before any request
+-- leaves (the transport refuses a write whose intent is not durable).
 function P.dirty(journal)
   current.dirty[journal] = true
 end
@@ -96,7 +97,7 @@ end
 function P.run(items, fn, opts)
   local concurrency, stop_on_error = check_args(items, fn, opts)
   if current then E.usage("uqpay.parallel", "(nested)", "cannot run inside another uqpay.parallel") end
-  local s = { multi = core.multi_new(), items = {}, waiting = {}, timers = {}, ready = {}, locks = {},
+  local s = { multi = require("uqpay.transport").multi(), items = {}, waiting = {}, timers = {}, ready = {}, locks = {},
               dirty = {}, outgoing = {} }
   local results, errors = {}, {}
   local n, next_item, running, failed = #items, 1, 0, false
@@ -108,7 +109,7 @@ function P.run(items, fn, opts)
     if not ok then
       errors[i], failed = y, true
     elseif coroutine.status(co) ~= "dead" then
-      if y.op == "http" then s.outgoing[#s.outgoing + 1] = { co = co, req = y.req }
+      if y.op == "http" then s.outgoing[#s.outgoing + 1] = { co = co, req = y.req, jop = y.jop }
       elseif y.op == "sleep" then s.timers[#s.timers + 1] = { at = core.monotonic_ms() + y.ms, co = co }
       end -- "lock": the holder puts it back on the ready list
       return
@@ -140,7 +141,7 @@ function P.run(items, fn, opts)
       -- group commit: intents on disk before their requests leave
       for j in pairs(s.dirty) do j:sync() end
       s.dirty = {}
-      for _, o in ipairs(s.outgoing) do s.waiting[s.multi:add(o.req)] = o.co end
+      for _, o in ipairs(s.outgoing) do s.waiting[s.multi:add(o.req, o.jop)] = o.co end
       s.outgoing = {}
       if running == 0 and (next_item > n or (failed and stop_on_error)) then break end
       -- wait for a transfer or the next timer, unless there is work now
@@ -168,8 +169,11 @@ function P.run(items, fn, opts)
     end
   end)
   current = nil
-  s.multi:close()
-  if not ok then error(err, 0) end
+  if not ok then
+    -- transfers of items that will never be resumed: stop them
+    for id in pairs(s.waiting) do s.multi:remove(id) end
+    error(err, 0)
+  end
   return results, errors
 end
 

@@ -11,6 +11,39 @@ local SECRET_KEYS = {
 }
 R.SECRET_KEYS = SECRET_KEYS
 
+-- What never reaches a file: the secrets and all card data.
+local KEPT_OUT = { card_number = true, pan = true, new_pin = true, old_pin = true, expiry_date = true,
+                   expire_date = true }
+for k in pairs(SECRET_KEYS) do KEPT_OUT[k] = true end
+
+-- Redacts decoded data by structure: a copy in which every field named like
+-- a secret holds "[REDACTED]"; the value itself when nothing needed it.
+-- Returns the value and whether anything was redacted.
+function R.value(v, seen)
+  local mt = getmetatable(v)
+  if type(v) ~= "table" or (mt and mt ~= require("uqpay.core").json_array_mt()) then return v, false end
+  seen = seen or {}
+  if seen[v] then return v, false end
+  seen[v] = true
+  local out, changed = nil, false
+  for k, x in pairs(v) do
+    local nx, c = x, false
+    if type(k) == "string" and KEPT_OUT[k:lower()] and x ~= nil then
+      nx, c = "[REDACTED]", true
+    else
+      nx, c = R.value(x, seen)
+    end
+    if c then
+      if not out then
+        out = setmetatable({}, getmetatable(v))
+        for k2, x2 in pairs(v) do out[k2] = x2 end
+      end
+      out[k], changed = nx, true
+    end
+  end
+  return out or v, changed
+end
+
 local function mask_pan(digits)
   return string.rep("*", #digits - 4) .. digits:sub(-4)
 end

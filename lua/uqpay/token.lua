@@ -2,7 +2,9 @@
 -- (environment, client id, base URL) shared between processes through a
 -- 0600 cache file, minted under an exclusive lock so that concurrent
 -- processes do not stampede the token endpoint, refreshed 5 minutes
--- before expired_at, and invalidated once after a "token expired" 401.
+-- before expired_at, and dropped (from memory and from the cache file)
+-- after a 401 that says it is invalid or expired. A reply without a usable
+-- future expired_at is kept by this process for 60 s, never cached.
 local core = require "uqpay.core"
 local json = require "uqpay.json"
 local Parallel = require "uqpay.parallel"
@@ -11,6 +13,7 @@ local T = {}
 T.__index = T
 
 local REFRESH_BEFORE_S = 300
+local UNDATED_TTL_S = 60
 
 function T.new(cfg, fetch)
   local self = setmetatable({ cfg = cfg, fetch = fetch }, T)
@@ -22,9 +25,30 @@ function T.new(cfg, fetch)
   return self
 end
 
+-- expired_at in seconds (milliseconds are accepted too), or nil
+local function expiry(tok)
+  local e = tonumber(tok.expired_at)
+  if e and e > 1e12 then e = e / 1000 end
+  return e
+end
+
 local function fresh(tok)
-  return tok and tok.auth_token and tonumber(tok.expired_at)
-    and tok.expired_at - core.now() > REFRESH_BEFORE_S
+  if not (tok and tok.auth_token) then return false end
+  if tok.keep_until then return core.now() < tok.keep_until end
+  local e = expiry(tok)
+  return e ~= nil and e - core.now() > REFRESH_BEFORE_S
+end
+
+-- A freshly fetched token: one without a usable future expiry (none, in
+-- the past, or inside the refresh margin) is kept by this process for a
+-- minute, or half of what is left of it, never fetched per request.
+local function adopt(tok)
+  local e, now = expiry(tok), core.now()
+  if not e or e - now <= REFRESH_BEFORE_S then
+    local left = e and e > now and (e - now) / 2 or UNDATED_TTL_S
+    tok.keep_until = now + math.min(UNDATED_TTL_S, left)
+  end
+  return tok
 end
 
 function T:read_cache()
@@ -52,7 +76,7 @@ end
 
 function T:obtain()
   if not self.path then
-    self.token = self.fetch()
+    self.token = adopt(self.fetch())
     return self.token.auth_token
   end
   local cached = self:read_cache()
@@ -67,17 +91,29 @@ function T:obtain()
   if fresh(cached) and cached.auth_token ~= self.rejected then
     self.token = cached
   else
-    self.token = self.fetch()
-    assert(core.write_private(self.path, json.encode { auth_token = self.token.auth_token,
-                                                     expired_at = self.token.expired_at }))
+    self.token = adopt(self.fetch())
+    if not self.token.keep_until then
+      assert(core.write_private(self.path, json.encode { auth_token = self.token.auth_token,
+                                                       expired_at = self.token.expired_at }))
+    end
   end
   return self.token.auth_token
 end
 
--- After a token-expired 401: drop this token everywhere.
+-- After a 401 that says the token is invalid or expired: drop it from
+-- memory and from the shared cache (unless another process has already
+-- put a newer one there), so that no later run starts with it.
 function T:invalidate()
-  if self.token then self.rejected = self.token.auth_token end
+  local dead = self.token and self.token.auth_token
   self.token = nil
+  if not dead then return end
+  self.rejected = dead
+  -- a fetch under way in this process (another uqpay.parallel item) holds
+  -- the lock and will replace the file: taking it here would deadlock
+  if not self.path or self.fetching then return end
+  local lock <close> = core.lock(self.path .. ".lock")
+  local cached = self:read_cache()
+  if cached and cached.auth_token == dead then os.remove(self.path) end
 end
 
 return T

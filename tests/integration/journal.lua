@@ -149,7 +149,7 @@ T:check("--json --runs: one JSON line per run", code == 0 and ok_json and row.ru
 code, out = T:run(UQ .. " --json --run " .. (id or "x"):sub(1, 6))
 ok_json, row = pcall(json.decode, out)
 T:check("--json --run ID: the operations with keys and states", code == 0 and ok_json
-  and row.run.operations[1].state == "done" and row.run.operations[1].idempotency_key ~= nil, out)
+  and row.run.operations[1].state == "applied" and row.run.operations[1].idempotency_key ~= nil, out)
 
 -- ---- --dry-run sends no write ----
 reset()

@@ -1,0 +1,206 @@
+-- A run (SPEC §5): one invocation of a script file, with its journal.
+--   identity  the script's absolute path, its arguments, environment, base
+--             URL and account (the client id only as part of a keyed hash)
+--   journal   $XDG_STATE_HOME/uqlua/runs/<id>.journal, or --journal PATH;
+--             locked by the live run from its start to its end
+--   complete  when the script ends normally, or calls os.exit with success
+-- Only script files are journaled: -e, stdin and the REPL never are (their
+-- writes go through a memory journal: same lifecycle, nothing kept), and
+-- neither is the in-process simulator, which is new every run.
+-- The host calls Run.begin() before the script and Run.finish() after it.
+local core = require "uqpay.core"
+local json = require "uqpay.json"
+local E = require "uqpay.errors"
+local C = require "uqpay.config"
+
+local Run = {}
+
+Run.DAY_S = 24 * 3600
+
+local state = { counts = { sent = 0, replayed = 0, resent = 0 } }
+
+-- Tests move the clock with UQLUA_CLOCK_OFFSET_S (seconds added to now).
+function Run.now()
+  return core.now() + (tonumber(os.getenv("UQLUA_CLOCK_OFFSET_S") or "") or 0)
+end
+
+local function stamp(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t)) end
+
+function Run.runs_dir(noenv) return C.state_dir(noenv) .. "/runs" end
+
+-- The run's identity: id (16 hex digits of a keyed hash) and what it is
+-- made of, as shown to people (no client id).
+function Run.identity(cfg, opts)
+  local script = opts.bundled and ("ops:" .. opts.script) or (core.realpath(opts.script) or opts.script)
+  local shown = { script = script, args = json.array(opts.script_args or {}), env = cfg.env,
+                  base_url = cfg.base_url, account = cfg.on_behalf_of or "master" }
+  local id = core.hmac_sha512_hex("uqlua-run", json.encode {
+    script = shown.script, args = shown.args, env = shown.env, base_url = shown.base_url, account = shown.account,
+    client = cfg.client_id or "" })
+  return id:sub(1, 16), shown
+end
+
+local function describe(ident)
+  if type(ident) ~= "table" then return "(unknown)" end
+  local args = type(ident.args) == "table" and table.concat(ident.args, " ") or ""
+  return string.format("%s%s on %s (%s), account %s", tostring(ident.script), args ~= "" and (" " .. args) or "",
+    tostring(ident.env), tostring(ident.base_url), tostring(ident.account))
+end
+
+-- The journal every write goes through: the run's, or a memory journal.
+function Run.journal()
+  if state.journal then return state.journal end
+  state.memory = state.memory or core.journal_open(nil)
+  return state.memory
+end
+
+function Run.count(what) state.counts[what] = state.counts[what] + 1 end
+
+function Run.id() return state.id end
+
+local function archive_name(path, what)
+  return path:gsub("%.journal$", "") .. "-" .. os.date("!%Y%m%dT%H%M%S", math.floor(Run.now())) .. "." .. what ..
+    ".journal"
+end
+
+-- Opens the run's journal before the script starts: locks it (a second
+-- copy of a live run exits 2), checks its identity, and resumes or starts.
+function Run.begin()
+  local opts = core.host_options()
+  local cfg = C.active()
+  Run.install_exit()
+  if opts.no_journal then
+    if cfg.env == "production" then
+      E.config("--no-journal is refused in production: the journal is what makes a re-run safe")
+    end
+    return
+  end
+  if cfg.dry_run then return end
+  if not opts.script or opts.script == "-" then
+    if opts.journal then E.config("--journal needs a script file: -e, stdin and the REPL are never journaled") end
+    return
+  end
+  if cfg.inprocess_sim and not opts.journal then return end
+  local id, ident = Run.identity(cfg, opts)
+  local path = opts.journal
+  if not path then
+    local dir = Run.runs_dir(cfg.noenv)
+    assert(core.mkdir_private(dir))
+    path = dir .. "/" .. id .. ".journal"
+  end
+  local j = core.journal_open(path, id)
+  local ok, info = pcall(j.scan, j)
+  if not ok and not opts.fresh then
+    j:close()
+    error(info, 0)
+  end
+  if not ok then info = { records = 1, damaged = true } end
+  local resuming = false
+  if info.records > 0 then
+    local header = info.header
+    if info.complete or opts.fresh then
+      local to = archive_name(path, info.complete and "done" or "abandoned")
+      assert(os.rename(path, to))
+      local fresh = core.journal_open(path, id)
+      j:close()
+      j = fresh
+      if not info.complete then
+        io.stderr:write(string.format("uqlua: --fresh: set aside the interrupted run %s as %s\n",
+          header and header.run or id, to))
+      end
+    elseif header and header.run ~= id then
+      j:close()
+      E.config(string.format("journal %s holds run %s: %s; this invocation is run %s: %s. Use another " ..
+        "--journal, or --fresh to set that run aside", path, tostring(header.run), describe(header.identity), id,
+        describe(ident)))
+    else
+      resuming = true
+    end
+  end
+  state.journal, state.id, state.path, state.resumed = j, id, path, resuming
+  if resuming then
+    local header = info.header or {}
+    io.stderr:write(string.format("uqlua: resuming run %s started %s: %d operations done (answered from the " ..
+      "journal), %d in doubt (sent again with their keys)%s\n", id, header.started or "?", info.applied,
+      info.in_doubt + info.unsent, info.torn and "; a torn last line was ignored" or ""))
+    j:record({ t = "resume", time = stamp(Run.now()) }, true)
+  else
+    j:reset()
+    j:record({ t = "run", version = 2, run = id, identity = ident, script = ident.script, args = ident.args,
+               env = ident.env, account = ident.account, started = stamp(Run.now()) }, true)
+  end
+end
+
+local function op_line(r)
+  local ok, body = pcall(json.decode, r.body or "", { money = false })
+  local amount = ok and type(body) == "table" and (body.amount or body.card_limit or body.sell_amount) or nil
+  return string.format("%s %s%s%s, key %s", r.method, r.path, r.obo ~= "" and (" on behalf of " .. r.obo) or "",
+    amount and (", amount " .. tostring(amount)) or "", r.key)
+end
+
+-- The script ended. success: normally, or through os.exit with success.
+-- Marks the run complete; names what the interrupted run applied that this
+-- one did not repeat; raises reconcile_required for what stays in doubt.
+function Run.finish(success, code)
+  if success then require("uqpay.dryrun").finish_active() end
+  local j = state.journal
+  if not j then return end
+  state.journal = nil
+  local c = state.counts
+  if not success then
+    j:close()
+    if c.sent + c.resent + c.replayed > 0 or state.resumed then
+      io.stderr:write(string.format("uqlua: run %s stopped%s before its end; run the same command again to " ..
+        "resume it (uqlua --run %s shows where it stands)\n", state.id,
+        code ~= nil and (" with exit code " .. tostring(code)) or "", state.id))
+    end
+    return
+  end
+  local unrepeated, unresolved = {}, {}
+  for _, u in ipairs(j:unseen()) do
+    if u.state == "applied" then
+      unrepeated[#unrepeated + 1] = u.record
+      j:record { t = "unrepeated", op = u.record.op, occ = u.record.occ, key = u.record.key }
+    else
+      unresolved[#unresolved + 1] = u.record
+    end
+  end
+  local by_time = function(a, b) return (a.ts or 0) < (b.ts or 0) end
+  table.sort(unrepeated, by_time)
+  table.sort(unresolved, by_time)
+  j:record({ t = "complete", time = stamp(Run.now()), sent = c.sent, replayed = c.replayed, resent = c.resent,
+             unrepeated = #unrepeated, unresolved = #unresolved, syncs = j:stats().syncs + 1 }, true)
+  local path, id, resumed = state.path, state.id, state.resumed
+  if not resumed and c.sent == 0 then
+    os.remove(path) -- a run that wrote nothing leaves nothing behind
+  end
+  j:close()
+  if resumed then
+    io.stderr:write(string.format("uqlua: run %s complete: %d sent, %d answered from the journal, %d sent again\n",
+      id, c.sent, c.replayed, c.resent))
+  end
+  for _, r in ipairs(unrepeated) do
+    io.stderr:write(string.format("uqlua: run %s: %s: applied earlier, not repeated\n", id, op_line(r)))
+  end
+  if #unresolved > 0 then
+    local lines = {}
+    for i, r in ipairs(unresolved) do lines[i] = "  " .. op_line(r) .. ", sent " .. stamp(r.ts or 0) end
+    E.raise { kind = "reconcile_required", message = string.format("run %s finished, but %d operation(s) of the " ..
+      "interrupted run were not repeated this time and their outcome is unknown; check them:\n%s",
+      id, #unresolved, table.concat(lines, "\n")) }
+  end
+end
+
+-- os.exit ends a run too: with success (os.exit(), os.exit(0),
+-- os.exit(true)) it completes it; with failure it stays resumable.
+function Run.install_exit()
+  if state.exit_installed then return end
+  state.exit_installed = true
+  local real_exit = os.exit
+  os.exit = function(code, close) -- luacheck: ignore 122
+    Run.finish(code == nil or code == true or code == 0, code)
+    return real_exit(code, close)
+  end
+end
+
+return Run

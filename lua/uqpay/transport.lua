@@ -1,0 +1,29 @@
+-- The one transport (SPEC §4): a process-wide libcurl multi handle. A plain
+-- call drives it until its own transfer ends; inside uqpay.parallel the
+-- scheduler drives it for every item. Its connection cache lives as long
+-- as the process, so keep-alive survives between calls and batches.
+local core = require "uqpay.core"
+
+local T = {}
+local multi
+
+function T.multi()
+  multi = multi or core.multi_new()
+  return multi
+end
+
+-- request(req [, op]) -> res | nil, kind, message, sent. A write passes its
+-- operation: the C side refuses it unless its intent is durable.
+function T.request(req, op)
+  local P = require "uqpay.parallel"
+  if P.active() then return P.http(req, op) end
+  local m = T.multi()
+  local id = m:add(req, op)
+  while true do
+    for _, d in ipairs(m:run(100)) do
+      if d.id == id then return d.res, d.kind, d.message, d.sent end
+    end
+  end
+end
+
+return T

@@ -1,0 +1,91 @@
+/* The run journal and the operation lifecycle (SPEC §5): shared by
+ * journal.c (the file, its lock, its index) and operation.c (one write's
+ * state machine). See docs/journal.md for the state diagram. */
+#ifndef UQPAY_JOURNAL_H
+#define UQPAY_JOURNAL_H
+#include <stdint.h>
+#include <sys/types.h>
+#include "lua.h"
+
+#define JOURNAL_MT "uqpay.Journal"
+#define OP_MT "uqpay.Op"
+
+/* Operation states. IN_FLIGHT is in memory only: on disk an intent with no
+ * later record reads back as IN_DOUBT (it may have been sent). */
+enum op_state { OP_NEW, OP_INTENT, OP_IN_FLIGHT, OP_APPLIED, OP_REJECTED, OP_IN_DOUBT, OP_NSTATES };
+/* The one classification of an HTTP outcome (uqpay.client classifies). */
+enum op_class { CL_DONE, CL_RETRY, CL_REFRESH_TOKEN, CL_REJECTED, CL_UNKNOWN, CL_NCLASSES };
+
+extern const char *const op_state_names[OP_NSTATES];
+extern const char *const op_class_names[CL_NCLASSES];
+
+/* What the journal remembers of one operation: enough to find it again. */
+typedef struct {
+  uint64_t h;          /* slot hash (identity, occurrence); 0 = empty */
+  int64_t intent_off;  /* file offset of its latest intent line */
+  int64_t outcome_off; /* of its latest applied outcome line, or -1 */
+  uint8_t state;
+  uint8_t seen;        /* reached again by this invocation */
+} slot_t;
+
+typedef struct {
+  uint64_t h;
+  uint32_t n;
+} occ_t;
+
+typedef struct {
+  int fd;                 /* -1: a memory journal (nothing is kept) */
+  char *path;
+  unsigned char salt[16]; /* keys the identity hashes of this run */
+  slot_t *slots;
+  size_t nslots, slotcap;
+  occ_t *occs;
+  size_t nocc, occcap;
+  uint64_t appended, synced; /* sequence numbers of records */
+  uint64_t nsyncs;           /* fdatasyncs made (group commit shows here) */
+  int64_t size;              /* end of the good prefix */
+} journal_t;
+
+typedef struct {
+  journal_t *j;
+  uint64_t h;
+  unsigned char id[16]; /* identity hash (method, path, account, body) */
+  uint32_t occ;
+  int state;
+  int doubt;            /* an attempt may have reached the server */
+  int changed;          /* a state to journal at settle */
+  uint64_t intent_seq;  /* durable once j->synced >= intent_seq */
+  int64_t intent_ts;
+  char key[72];
+  char *method, *path, *obo, *body; /* for the intent record (body redacted) */
+} op_t;
+
+int op_transition(int state, int cls, int reached);
+journal_t *journal_check(lua_State *L, int idx);
+int journal_parse_id(const char *hex, unsigned char id[16]);
+uint64_t journal_slot_hash(const unsigned char id[16], uint32_t occ);
+/* Pushes the decoded record of a line, or nil when it is damaged. */
+int journal_push_record(lua_State *L, const char *s, size_t n);
+slot_t *journal_slot(journal_t *j, uint64_t h, int create);
+int journal_append(journal_t *j, const char *s, size_t n, int sync);
+int journal_sync(journal_t *j);
+ssize_t journal_read_line(journal_t *j, int64_t off, char **out);
+/* Raises an error object {kind=, message=}. */
+int journal_raise(lua_State *L, const char *kind, const char *fmt, ...);
+/* The op at idx, checked sendable: intent durable. Raises otherwise. */
+op_t *op_check_sendable(lua_State *L, int idx);
+void op_mark_in_flight(op_t *op);
+void uqpay_open_operation(lua_State *L);
+
+/* A growable text buffer for records. */
+typedef struct {
+  char *p;
+  size_t n, cap;
+  int oom;
+} rbuf;
+void rb_add(rbuf *b, const char *s, size_t n);
+void rb_str(rbuf *b, const char *s, size_t n); /* a JSON string */
+void rb_fmt(rbuf *b, const char *fmt, ...);
+/* Prefixes the checksum and appends the newline: "<sum> <json>\n". */
+int journal_append_record(journal_t *j, rbuf *b, int sync);
+#endif

@@ -1,0 +1,417 @@
+/*
+ * One write's lifecycle (SPEC §5), owned here so that no other layer can
+ * decide it:
+ *
+ *   NEW --intent(durable)--> INTENT --send--> IN_FLIGHT --> APPLIED
+ *                                                       --> REJECTED
+ *                                                       --> IN_DOUBT --send--> IN_FLIGHT ...
+ *
+ * An operation is identified by (method, path, account, canonical body,
+ * occurrence of that identity in the run); only an HMAC of it, keyed by the
+ * run's salt, reaches the journal. Its idempotency key is minted once and
+ * kept: an operation that may have reached the server is IN_DOUBT until a
+ * definitive answer for the same key arrives, and it is never given a new
+ * key. The transport (http.c) sends a write only for an operation whose
+ * intent is durable, and it alone puts the key header on the request.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <uuid/uuid.h>
+
+#include "lauxlib.h"
+#include "core.h"
+#include "journal.h"
+
+const char *const op_state_names[OP_NSTATES] = {"new", "intent", "in_flight", "applied", "rejected", "in_doubt"};
+const char *const op_class_names[CL_NCLASSES] = {"done", "retry", "refresh_token", "rejected", "unknown"};
+
+/* The transition after one attempt, from the state the operation was in
+ * when it was sent (INTENT: no attempt may have reached the server yet;
+ * IN_DOUBT: one may have). -1 for a state that cannot have been sent.
+ *   done                     -> APPLIED (the key's 2xx, first or replayed)
+ *   rejected (definitive 4xx) -> REJECTED: UQPAY answers a key with its
+ *                               cached result, so a 4xx for this key means
+ *                               this key applied nothing
+ *   retry/refresh/unknown    -> IN_DOUBT if this attempt may have reached
+ *                               the server, else unchanged (401, 403, 429,
+ *                               a refused connection, no token: none of
+ *                               them says anything about earlier attempts) */
+int op_transition(int state, int cls, int reached) {
+  if (state == OP_APPLIED || state == OP_REJECTED) return state; /* terminal */
+  if (state != OP_INTENT && state != OP_IN_DOUBT) return -1;
+  if (cls < 0 || cls >= CL_NCLASSES) return -1;
+  if (cls == CL_DONE) return OP_APPLIED;
+  if (cls == CL_REJECTED) return OP_REJECTED;
+  return reached ? OP_IN_DOUBT : state;
+}
+
+static int find_name(const char *const *names, int n, const char *s) {
+  for (int i = 0; i < n; i++)
+    if (strcmp(names[i], s) == 0) return i;
+  return -1;
+}
+
+/* op_transition(state, class, reached) -> state | nil (for the table tests) */
+static int l_op_transition(lua_State *L) {
+  int s = find_name(op_state_names, OP_NSTATES, luaL_checkstring(L, 1));
+  int c = find_name(op_class_names, CL_NCLASSES, luaL_checkstring(L, 2));
+  if (s < 0 || c < 0) return luaL_argerror(L, s < 0 ? 1 : 2, "unknown state or class");
+  int t = op_transition(s, c, lua_toboolean(L, 3));
+  if (t < 0) return 0;
+  lua_pushstring(L, op_state_names[t]);
+  return 1;
+}
+
+static op_t *check_op(lua_State *L, int idx) {
+  op_t *op = (op_t *)luaL_checkudata(L, idx, OP_MT);
+  if (!op->j) luaL_error(L, "operation is closed");
+  return op;
+}
+
+static int l_op_gc(lua_State *L) {
+  op_t *op = (op_t *)luaL_checkudata(L, 1, OP_MT);
+  free(op->method);
+  free(op->path);
+  free(op->obo);
+  free(op->body);
+  op->method = op->path = op->obo = op->body = NULL;
+  op->j = NULL;
+  return 0;
+}
+
+static char *dup_arg(lua_State *L, int idx) {
+  size_t n;
+  const char *s = luaL_checklstring(L, idx, &n);
+  char *d = malloc(n + 1);
+  if (!d) luaL_error(L, "out of memory");
+  memcpy(d, s, n + 1);
+  return d;
+}
+
+/* The occurrence number of an identity in this invocation. */
+static uint32_t next_occurrence(journal_t *j, const unsigned char id[16]) {
+  uint64_t a, b;
+  memcpy(&a, id, 8);
+  memcpy(&b, id + 8, 8);
+  if ((j->nocc + 1) * 4 >= j->occcap * 3) {
+    size_t cap = j->occcap ? j->occcap * 2 : 1024;
+    occ_t *o = calloc(cap, sizeof *o * 2);
+    if (!o) return 0;
+    /* two occ_t per entry: [0] holds a and the count, [1] holds b */
+    for (size_t i = 0; i < j->occcap; i++) {
+      if (!j->occs[2 * i].n) continue;
+      size_t k = j->occs[2 * i].h & (cap - 1);
+      while (o[2 * k].n) k = (k + 1) & (cap - 1);
+      o[2 * k] = j->occs[2 * i];
+      o[2 * k + 1] = j->occs[2 * i + 1];
+    }
+    free(j->occs);
+    j->occs = o;
+    j->occcap = cap;
+  }
+  size_t k = a & (j->occcap - 1);
+  while (j->occs[2 * k].n) {
+    if (j->occs[2 * k].h == a && j->occs[2 * k + 1].h == b) return ++j->occs[2 * k].n;
+    k = (k + 1) & (j->occcap - 1);
+  }
+  j->nocc++;
+  j->occs[2 * k].h = a;
+  j->occs[2 * k].n = 1;
+  j->occs[2 * k + 1].h = b;
+  return 1;
+}
+
+static void id_hex(const unsigned char id[16], char out[33]) {
+  for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", id[i]);
+}
+
+/* Reads the record at off into a table on the stack (checks it is this
+ * operation's); returns 0 if it is not. */
+static int read_own_record(lua_State *L, op_t *op, int64_t off) {
+  char *line;
+  ssize_t n = journal_read_line(op->j, off, &line);
+  if (n < 0) return luaL_error(L, "out of memory");
+  int ok = journal_push_record(L, line, (size_t)n);
+  free(line);
+  if (!ok) return 0;
+  char hex[33];
+  id_hex(op->id, hex);
+  lua_getfield(L, -1, "op");
+  lua_getfield(L, -2, "occ");
+  ok = lua_isstring(L, -2) && strcmp(lua_tostring(L, -2), hex) == 0 && lua_tointeger(L, -1) == (lua_Integer)op->occ;
+  lua_pop(L, 2);
+  return ok;
+}
+
+/* j:op(method, path, account, identity_text, body_redacted [, key]) -> op.
+ * identity_text is the canonical body as sent (secrets and all: only its
+ * HMAC is kept); body_redacted is what the intent record shows. */
+static int l_journal_op(lua_State *L) {
+  journal_t *j = journal_check(L, 1);
+  size_t mn, pn, an, tn;
+  const char *method = luaL_checklstring(L, 2, &mn);
+  const char *path = luaL_checklstring(L, 3, &pn);
+  const char *acct = luaL_checklstring(L, 4, &an);
+  const char *text = luaL_checklstring(L, 5, &tn);
+  luaL_checkstring(L, 6);
+  const char *key = luaL_optstring(L, 7, NULL);
+  if (key && strlen(key) > 64) return luaL_argerror(L, 7, "idempotency key longer than 64 characters");
+  op_t *op = (op_t *)lua_newuserdatauv(L, sizeof(op_t), 1);
+  memset(op, 0, sizeof *op);
+  luaL_setmetatable(L, OP_MT);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1); /* the journal lives as long as its ops */
+  op->j = j;
+  op->state = OP_NEW;
+  op->method = dup_arg(L, 2);
+  op->path = dup_arg(L, 3);
+  op->obo = dup_arg(L, 4);
+  op->body = dup_arg(L, 6);
+  /* identity: HMAC-SHA256(salt, method NUL path NUL account NUL body) */
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdn = 0;
+  size_t total = mn + pn + an + tn + 3;
+  char *msg = malloc(total);
+  if (!msg) return luaL_error(L, "out of memory");
+  char *p = msg;
+  memcpy(p, method, mn); p += mn; *p++ = '\0';
+  memcpy(p, path, pn); p += pn; *p++ = '\0';
+  memcpy(p, acct, an); p += an; *p++ = '\0';
+  memcpy(p, text, tn);
+  unsigned char *r = HMAC(EVP_sha256(), j->salt, sizeof j->salt, (unsigned char *)msg, total, md, &mdn);
+  free(msg);
+  if (!r) return luaL_error(L, "HMAC failed");
+  memcpy(op->id, md, 16);
+  if (j->fd < 0) {
+    op->occ = 1; /* nothing to line up with: a memory journal keeps nothing */
+  } else {
+    op->occ = next_occurrence(j, op->id);
+    if (!op->occ) return luaL_error(L, "out of memory");
+    op->h = journal_slot_hash(op->id, op->occ);
+    slot_t *s = journal_slot(j, op->h, 0);
+    if (s) {
+      s->seen = 1;
+      if (s->state == OP_APPLIED || s->state == OP_IN_DOUBT || s->state == OP_INTENT) {
+        int top = lua_gettop(L);
+        if (!read_own_record(L, op, s->intent_off))
+          return journal_raise(L, "config", "run journal %s: the record of %s %s (occurrence %d) is not "
+                               "where the index says; start over with --fresh", j->path, op->method, op->path,
+                               (int)op->occ);
+        lua_getfield(L, -1, "key");
+        const char *k = lua_tostring(L, -1);
+        if (k) snprintf(op->key, sizeof op->key, "%s", k);
+        lua_getfield(L, -2, "ts");
+        op->intent_ts = (int64_t)lua_tointeger(L, -1);
+        lua_settop(L, top);
+        op->state = s->state;
+      }
+    }
+  }
+  if (op->state == OP_NEW) {
+    if (key) {
+      snprintf(op->key, sizeof op->key, "%s", key);
+    } else {
+      uuid_t u;
+      uuid_generate_random(u);
+      uuid_unparse_lower(u, op->key);
+    }
+  }
+  return 1;
+}
+
+/* op:info() -> {state=, key=, occ=, id=, ts=} */
+static int l_op_info(lua_State *L) {
+  op_t *op = check_op(L, 1);
+  char hex[33];
+  id_hex(op->id, hex);
+  lua_createtable(L, 0, 5);
+  lua_pushstring(L, op_state_names[op->state]);
+  lua_setfield(L, -2, "state");
+  lua_pushstring(L, op->key);
+  lua_setfield(L, -2, "key");
+  lua_pushinteger(L, op->occ);
+  lua_setfield(L, -2, "occ");
+  lua_pushstring(L, hex);
+  lua_setfield(L, -2, "id");
+  lua_pushinteger(L, op->intent_ts);
+  lua_setfield(L, -2, "ts");
+  return 1;
+}
+
+static void outcome_record(rbuf *b, op_t *op, const char *state, lua_Integer status) {
+  char hex[33];
+  id_hex(op->id, hex);
+  rb_fmt(b, "{\"t\":\"outcome\",\"op\":\"%s\",\"occ\":%u,\"key\":", hex, (unsigned)op->occ);
+  rb_str(b, op->key, strlen(op->key));
+  rb_fmt(b, ",\"state\":\"%s\",\"status\":%lld,\"ts\":%lld", state, (long long)status, (long long)time(NULL));
+}
+
+static int write_failed(lua_State *L, op_t *op) {
+  return journal_raise(L, "config", "cannot write the run journal %s: %s", op->j->path, strerror(errno));
+}
+
+/* op:intent([group]): NEW -> INTENT. The intent record is appended and,
+ * unless group is true (uqpay.parallel syncs once for every item that is
+ * ready), made durable before this returns. A resumed operation's intent
+ * is on disk already. */
+static int l_op_intent(lua_State *L) {
+  op_t *op = check_op(L, 1);
+  int group = lua_toboolean(L, 2);
+  if (op->state == OP_INTENT || op->state == OP_IN_DOUBT) return 0;
+  if (op->state != OP_NEW)
+    return journal_raise(L, "config", "internal: intent for an operation in state %s", op_state_names[op->state]);
+  journal_t *j = op->j;
+  char hex[33];
+  id_hex(op->id, hex);
+  op->intent_ts = (int64_t)time(NULL);
+  rbuf b = {0};
+  rb_fmt(&b, "{\"t\":\"intent\",\"op\":\"%s\",\"occ\":%u,\"method\":", hex, (unsigned)op->occ);
+  rb_str(&b, op->method, strlen(op->method));
+  rb_add(&b, ",\"path\":", 8);
+  rb_str(&b, op->path, strlen(op->path));
+  rb_add(&b, ",\"obo\":", 7);
+  rb_str(&b, op->obo, strlen(op->obo));
+  rb_add(&b, ",\"key\":", 7);
+  rb_str(&b, op->key, strlen(op->key));
+  rb_fmt(&b, ",\"ts\":%lld,\"body\":", (long long)op->intent_ts);
+  rb_str(&b, op->body, strlen(op->body));
+  rb_add(&b, "}", 1);
+  int64_t off = j->size;
+  int rc = journal_append_record(j, &b, !group);
+  free(b.p);
+  if (rc != 0) return write_failed(L, op);
+  op->intent_seq = j->appended;
+  op->state = OP_INTENT;
+  if (j->fd >= 0) {
+    slot_t *s = journal_slot(j, op->h, 1);
+    if (!s) return luaL_error(L, "out of memory");
+    s->intent_off = off;
+    s->outcome_off = -1;
+    s->state = OP_INTENT;
+    s->seen = 1;
+  }
+  return 0;
+}
+
+op_t *op_check_sendable(lua_State *L, int idx) {
+  op_t *op = (op_t *)luaL_testudata(L, idx, OP_MT);
+  if (!op || !op->j) {
+    journal_raise(L, "config", "internal: a write must be sent through its operation");
+    return NULL;
+  }
+  if (op->state != OP_INTENT && op->state != OP_IN_DOUBT) {
+    journal_raise(L, "config", "internal: cannot send an operation in state %s", op_state_names[op->state]);
+    return NULL;
+  }
+  if (op->j->synced < op->intent_seq) {
+    journal_raise(L, "config", "internal: the intent of %s %s is not durable yet", op->method, op->path);
+    return NULL;
+  }
+  return op;
+}
+
+void op_mark_in_flight(op_t *op) {
+  op->doubt = op->doubt || op->state == OP_IN_DOUBT;
+  op->state = OP_IN_FLIGHT;
+}
+
+/* op:observe(class, reached, status [, body]) -> state: the outcome of one
+ * attempt. APPLIED and REJECTED are journaled at once (no sync of their
+ * own: a lost outcome only means the operation is sent again with its
+ * key, and the server answers as before). */
+static int l_op_observe(lua_State *L) {
+  op_t *op = check_op(L, 1);
+  int cls = find_name(op_class_names, CL_NCLASSES, luaL_checkstring(L, 2));
+  if (cls < 0) return luaL_argerror(L, 2, "unknown outcome class");
+  int reached = lua_toboolean(L, 3);
+  lua_Integer status = luaL_optinteger(L, 4, 0);
+  size_t bn = 0;
+  const char *body = luaL_optlstring(L, 5, "", &bn);
+  if (op->state != OP_IN_FLIGHT)
+    return journal_raise(L, "config", "internal: an outcome for an operation in state %s", op_state_names[op->state]);
+  int before = op->doubt ? OP_IN_DOUBT : OP_INTENT;
+  int next = op_transition(before, cls, reached);
+  if (next == OP_APPLIED || next == OP_REJECTED) {
+    journal_t *j = op->j;
+    rbuf b = {0};
+    outcome_record(&b, op, op_state_names[next], status);
+    if (next == OP_APPLIED) {
+      rb_add(&b, ",\"body\":", 8);
+      rb_str(&b, body, bn);
+    }
+    rb_add(&b, "}", 1);
+    int64_t off = j->size;
+    int rc = journal_append_record(j, &b, 0);
+    free(b.p);
+    if (rc != 0) return write_failed(L, op);
+    if (j->fd >= 0) {
+      slot_t *s = journal_slot(j, op->h, 1);
+      if (!s) return luaL_error(L, "out of memory");
+      s->state = (uint8_t)next;
+      if (next == OP_APPLIED) s->outcome_off = off;
+    }
+    op->changed = 0;
+  } else {
+    op->changed = op->changed || next != before;
+    op->doubt = next == OP_IN_DOUBT;
+  }
+  op->state = next;
+  lua_pushstring(L, op_state_names[next]);
+  return 1;
+}
+
+/* op:settle() -> state: the call is over. An operation left without a
+ * definitive answer keeps its key; its state (in_doubt, or unsent when
+ * no attempt reached the server) is journaled for --run and resume. */
+static int l_op_settle(lua_State *L) {
+  op_t *op = check_op(L, 1);
+  if (op->state == OP_IN_FLIGHT) op->state = op->doubt ? OP_IN_DOUBT : OP_INTENT;
+  if ((op->state == OP_INTENT || op->state == OP_IN_DOUBT) && op->j->fd >= 0) {
+    rbuf b = {0};
+    outcome_record(&b, op, op->state == OP_IN_DOUBT ? "in_doubt" : "unsent", 0);
+    rb_add(&b, "}", 1);
+    int rc = journal_append_record(op->j, &b, 0);
+    free(b.p);
+    if (rc != 0) return write_failed(L, op);
+    slot_t *s = journal_slot(op->j, op->h, 1);
+    if (s) s->state = (uint8_t)op->state;
+  }
+  lua_pushstring(L, op_state_names[op->state]);
+  return 1;
+}
+
+/* op:replay() -> body, status: the recorded answer of an APPLIED operation. */
+static int l_op_replay(lua_State *L) {
+  op_t *op = check_op(L, 1);
+  slot_t *s = op->j->fd >= 0 ? journal_slot(op->j, op->h, 0) : NULL;
+  if (op->state != OP_APPLIED || !s || s->outcome_off < 0)
+    return journal_raise(L, "config", "internal: nothing to replay for %s %s", op->method, op->path);
+  if (!read_own_record(L, op, s->outcome_off))
+    return journal_raise(L, "config", "run journal %s: the outcome of %s %s is not where the index says; "
+                         "start over with --fresh", op->j->path, op->method, op->path);
+  lua_getfield(L, -1, "body");
+  lua_getfield(L, -2, "status");
+  return 2;
+}
+
+static const luaL_Reg op_methods[] = {
+  {"info", l_op_info}, {"intent", l_op_intent}, {"observe", l_op_observe},
+  {"settle", l_op_settle}, {"replay", l_op_replay}, {NULL, NULL}};
+
+void uqpay_open_operation(lua_State *L) {
+  uqpay_class(L, OP_MT, op_methods, l_op_gc);
+  /* j:op() lives on the journal's method table */
+  luaL_getmetatable(L, JOURNAL_MT);
+  lua_getfield(L, -1, "__index");
+  lua_pushcfunction(L, l_journal_op);
+  lua_setfield(L, -2, "op");
+  lua_pop(L, 2);
+  lua_pushcfunction(L, l_op_transition);
+  lua_setfield(L, -2, "op_transition");
+}

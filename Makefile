@@ -20,7 +20,7 @@ LUA_SRC := $(shell find lua -name '*.lua' | LC_ALL=C sort)
 CORE_OBJ = $(CORE:%=$(B)/%.o) $(B)/embedded.o
 BIN_OBJ  = $(BIN_ONLY:%=$(B)/%.o) $(CORE_OBJ)
 
-.PHONY: all deps asan test check demo bench docs install uninstall clean help
+.PHONY: all deps asan test check chaos demo bench docs install uninstall clean help
 all: uqlua uqpay.so
 
 help:
@@ -29,6 +29,7 @@ help:
 	@echo "make test       install deps, build, run every test on the normal and the sanitizer build;"
 	@echo "                ends with 'N passed, N failed'"
 	@echo "make check      the test suite under AddressSanitizer + UndefinedBehaviorSanitizer only"
+	@echo "make chaos      the long exactly-once chaos test (CHAOS_SEED=N to replay one)"
 	@echo "make bench      benchmarks, figures side by side"
 	@echo "make docs       regenerate the endpoint reference in docs/api.md"
 	@echo "make install    PREFIX=$(PREFIX) DESTDIR=..."
@@ -76,6 +77,12 @@ test: deps
 check: deps
 	@$(MAKE) --no-print-directory all asan
 	@$(SAN_ENV) sh tests/run.sh build-asan/uqlua
+
+# The long version of tests/integration/chaos.lua (make test runs a short one).
+chaos: deps
+	@$(MAKE) --no-print-directory all
+	@d=$$(mktemp -d) && XDG_STATE_HOME=$$d/state XDG_CACHE_HOME=$$d/cache XDG_CONFIG_HOME=$$d/config \
+	  ./uqlua tests/integration/chaos.lua ./uqlua long; rc=$$?; rm -rf $$d; exit $$rc
 
 docs: all
 	./uqlua scripts/gen-api-doc.lua --write

@@ -11,7 +11,8 @@ local function entry(e, w)
   w(e.summary)
   w("")
   if e.endpoint then
-    w("- Endpoint: `" .. e.endpoint .. "`" .. (e.banking and " (Banking: amounts sent as strings)" or ""))
+    w("- Endpoint: `" .. e.endpoint .. "`, a " .. e.effect .. (e.effect == "write" and " (journaled, one idempotency key)" or "") ..
+      (e.banking and "; Banking: amounts sent as strings" or ""))
     if #e.fields > 0 then
       local f = {}
       for i, x in ipairs(e.fields) do

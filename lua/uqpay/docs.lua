@@ -40,9 +40,11 @@ D.utilities = {
     summary = "The active configuration, secrets redacted: env, base_url, profile, on_behalf_of, " ..
       "client_id and api_key as \"[REDACTED]\", rate limit, timeouts, attempts.",
     returns = "table", example = 'print(uqpay.config().env)   --> sandbox' },
-  { name = "request", signature = "uqpay.request(method, path [, {query=, body=, key=, on_behalf_of=, timeout_ms=, banking=, raw=}])",
+  { name = "request", signature = "uqpay.request(method, path [, {query=, body=, key=, on_behalf_of=, timeout_ms=, banking=, raw=, effect=}])",
     summary = "Any endpoint not in the table, through the same request path (token, idempotency, retries, " ..
-      "errors, journal). `banking = true` sends amounts as strings; `raw = true` returns the response text.",
+      "errors, journal). `banking = true` sends amounts as strings; `raw = true` returns the response text. " ..
+      "`effect` is \"read\" for GET and \"write\" otherwise; say `effect = \"read\"` for a POST that only reads " ..
+      "(writes are journaled and guarded in production, reads are not).",
     returns = "the decoded response",
     example = 'local page = uqpay.request("GET", "/v1/issuing/cards", { query = { page_size = 10, page_number = 1 } })\n' ..
       'print(page.total_items)' },
@@ -105,6 +107,7 @@ function D.endpoint_entries()
     for _, name in ipairs(names) do
       out[#out + 1] = { name = name, signature = signature(ep, name), summary = ep.doc.summary,
         endpoint = ep.method .. " " .. ep.path, banking = ep.banking, fields = fields(ep), fixed = ep.fixed,
+        effect = ep.effect,
         returns = ep.doc.returns, example = ep.doc.example, group = ep.banking and "Banking" or "Issuing" }
     end
   end

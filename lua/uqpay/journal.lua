@@ -98,8 +98,9 @@ local function op_state(op)
 end
 
 local function amount(op)
-  local ok, b = pcall(json.decode, op.body or "", { money = false })
-  return ok and type(b) == "table" and (b.amount or b.card_limit or b.sell_amount) or nil
+  local ok, b = pcall(json.decode, op.body or "")
+  local a = ok and type(b) == "table" and (b.amount or b.card_limit or b.sell_amount) or nil
+  return a ~= nil and tostring(a) or nil
 end
 
 local function all_runs()

@@ -132,7 +132,7 @@ function Run.begin()
 end
 
 local function op_line(r)
-  local ok, body = pcall(json.decode, r.body or "", { money = false })
+  local ok, body = pcall(json.decode, r.body or "")
   local amount = ok and type(body) == "table" and (body.amount or body.card_limit or body.sell_amount) or nil
   return string.format("%s %s%s%s, key %s", r.method, r.path, r.obo ~= "" and (" on behalf of " .. r.obo) or "",
     amount and (", amount " .. tostring(amount)) or "", r.key)

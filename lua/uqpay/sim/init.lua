@@ -343,6 +343,9 @@ function sim.handle(req)
   local fired = F.pick(rules, method, path, math.random)
   if fired.burst429 then return too_many(1) end
   if path == "/v1/connect/token" then
+    if fired.fail_before or fired.fail_after then -- only with an explicit path=/v1/connect/token
+      return envelope(500, "api_error", "internal_error", "Internal server error")
+    end
     local ra = rate_limited("token")
     if ra then return too_many(ra) end
     return issue_token(req)

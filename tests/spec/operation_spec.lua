@@ -1,0 +1,116 @@
+-- The operation lifecycle of src/operation.c: the transition function over
+-- every (state, outcome) pair, and the transport's refusal to send a write
+-- whose intent is not durable.
+local core = require "uqpay.core"
+local H = require "tests.helpers.sim"
+
+local STATES = { "new", "intent", "in_flight", "applied", "rejected", "in_doubt" }
+local CLASSES = { "done", "retry", "refresh_token", "rejected", "unknown" }
+
+-- expected[state][class] = {reached = state, not reached = state}; nil: the
+-- state cannot have been sent, so no outcome applies to it.
+local function sent_from(s)
+  return {
+    done = { "applied", "applied" },
+    rejected = { "rejected", "rejected" },
+    retry = { "in_doubt", s },
+    refresh_token = { "in_doubt", s },
+    unknown = { "in_doubt", s },
+  }
+end
+local EXPECTED = {
+  intent = sent_from("intent"),
+  in_doubt = sent_from("in_doubt"),
+}
+for _, terminal in ipairs { "applied", "rejected" } do
+  EXPECTED[terminal] = {}
+  for _, c in ipairs(CLASSES) do EXPECTED[terminal][c] = { terminal, terminal } end
+end
+
+describe("operation lifecycle", function()
+  it("has the documented transition for every (state, outcome) pair", function()
+    local n = 0
+    for _, s in ipairs(STATES) do
+      for _, c in ipairs(CLASSES) do
+        for i, reached in ipairs { true, false } do
+          local want = EXPECTED[s] and EXPECTED[s][c][i] or nil
+          local got = core.op_transition(s, c, reached)
+          assert.equals(want, got, string.format("%s + %s (reached=%s)", s, c, tostring(reached)))
+          n = n + 1
+        end
+      end
+    end
+    assert.equals(#STATES * #CLASSES * 2, n)
+  end)
+
+  it("never gives an in-doubt operation a way back to 'not sent'", function()
+    for _, c in ipairs(CLASSES) do
+      for _, reached in ipairs { true, false } do
+        local got = core.op_transition("in_doubt", c, reached)
+        assert.is_true(got == "in_doubt" or got == "applied" or got == "rejected")
+      end
+    end
+  end)
+
+  describe("the transport", function()
+    local dir, url
+    before_each(function()
+      dir = os.tmpname()
+      os.remove(dir)
+      assert(core.mkdir_private(dir))
+      url = uqpay.config().base_url .. "/v1/issuing/cards/" .. H.SINGLE_CARD .. "/recharge"
+    end)
+    after_each(function() os.execute("rm -rf " .. dir) end)
+
+    local function req()
+      return { method = "POST", url = url, write = true, body = '{"amount":1}',
+               headers = { "Content-Type: application/json", "x-auth-token: Bearer " .. H.token() } }
+    end
+
+    it("refuses a write without its operation", function()
+      local m = core.multi_new()
+      local ok, e = pcall(m.add, m, req())
+      assert.is_false(ok)
+      assert.equals("config", e.kind)
+      assert.matches("through its operation", e.message)
+      m:close()
+    end)
+
+    it("refuses a write whose intent is not durable, sends it once it is", function()
+      local j = core.journal_open(dir .. "/t.journal", "test")
+      j:scan()
+      j:record({ t = "run", run = "test" }, true)
+      local op = j:op("POST", "/x", "", '{"amount":1}', '{"amount":1}')
+      local m = core.multi_new()
+      local ok, e = pcall(m.add, m, req(), op)
+      assert.is_false(ok) -- NEW: no intent at all
+      assert.matches("state new", e.message)
+      op:intent(true) -- group commit: appended, not yet synced
+      ok, e = pcall(m.add, m, req(), op)
+      assert.is_false(ok)
+      assert.matches("not durable", e.message)
+      j:sync()
+      local id = m:add(req(), op)
+      assert.equals("in_flight", op:info().state)
+      local done
+      repeat for _, d in ipairs(m:run(100)) do if d.id == id then done = d end end until done
+      assert.equals(200, done.res.status)
+      assert.equals("applied", op:observe("done", true, 200, done.res.body))
+      m:close()
+      j:close()
+    end)
+
+    it("puts the operation's key on the request, and refuses any other", function()
+      local j = core.journal_open(nil)
+      local op = j:op("POST", "/x", "", "{}", "{}", "my-own-key-1")
+      op:intent()
+      local r = req()
+      r.headers[#r.headers + 1] = "x-idempotency-key: another"
+      local m = core.multi_new()
+      local ok, e = pcall(m.add, m, r, op)
+      assert.is_false(ok)
+      assert.matches("comes from its operation", tostring(e))
+      m:close()
+    end)
+  end)
+end)

@@ -170,7 +170,7 @@ ssize_t journal_read_line(journal_t *j, int64_t off, char **out) {
 /* ---------- the index ---------- */
 
 slot_t *journal_slot(journal_t *j, uint64_t h, int create) {
-  if (create && (j->nslots + 1) * 4 >= j->slotcap * 3) {
+  if (create && (j->nslots + 1) * 5 >= j->slotcap * 4) {
     size_t cap = j->slotcap ? j->slotcap * 2 : 1024;
     slot_t *s = calloc(cap, sizeof *s);
     if (!s) return NULL;
@@ -193,7 +193,7 @@ slot_t *journal_slot(journal_t *j, uint64_t h, int create) {
   if (!create) return NULL;
   j->nslots++;
   j->slots[k].h = h;
-  j->slots[k].intent_off = j->slots[k].outcome_off = -1;
+  j->slots[k].packed = 0;
   return &j->slots[k];
 }
 
@@ -372,15 +372,13 @@ static int l_journal_scan(lua_State *L) {
       slot_t *s = journal_slot(j, journal_slot_hash(id, (uint32_t)occ), 1);
       if (!s) return luaL_error(L, "out of memory");
       if (t[0] == 'i') {
-        s->intent_off = off;
-        s->outcome_off = -1;
-        s->state = OP_IN_DOUBT; /* an intent alone may have been sent */
+        SLOT_SET(s, off, OP_IN_DOUBT, 0); /* an intent alone may have been sent */
       } else {
         const char *state = str_field(L, rec, "state");
-        if (state && strcmp(state, "applied") == 0) { s->state = OP_APPLIED; s->outcome_off = off; }
-        else if (state && strcmp(state, "rejected") == 0) s->state = OP_REJECTED;
-        else if (state && strcmp(state, "unsent") == 0) s->state = OP_INTENT;
-        else s->state = OP_IN_DOUBT;
+        if (state && strcmp(state, "applied") == 0) SLOT_SET(s, off, OP_APPLIED, 0);
+        else if (state && strcmp(state, "rejected") == 0) SLOT_SET(s, SLOT_OFF(s), OP_REJECTED, 0);
+        else if (state && strcmp(state, "unsent") == 0) SLOT_SET(s, SLOT_OFF(s), OP_INTENT, 0);
+        else SLOT_SET(s, SLOT_OFF(s), OP_IN_DOUBT, 0);
       }
     } else if (t && strcmp(t, "complete") == 0) {
       complete = 1;
@@ -398,7 +396,7 @@ static int l_journal_scan(lua_State *L) {
   j->size = good;
   size_t counts[OP_NSTATES] = {0};
   for (size_t i = 0; i < j->slotcap; i++)
-    if (j->slots[i].h) counts[j->slots[i].state]++;
+    if (j->slots[i].h) counts[SLOT_STATE(&j->slots[i])]++;
   lua_pushboolean(L, complete);
   lua_setfield(L, 2, "complete");
   lua_pushboolean(L, torn);
@@ -468,26 +466,59 @@ static int l_journal_dirty(lua_State *L) {
 
 /* j:unseen() -> array of {state=, record=} for the operations of the
  * interrupted run this invocation did not reach (applied, in doubt or
- * never sent), each with its intent record. */
+ * never sent), each with its latest intent record: a pass over the file,
+ * made only when there are such operations. */
 static int l_journal_unseen(lua_State *L) {
   journal_t *j = journal_check(L, 1);
-  lua_newtable(L);
-  lua_Integer n = 0;
+  lua_settop(L, 1);
+  lua_newtable(L); /* 2: h -> {state=, record=} */
+  int any = 0;
   for (size_t i = 0; i < j->slotcap; i++) {
     slot_t *s = &j->slots[i];
-    if (!s->h || s->seen || s->state == OP_REJECTED || s->intent_off < 0 || j->fd < 0) continue;
-    char *line;
-    ssize_t len = journal_read_line(j, s->intent_off, &line);
-    if (len < 0) return luaL_error(L, "out of memory");
-    int ok = journal_push_record(L, line, (size_t)len);
-    free(line);
-    if (!ok) { lua_pop(L, 1); continue; }
+    if (!s->h || SLOT_SEEN(s) || SLOT_STATE(s) == OP_REJECTED) continue;
     lua_createtable(L, 0, 2);
-    lua_insert(L, -2);
-    lua_setfield(L, -2, "record");
-    lua_pushstring(L, op_state_names[s->state]);
+    lua_pushstring(L, op_state_names[SLOT_STATE(s)]);
     lua_setfield(L, -2, "state");
-    lua_rawseti(L, -2, ++n);
+    lua_rawseti(L, 2, (lua_Integer)s->h);
+    any = 1;
+  }
+  lua_newtable(L); /* 3: the array */
+  if (!any || j->fd < 0) return 1;
+  int64_t off = 0;
+  while (off < j->size) {
+    char *line;
+    ssize_t n = journal_read_line(j, off, &line);
+    if (n < 0) return luaL_error(L, "out of memory");
+    if (n > 17 && strstr(line, "\"t\":\"intent\"")) {
+      if (journal_push_record(L, line, (size_t)n)) {
+        unsigned char id[16];
+        lua_getfield(L, -1, "occ");
+        lua_Integer occ = lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        if (journal_parse_id(str_field(L, -1, "op"), id) && occ > 0) {
+          if (lua_rawgeti(L, 2, (lua_Integer)journal_slot_hash(id, (uint32_t)occ)) == LUA_TTABLE) {
+            lua_pushvalue(L, -2);
+            lua_setfield(L, -2, "record"); /* the latest intent wins */
+          }
+          lua_pop(L, 1);
+        }
+      }
+      lua_pop(L, 1); /* the record, or nil */
+    }
+    free(line);
+    off += n + 1;
+  }
+  lua_Integer k = 0;
+  lua_pushnil(L);
+  while (lua_next(L, 2)) {
+    lua_getfield(L, -1, "record");
+    int has = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (has) {
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, 3, ++k);
+    }
+    lua_pop(L, 1);
   }
   return 1;
 }

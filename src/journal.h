@@ -19,15 +19,22 @@ enum op_class { CL_DONE, CL_RETRY, CL_REFRESH_TOKEN, CL_REJECTED, CL_UNKNOWN, CL
 extern const char *const op_state_names[OP_NSTATES];
 extern const char *const op_class_names[CL_NCLASSES];
 
-/* What the journal remembers of one operation: enough to find it again. */
+/* What a resume remembers of one operation of the interrupted run: 16
+ * bytes, enough to find its record again. Only the operations read back
+ * from the file are indexed; this invocation's own live in their op. */
 typedef struct {
-  uint64_t h;          /* slot hash (identity, occurrence); 0 = empty */
-  int64_t intent_off;  /* file offset of its latest intent line */
-  int64_t outcome_off; /* of its latest applied outcome line, or -1 */
-  uint8_t state;
-  uint8_t seen;        /* reached again by this invocation */
+  uint64_t h;      /* slot hash (identity, occurrence); 0 = empty */
+  uint64_t packed; /* record offset (40 bits) | state << 40 | seen << 43 */
 } slot_t;
+#define SLOT_OFF(s) ((int64_t)((s)->packed & 0xFFFFFFFFFFULL))
+#define SLOT_STATE(s) ((int)(((s)->packed >> 40) & 7))
+#define SLOT_SEEN(s) ((int)(((s)->packed >> 43) & 1))
+#define SLOT_SET(s, off, state, seen) \
+  ((s)->packed = ((uint64_t)(off) & 0xFFFFFFFFFFULL) | ((uint64_t)(state) << 40) | ((uint64_t)(seen) << 43))
 
+/* Occurrences of an identity so far in this invocation. The identity is
+ * known by 64 bits of its keyed hash: a collision only makes two
+ * identities share a count, the same way in every invocation of the run. */
 typedef struct {
   uint64_t h;
   uint32_t n;
@@ -49,11 +56,11 @@ typedef struct {
 typedef struct {
   journal_t *j;
   uint64_t h;
+  int64_t off;          /* a resumed operation's record (applied: its outcome) */
   unsigned char id[16]; /* identity hash (method, path, account, body) */
   uint32_t occ;
   int state;
   int doubt;            /* an attempt may have reached the server */
-  int changed;          /* a state to journal at settle */
   uint64_t intent_seq;  /* durable once j->synced >= intent_seq */
   int64_t intent_ts;
   char key[72];

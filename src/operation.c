@@ -96,34 +96,31 @@ static char *dup_arg(lua_State *L, int idx) {
 
 /* The occurrence number of an identity in this invocation. */
 static uint32_t next_occurrence(journal_t *j, const unsigned char id[16]) {
-  uint64_t a, b;
-  memcpy(&a, id, 8);
-  memcpy(&b, id + 8, 8);
-  if ((j->nocc + 1) * 4 >= j->occcap * 3) {
+  uint64_t h;
+  memcpy(&h, id, 8);
+  if (!h) h = 1;
+  if ((j->nocc + 1) * 5 >= j->occcap * 4) {
     size_t cap = j->occcap ? j->occcap * 2 : 1024;
-    occ_t *o = calloc(cap, sizeof *o * 2);
+    occ_t *o = calloc(cap, sizeof *o);
     if (!o) return 0;
-    /* two occ_t per entry: [0] holds a and the count, [1] holds b */
     for (size_t i = 0; i < j->occcap; i++) {
-      if (!j->occs[2 * i].n) continue;
-      size_t k = j->occs[2 * i].h & (cap - 1);
-      while (o[2 * k].n) k = (k + 1) & (cap - 1);
-      o[2 * k] = j->occs[2 * i];
-      o[2 * k + 1] = j->occs[2 * i + 1];
+      if (!j->occs[i].h) continue;
+      size_t k = j->occs[i].h & (cap - 1);
+      while (o[k].h) k = (k + 1) & (cap - 1);
+      o[k] = j->occs[i];
     }
     free(j->occs);
     j->occs = o;
     j->occcap = cap;
   }
-  size_t k = a & (j->occcap - 1);
-  while (j->occs[2 * k].n) {
-    if (j->occs[2 * k].h == a && j->occs[2 * k + 1].h == b) return ++j->occs[2 * k].n;
+  size_t k = h & (j->occcap - 1);
+  while (j->occs[k].h) {
+    if (j->occs[k].h == h) return ++j->occs[k].n;
     k = (k + 1) & (j->occcap - 1);
   }
   j->nocc++;
-  j->occs[2 * k].h = a;
-  j->occs[2 * k].n = 1;
-  j->occs[2 * k + 1].h = b;
+  j->occs[k].h = h;
+  j->occs[k].n = 1;
   return 1;
 }
 
@@ -196,10 +193,12 @@ static int l_journal_op(lua_State *L) {
     op->h = journal_slot_hash(op->id, op->occ);
     slot_t *s = journal_slot(j, op->h, 0);
     if (s) {
-      s->seen = 1;
-      if (s->state == OP_APPLIED || s->state == OP_IN_DOUBT || s->state == OP_INTENT) {
+      int state = SLOT_STATE(s);
+      SLOT_SET(s, SLOT_OFF(s), state, 1);
+      if (state == OP_APPLIED || state == OP_IN_DOUBT || state == OP_INTENT) {
         int top = lua_gettop(L);
-        if (!read_own_record(L, op, s->intent_off))
+        op->off = SLOT_OFF(s);
+        if (!read_own_record(L, op, op->off))
           return journal_raise(L, "config", "run journal %s: the record of %s %s (occurrence %d) is not "
                                "where the index says; start over with --fresh", j->path, op->method, op->path,
                                (int)op->occ);
@@ -209,7 +208,7 @@ static int l_journal_op(lua_State *L) {
         lua_getfield(L, -2, "ts");
         op->intent_ts = (int64_t)lua_tointeger(L, -1);
         lua_settop(L, top);
-        op->state = s->state;
+        op->state = state;
       }
     }
   }
@@ -282,20 +281,11 @@ static int l_op_intent(lua_State *L) {
   rb_fmt(&b, ",\"ts\":%lld,\"body\":", (long long)op->intent_ts);
   rb_str(&b, op->body, strlen(op->body));
   rb_add(&b, "}", 1);
-  int64_t off = j->size;
   int rc = journal_append_record(j, &b, !group);
   free(b.p);
   if (rc != 0) return write_failed(L, op);
   op->intent_seq = j->appended;
   op->state = OP_INTENT;
-  if (j->fd >= 0) {
-    slot_t *s = journal_slot(j, op->h, 1);
-    if (!s) return luaL_error(L, "out of memory");
-    s->intent_off = off;
-    s->outcome_off = -1;
-    s->state = OP_INTENT;
-    s->seen = 1;
-  }
   return 0;
 }
 
@@ -346,19 +336,10 @@ static int l_op_observe(lua_State *L) {
       rb_str(&b, body, bn);
     }
     rb_add(&b, "}", 1);
-    int64_t off = j->size;
     int rc = journal_append_record(j, &b, 0);
     free(b.p);
     if (rc != 0) return write_failed(L, op);
-    if (j->fd >= 0) {
-      slot_t *s = journal_slot(j, op->h, 1);
-      if (!s) return luaL_error(L, "out of memory");
-      s->state = (uint8_t)next;
-      if (next == OP_APPLIED) s->outcome_off = off;
-    }
-    op->changed = 0;
   } else {
-    op->changed = op->changed || next != before;
     op->doubt = next == OP_IN_DOUBT;
   }
   op->state = next;
@@ -379,8 +360,6 @@ static int l_op_settle(lua_State *L) {
     int rc = journal_append_record(op->j, &b, 0);
     free(b.p);
     if (rc != 0) return write_failed(L, op);
-    slot_t *s = journal_slot(op->j, op->h, 1);
-    if (s) s->state = (uint8_t)op->state;
   }
   lua_pushstring(L, op_state_names[op->state]);
   return 1;
@@ -389,10 +368,9 @@ static int l_op_settle(lua_State *L) {
 /* op:replay() -> body, status: the recorded answer of an APPLIED operation. */
 static int l_op_replay(lua_State *L) {
   op_t *op = check_op(L, 1);
-  slot_t *s = op->j->fd >= 0 ? journal_slot(op->j, op->h, 0) : NULL;
-  if (op->state != OP_APPLIED || !s || s->outcome_off < 0)
+  if (op->state != OP_APPLIED || op->j->fd < 0 || op->off <= 0)
     return journal_raise(L, "config", "internal: nothing to replay for %s %s", op->method, op->path);
-  if (!read_own_record(L, op, s->outcome_off))
+  if (!read_own_record(L, op, op->off))
     return journal_raise(L, "config", "run journal %s: the outcome of %s %s is not where the index says; "
                          "start over with --fresh", op->j->path, op->method, op->path);
   lua_getfield(L, -1, "body");

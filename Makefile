@@ -29,7 +29,8 @@ help:
 	@echo "make test       install deps, build, run every test on the normal and the sanitizer build;"
 	@echo "                ends with 'N passed, N failed'"
 	@echo "make check      the test suite under AddressSanitizer + UndefinedBehaviorSanitizer only"
-	@echo "make chaos      the long exactly-once chaos test (CHAOS_SEED=N to replay one)"
+	@echo "make chaos      long runs: the exactly-once chaos test (CHAOS_SEED=N replays one),"
+	@echo "                resume memory at 200,000 journaled writes"
 	@echo "make bench      benchmarks, figures side by side"
 	@echo "make docs       regenerate the endpoint reference in docs/api.md"
 	@echo "make install    PREFIX=$(PREFIX) DESTDIR=..."
@@ -78,11 +79,13 @@ check: deps
 	@$(MAKE) --no-print-directory all asan
 	@$(SAN_ENV) sh tests/run.sh build-asan/uqlua
 
-# The long version of tests/integration/chaos.lua (make test runs a short one).
+# The long runs: tests/integration/chaos.lua at length (make test runs a
+# short one) and resume memory at 200,000 journaled writes (tests/long/).
 chaos: deps
 	@$(MAKE) --no-print-directory all
-	@d=$$(mktemp -d) && XDG_STATE_HOME=$$d/state XDG_CACHE_HOME=$$d/cache XDG_CONFIG_HOME=$$d/config \
-	  ./uqlua tests/integration/chaos.lua ./uqlua long; rc=$$?; rm -rf $$d; exit $$rc
+	@d=$$(mktemp -d) && export XDG_STATE_HOME=$$d/state XDG_CACHE_HOME=$$d/cache XDG_CONFIG_HOME=$$d/config && \
+	  ./uqlua tests/integration/chaos.lua ./uqlua long && ./uqlua tests/long/resume_memory.lua ./uqlua; \
+	  rc=$$?; rm -rf $$d; exit $$rc
 
 docs: all
 	./uqlua scripts/gen-api-doc.lua --write

@@ -15,6 +15,7 @@
 
 #include "lauxlib.h"
 #include "core.h"
+#include "buf.h"
 #include "journal.h"
 
 #define HTTP_MT "uqpay.Http"
@@ -22,27 +23,6 @@
 typedef struct {
   CURL *curl;
 } http_t;
-
-struct buf {
-  char *data;
-  size_t len, cap;
-  int oom;
-};
-
-static void buf_add(struct buf *b, const char *p, size_t n) {
-  if (b->oom) return;
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + n + 1) cap *= 2;
-    char *d = realloc(b->data, cap);
-    if (!d) { b->oom = 1; return; }
-    b->data = d;
-    b->cap = cap;
-  }
-  memcpy(b->data + b->len, p, n);
-  b->len += n;
-  b->data[b->len] = '\0';
-}
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
   buf_add((struct buf *)ud, ptr, size * nmemb);

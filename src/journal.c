@@ -27,25 +27,25 @@
 #include "json.h"
 #include "journal.h"
 
-/* ---------- record text ---------- */
+/* ---------- record text (struct buf is shared with http.c) ---------- */
 
-void rb_add(rbuf *b, const char *s, size_t n) {
+void buf_add(struct buf *b, const char *p, size_t n) {
   if (b->oom) return;
-  if (b->n + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 512;
-    while (cap < b->n + n + 1) cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) { b->oom = 1; return; }
-    b->p = p;
+  if (b->len + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + n + 1) cap *= 2;
+    char *d = realloc(b->data, cap);
+    if (!d) { b->oom = 1; return; }
+    b->data = d;
     b->cap = cap;
   }
-  memcpy(b->p + b->n, s, n);
-  b->n += n;
-  b->p[b->n] = '\0';
+  memcpy(b->data + b->len, p, n);
+  b->len += n;
+  b->data[b->len] = '\0';
 }
 
 /* A JSON string: runs that need no escape are copied in one piece. */
-void rb_str(rbuf *b, const char *s, size_t n) {
+void rb_str(struct buf *b, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
   rb_add(b, "\"", 1);
   size_t run = 0;
@@ -64,7 +64,7 @@ void rb_str(rbuf *b, const char *s, size_t n) {
   rb_add(b, "\"", 1);
 }
 
-void rb_fmt(rbuf *b, const char *fmt, ...) {
+void rb_fmt(struct buf *b, const char *fmt, ...) {
   char tmp[256];
   va_list ap;
   va_start(ap, fmt);
@@ -127,16 +127,16 @@ int journal_sync(journal_t *j) {
   return 0;
 }
 
-int journal_append_record(journal_t *j, rbuf *b, int sync) {
+int journal_append_record(journal_t *j, struct buf *b, int sync) {
   if (b->oom) { errno = ENOMEM; return -1; }
   char head[18];
-  snprintf(head, sizeof head, "%016llx ", (unsigned long long)fnv1a(b->p, b->n));
-  rbuf line = {0};
+  snprintf(head, sizeof head, "%016llx ", (unsigned long long)fnv1a(b->data, b->len));
+  struct buf line = {0};
   rb_add(&line, head, 17);
-  rb_add(&line, b->p, b->n);
+  rb_add(&line, b->data, b->len);
   rb_add(&line, "\n", 1);
-  int rc = line.oom ? (errno = ENOMEM, -1) : journal_append(j, line.p, line.n, sync);
-  free(line.p);
+  int rc = line.oom ? (errno = ENOMEM, -1) : journal_append(j, line.data, line.len, sync);
+  free(line.data);
   return rc;
 }
 
@@ -442,10 +442,10 @@ static int l_journal_record(lua_State *L) {
   json_encode(L, 2, 1);
   size_t n;
   const char *s = lua_tolstring(L, -1, &n);
-  rbuf b = {0};
+  struct buf b = {0};
   rb_add(&b, s, n);
   int rc = journal_append_record(j, &b, sync);
-  free(b.p);
+  free(b.data);
   if (rc != 0) return journal_raise(L, "config", "cannot write the run journal %s: %s", j->path, strerror(errno));
   return 0;
 }

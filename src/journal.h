@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include "lua.h"
+#include "buf.h"
 
 #define JOURNAL_MT "uqpay.Journal"
 #define OP_MT "uqpay.Op"
@@ -84,15 +85,10 @@ op_t *op_check_sendable(lua_State *L, int idx);
 void op_mark_in_flight(op_t *op);
 void uqpay_open_operation(lua_State *L);
 
-/* A growable text buffer for records. */
-typedef struct {
-  char *p;
-  size_t n, cap;
-  int oom;
-} rbuf;
-void rb_add(rbuf *b, const char *s, size_t n);
-void rb_str(rbuf *b, const char *s, size_t n); /* a JSON string */
-void rb_fmt(rbuf *b, const char *fmt, ...);
+/* Record text in a struct buf (buf.h). */
+#define rb_add buf_add
+void rb_str(struct buf *b, const char *s, size_t n); /* a JSON string */
+void rb_fmt(struct buf *b, const char *fmt, ...);
 /* Prefixes the checksum and appends the newline: "<sum> <json>\n". */
-int journal_append_record(journal_t *j, rbuf *b, int sync);
+int journal_append_record(journal_t *j, struct buf *b, int sync);
 #endif

@@ -243,7 +243,7 @@ static int l_op_info(lua_State *L) {
   return 1;
 }
 
-static void outcome_record(rbuf *b, op_t *op, const char *state, lua_Integer status) {
+static void outcome_record(struct buf *b, op_t *op, const char *state, lua_Integer status) {
   char hex[33];
   id_hex(op->id, hex);
   rb_fmt(b, "{\"t\":\"outcome\",\"op\":\"%s\",\"occ\":%u,\"key\":", hex, (unsigned)op->occ);
@@ -269,7 +269,7 @@ static int l_op_intent(lua_State *L) {
   char hex[33];
   id_hex(op->id, hex);
   op->intent_ts = (int64_t)time(NULL);
-  rbuf b = {0};
+  struct buf b = {0};
   rb_fmt(&b, "{\"t\":\"intent\",\"op\":\"%s\",\"occ\":%u,\"method\":", hex, (unsigned)op->occ);
   rb_str(&b, op->method, strlen(op->method));
   rb_add(&b, ",\"path\":", 8);
@@ -282,7 +282,7 @@ static int l_op_intent(lua_State *L) {
   rb_str(&b, op->body, strlen(op->body));
   rb_add(&b, "}", 1);
   int rc = journal_append_record(j, &b, !group);
-  free(b.p);
+  free(b.data);
   if (rc != 0) return write_failed(L, op);
   op->intent_seq = j->appended;
   op->state = OP_INTENT;
@@ -329,7 +329,7 @@ static int l_op_observe(lua_State *L) {
   int next = op_transition(before, cls, reached);
   if (next == OP_APPLIED || next == OP_REJECTED) {
     journal_t *j = op->j;
-    rbuf b = {0};
+    struct buf b = {0};
     outcome_record(&b, op, op_state_names[next], status);
     if (next == OP_APPLIED) {
       rb_add(&b, ",\"body\":", 8);
@@ -337,7 +337,7 @@ static int l_op_observe(lua_State *L) {
     }
     rb_add(&b, "}", 1);
     int rc = journal_append_record(j, &b, 0);
-    free(b.p);
+    free(b.data);
     if (rc != 0) return write_failed(L, op);
   } else {
     op->doubt = next == OP_IN_DOUBT;
@@ -354,11 +354,11 @@ static int l_op_settle(lua_State *L) {
   op_t *op = check_op(L, 1);
   if (op->state == OP_IN_FLIGHT) op->state = op->doubt ? OP_IN_DOUBT : OP_INTENT;
   if ((op->state == OP_INTENT || op->state == OP_IN_DOUBT) && op->j->fd >= 0) {
-    rbuf b = {0};
+    struct buf b = {0};
     outcome_record(&b, op, op->state == OP_IN_DOUBT ? "in_doubt" : "unsent", 0);
     rb_add(&b, "}", 1);
     int rc = journal_append_record(op->j, &b, 0);
-    free(b.p);
+    free(b.data);
     if (rc != 0) return write_failed(L, op);
   }
   lua_pushstring(L, op_state_names[op->state]);

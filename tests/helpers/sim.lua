@@ -78,6 +78,15 @@ function H.applied(state, op)
   return n
 end
 
+-- The first idempotency key the ledger shows applied twice, or nil.
+function H.duplicate_key(state)
+  local keys = {}
+  for _, a in ipairs(state.applied) do
+    if keys[a.idempotency_key] then return a.idempotency_key end
+    keys[a.idempotency_key] = true
+  end
+end
+
 -- Runs a shell command, returns exit code, stdout, stderr.
 function H.sh(cmd)
   local out, err = os.tmpname(), os.tmpname()

@@ -140,11 +140,7 @@ local function scenario(k)
   for _, c in ipairs(codes) do if c:match(":2$") then bad[#bad + 1] = c end end
   T:check(label .. ": no run ended in a usage or configuration error", #bad == 0, table.concat(bad, " ") .. "\n" .. err)
   local st = H.state(base)
-  local keys, dup = {}, nil
-  for _, a in ipairs(st.applied) do
-    if keys[a.idempotency_key] then dup = a.idempotency_key end
-    keys[a.idempotency_key] = true
-  end
+  local dup = H.duplicate_key(st)
   T:check(label .. ": no idempotency key applied twice", dup == nil, dup)
   local got = {}
   for op in pairs(counts) do got[op] = H.applied(st, op) end

@@ -68,11 +68,7 @@ local function scenario(name, text)
   T:check(string.format("%s: completes after %d kills and %d runs", name, kills, runs), code == 0, err)
   T:check(name .. ": really killed mid-way at least twice", kills >= 2, "kills: " .. kills)
   local st = H.state(base)
-  local keys, dup = {}, nil
-  for _, a in ipairs(st.applied) do
-    if keys[a.idempotency_key] then dup = a.idempotency_key end
-    keys[a.idempotency_key] = true
-  end
+  local dup = H.duplicate_key(st)
   T:check(name .. ": every recharge applied exactly once", H.applied(st, "recharge") == N,
     "recharges: " .. H.applied(st, "recharge"))
   T:check(name .. ": every transfer applied exactly once", H.applied(st, "issuing_transfer") == N,

@@ -26,6 +26,7 @@
 
 #include "lauxlib.h"
 #include "core.h"
+#include "errors.h"
 #include "journal.h"
 
 const char *const op_state_names[OP_NSTATES] = {"new", "intent", "in_flight", "applied", "rejected", "in_doubt"};
@@ -158,7 +159,11 @@ static int l_journal_op(lua_State *L) {
   const char *text = luaL_checklstring(L, 5, &tn);
   luaL_checkstring(L, 6);
   const char *key = luaL_optstring(L, 7, NULL);
-  if (key && strlen(key) > 64) return luaL_argerror(L, 7, "idempotency key longer than 64 characters");
+  /* it becomes a header line: 1-64 of [A-Za-z0-9_-], never CR, LF or NUL */
+  size_t kn = key ? strlen(key) : 0;
+  if (key && (kn < 1 || kn > 64 || strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") != kn ||
+              lua_rawlen(L, 7) != kn))
+    return uqpay_raise_usage(L, "key", key, "must be 1 to 64 characters from A-Z, a-z, 0-9, '_' and '-'");
   op_t *op = (op_t *)lua_newuserdatauv(L, sizeof(op_t), 1);
   memset(op, 0, sizeof *op);
   luaL_setmetatable(L, OP_MT);

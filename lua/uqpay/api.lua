@@ -85,9 +85,7 @@ local function check_opts(ep, opts)
       " (on_behalf_of, key, timeout_ms)") end
   end
   if opts.on_behalf_of ~= nil then CHECKS.uuid("on_behalf_of", opts.on_behalf_of) end
-  if opts.key ~= nil and (type(opts.key) ~= "string" or opts.key == "" or #opts.key > 64) then
-    usage("key", opts.key, "must be a non-empty idempotency key of at most 64 characters")
-  end
+  if opts.key ~= nil then C.check_key(opts.key) end
   if opts.timeout_ms ~= nil and (math.type(opts.timeout_ms) ~= "integer" or opts.timeout_ms <= 0) then
     usage("timeout_ms", opts.timeout_ms, "must be a positive integer")
   end

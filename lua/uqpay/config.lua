@@ -15,6 +15,14 @@ C.BASE_URLS = {
 -- None by default against a loopback address (a simulator).
 C.RATE_LIMITS = { sandbox = 450, production = 180, sim = 0 }
 
+-- An idempotency key: what the header may carry, nothing that could end it.
+function C.check_key(key)
+  if type(key) ~= "string" or not key:match("^[%w_%-]+$") or #key > 64 then
+    E.usage("key", key, "must be 1 to 64 characters from A-Z, a-z, 0-9, '_' and '-'")
+  end
+  return key
+end
+
 local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
 C.UUID = UUID
 

@@ -130,6 +130,7 @@ function uqpay.request(method, path, opts)
   if opts.on_behalf_of ~= nil and (type(opts.on_behalf_of) ~= "string" or not opts.on_behalf_of:match(C.UUID)) then
     E.usage("on_behalf_of", opts.on_behalf_of, "is not a UUID")
   end
+  if opts.key ~= nil then C.check_key(opts.key) end
   if opts.effect ~= nil and opts.effect ~= "read" and opts.effect ~= "write" then
     E.usage("effect", opts.effect, "must be \"read\" or \"write\"")
   end

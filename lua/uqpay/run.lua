@@ -148,6 +148,9 @@ function Run.finish(success, code)
   state.journal = nil
   local c = state.counts
   if not success then
+    if c.sent + c.resent + c.replayed == 0 and not state.resumed then
+      os.remove(state.path) -- it wrote nothing: nothing to resume
+    end
     j:close()
     if c.sent + c.resent + c.replayed > 0 or state.resumed then
       io.stderr:write(string.format("uqlua: run %s stopped%s before its end; run the same command again to " ..

@@ -274,6 +274,16 @@ describe("uqpay", function()
       assert.equals(1, H.applied(H.state(), "recharge"))
     end)
 
+    it("refuses idempotency keys that could end a header line, before sending", function()
+      local before = H.requests()
+      for _, k in ipairs { "a\r\nx-on-behalf-of: " .. H.SUB1, "", string.rep("k", 65), "a b", "a\0b" } do
+        assert.equals("usage", err_of(uqpay.recharge, H.SINGLE_CARD, "1.00", { key = k }).kind)
+        assert.equals("usage", err_of(uqpay.balance, "USD", { key = k }).kind)
+        assert.equals("usage", err_of(uqpay.request, "POST", "/v1/issuing/balances", { key = k }).kind)
+      end
+      assert.equals(before, H.requests())
+    end)
+
     it("a wrong API key is an auth error", function()
       local e = err_of(function() return client_with({ api_key = "wrong" }):call { method = "GET", path = "/v1/issuing/products" } end)
       assert.equals("auth", e.kind)

@@ -13,7 +13,7 @@ LDLIBS_ALL = $(PKG_LIBS) -lpthread -lm
 # B is the build directory: build/ normally, build-asan/ for `make check`.
 B ?= build
 
-CORE = money json errors http sys sim journal operation embed module
+CORE = money json errors http url sys sim journal operation embed module
 BIN_ONLY = main options host repl
 LUA_SRC := $(shell find lua -name '*.lua' | LC_ALL=C sort)
 

@@ -12,6 +12,7 @@ void uqpay_open_http(lua_State *L);   /* adds http_new to the table on top */
 void uqpay_open_sys(lua_State *L);    /* adds uuid, hmac, files, clocks */
 void uqpay_open_simctl(lua_State *L); /* adds sim_start / sim_stop */
 void uqpay_open_journal(lua_State *L); /* adds journal_open, checksum */
+void uqpay_open_url(lua_State *L);     /* adds url_check */
 /* Registers the metatable of a userdata type: methods as __index, and
  * closer as both __gc and __close (it must be safe to call twice). */
 void uqpay_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction closer);

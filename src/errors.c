@@ -1,7 +1,9 @@
 #include "lauxlib.h"
 #include "errors.h"
 
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Appends ", label value" pieces into a fixed buffer. */
@@ -83,4 +85,19 @@ int uqpay_raise_usage(lua_State *L, const char *field, const char *shown, const 
   uqpay_error_metatable(L);
   lua_setmetatable(L, -2);
   return lua_error(L);
+}
+
+_Noreturn int uqpay_raise(lua_State *L, const char *kind, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, kind);
+  lua_setfield(L, -2, "kind");
+  lua_pushvfstring(L, fmt, ap);
+  lua_setfield(L, -2, "message");
+  va_end(ap);
+  uqpay_error_metatable(L);
+  lua_setmetatable(L, -2);
+  lua_error(L);
+  abort(); /* lua_error does not return */
 }

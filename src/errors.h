@@ -9,6 +9,9 @@
 void uqpay_error_metatable(lua_State *L);
 /* Raises {kind="usage", field=, value=, message="field value why"}. */
 int uqpay_raise_usage(lua_State *L, const char *field, const char *shown, const char *why);
+/* Raises {kind=, message=} formatted as lua_pushfstring does: the one way C
+ * raises (never a bare string). */
+_Noreturn int uqpay_raise(lua_State *L, const char *kind, const char *fmt, ...);
 /* core.error(t): gives t the error metatable and returns it. */
 int uqpay_l_error(lua_State *L);
 #endif

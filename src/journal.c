@@ -82,20 +82,6 @@ static uint64_t fnv1a(const char *s, size_t n) {
   return h;
 }
 
-int journal_raise(lua_State *L, const char *kind, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  lua_createtable(L, 0, 2);
-  lua_pushstring(L, kind);
-  lua_setfield(L, -2, "kind");
-  lua_pushvfstring(L, fmt, ap);
-  lua_setfield(L, -2, "message");
-  va_end(ap);
-  uqpay_error_metatable(L);
-  lua_setmetatable(L, -2);
-  return lua_error(L);
-}
-
 /* ---------- the file ---------- */
 
 int journal_append(journal_t *j, const char *s, size_t n, int sync) {
@@ -240,23 +226,23 @@ static int l_journal_open(lua_State *L) {
   j->fd = -1;
   luaL_setmetatable(L, JOURNAL_MT);
   if (getrandom(j->salt, sizeof j->salt, 0) != (ssize_t)sizeof j->salt)
-    return journal_raise(L, "config", "cannot read random bytes for the journal");
+    return uqpay_raise(L, "config", "cannot read random bytes for the journal");
   if (!path) return 1;
   j->path = strdup(path);
   if (!j->path) return luaL_error(L, "out of memory");
   for (int tries = 0; tries < 5; tries++) {
     struct stat st;
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
-      return journal_raise(L, "config", "run journal %s is not a regular file", path);
+      return uqpay_raise(L, "config", "run journal %s is not a regular file", path);
     int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
-    if (fd < 0) return journal_raise(L, "config", "cannot open the run journal %s: %s", path, strerror(errno));
+    if (fd < 0) return uqpay_raise(L, "config", "cannot open the run journal %s: %s", path, strerror(errno));
     j->fd = fd;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-      return journal_raise(L, "config", "run journal %s is not a regular file", path);
+      return uqpay_raise(L, "config", "run journal %s is not a regular file", path);
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
     if (fcntl(fd, F_SETLK, &fl) != 0) {
       int pid = lock_holder(fd);
-      return journal_raise(L, "config", "run %s is in progress (pid %d); journal %s", label, pid, path);
+      return uqpay_raise(L, "config", "run %s is in progress (pid %d); journal %s", label, pid, path);
     }
     /* the path may have been renamed away (archived) before we locked */
     struct stat now;
@@ -267,7 +253,7 @@ static int l_journal_open(lua_State *L) {
     close(fd);
     j->fd = -1;
   }
-  return journal_raise(L, "config", "run journal %s keeps changing under us", path);
+  return uqpay_raise(L, "config", "run journal %s keeps changing under us", path);
 }
 
 /* Decodes a record line "<sum> <json>" under protection: the table, or
@@ -348,7 +334,7 @@ static int l_journal_scan(lua_State *L) {
     if (!ok) {
       if (has_nl) lua_pop(L, 1);
       if (has_nl && off + n + 1 < st.st_size)
-        return journal_raise(L, "config", "run journal %s is damaged at line %d; inspect it, or start over "
+        return uqpay_raise(L, "config", "run journal %s is damaged at line %d; inspect it, or start over "
                              "with --fresh", j->path, (int)line_no);
       torn = 1;
       break;
@@ -359,7 +345,7 @@ static int l_journal_scan(lua_State *L) {
     if (t && strcmp(t, "run") == 0) {
       const char *salt = str_field(L, rec, "salt");
       if (!journal_parse_id(salt, j->salt))
-        return journal_raise(L, "config", "run journal %s has no valid salt in its header", j->path);
+        return uqpay_raise(L, "config", "run journal %s has no valid salt in its header", j->path);
       lua_pushvalue(L, rec);
       lua_setfield(L, 2, "header");
     } else if (t && (strcmp(t, "intent") == 0 || strcmp(t, "outcome") == 0)) {
@@ -368,7 +354,7 @@ static int l_journal_scan(lua_State *L) {
       lua_Integer occ = lua_tointeger(L, -1);
       lua_pop(L, 1);
       if (!journal_parse_id(str_field(L, rec, "op"), id) || occ < 1)
-        return journal_raise(L, "config", "run journal %s: line %d names no operation", j->path, (int)line_no);
+        return uqpay_raise(L, "config", "run journal %s: line %d names no operation", j->path, (int)line_no);
       slot_t *s = journal_slot(j, journal_slot_hash(id, (uint32_t)occ), 1);
       if (!s) return luaL_error(L, "out of memory");
       if (t[0] == 'i') {
@@ -391,7 +377,7 @@ static int l_journal_scan(lua_State *L) {
   }
   if (torn) {
     if (ftruncate(j->fd, (off_t)good) != 0 || fsync(j->fd) != 0)
-      return journal_raise(L, "config", "cannot cut the torn tail of %s: %s", j->path, strerror(errno));
+      return uqpay_raise(L, "config", "cannot cut the torn tail of %s: %s", j->path, strerror(errno));
   }
   j->size = good;
   size_t counts[OP_NSTATES] = {0};
@@ -416,12 +402,12 @@ static int l_journal_scan(lua_State *L) {
 static int l_journal_reset(lua_State *L) {
   journal_t *j = journal_check(L, 1);
   if (j->fd >= 0 && (ftruncate(j->fd, 0) != 0 || fsync(j->fd) != 0))
-    return journal_raise(L, "config", "cannot reset the run journal %s: %s", j->path, strerror(errno));
+    return uqpay_raise(L, "config", "cannot reset the run journal %s: %s", j->path, strerror(errno));
   j->size = 0;
   if (j->slots) memset(j->slots, 0, j->slotcap * sizeof *j->slots);
   j->nslots = 0;
   if (getrandom(j->salt, sizeof j->salt, 0) != (ssize_t)sizeof j->salt)
-    return journal_raise(L, "config", "cannot read random bytes for the journal");
+    return uqpay_raise(L, "config", "cannot read random bytes for the journal");
   return 0;
 }
 
@@ -446,7 +432,7 @@ static int l_journal_record(lua_State *L) {
   rb_add(&b, s, n);
   int rc = journal_append_record(j, &b, sync);
   free(b.data);
-  if (rc != 0) return journal_raise(L, "config", "cannot write the run journal %s: %s", j->path, strerror(errno));
+  if (rc != 0) return uqpay_raise(L, "config", "cannot write the run journal %s: %s", j->path, strerror(errno));
   return 0;
 }
 
@@ -454,7 +440,7 @@ static int l_journal_record(lua_State *L) {
 static int l_journal_sync(lua_State *L) {
   journal_t *j = journal_check(L, 1);
   if (journal_sync(j) != 0)
-    return journal_raise(L, "config", "cannot sync the run journal %s: %s", j->path, strerror(errno));
+    return uqpay_raise(L, "config", "cannot sync the run journal %s: %s", j->path, strerror(errno));
   return 0;
 }
 

@@ -78,8 +78,6 @@ slot_t *journal_slot(journal_t *j, uint64_t h, int create);
 int journal_append(journal_t *j, const char *s, size_t n, int sync);
 int journal_sync(journal_t *j);
 ssize_t journal_read_line(journal_t *j, int64_t off, char **out);
-/* Raises an error object {kind=, message=}. */
-int journal_raise(lua_State *L, const char *kind, const char *fmt, ...);
 /* The op at idx, checked sendable: intent durable. Raises otherwise. */
 op_t *op_check_sendable(lua_State *L, int idx);
 void op_mark_in_flight(op_t *op);

@@ -87,6 +87,7 @@ int luaopen_uqpay_core(lua_State *L) {
   uqpay_open_sys(L);
   uqpay_open_simctl(L);
   uqpay_open_journal(L);
+  uqpay_open_url(L);
   lua_pushliteral(L, UQLUA_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

@@ -204,7 +204,7 @@ static int l_journal_op(lua_State *L) {
         int top = lua_gettop(L);
         op->off = SLOT_OFF(s);
         if (!read_own_record(L, op, op->off))
-          return journal_raise(L, "config", "run journal %s: the record of %s %s (occurrence %d) is not "
+          return uqpay_raise(L, "config", "run journal %s: the record of %s %s (occurrence %d) is not "
                                "where the index says; start over with --fresh", j->path, op->method, op->path,
                                (int)op->occ);
         lua_getfield(L, -1, "key");
@@ -257,7 +257,7 @@ static void outcome_record(struct buf *b, op_t *op, const char *state, lua_Integ
 }
 
 static int write_failed(lua_State *L, op_t *op) {
-  return journal_raise(L, "config", "cannot write the run journal %s: %s", op->j->path, strerror(errno));
+  return uqpay_raise(L, "config", "cannot write the run journal %s: %s", op->j->path, strerror(errno));
 }
 
 /* op:intent([group]): NEW -> INTENT. The intent record is appended and,
@@ -269,7 +269,7 @@ static int l_op_intent(lua_State *L) {
   int group = lua_toboolean(L, 2);
   if (op->state == OP_INTENT || op->state == OP_IN_DOUBT) return 0;
   if (op->state != OP_NEW)
-    return journal_raise(L, "config", "internal: intent for an operation in state %s", op_state_names[op->state]);
+    return uqpay_raise(L, "config", "internal: intent for an operation in state %s", op_state_names[op->state]);
   journal_t *j = op->j;
   char hex[33];
   id_hex(op->id, hex);
@@ -297,15 +297,15 @@ static int l_op_intent(lua_State *L) {
 op_t *op_check_sendable(lua_State *L, int idx) {
   op_t *op = (op_t *)luaL_testudata(L, idx, OP_MT);
   if (!op || !op->j) {
-    journal_raise(L, "config", "internal: a write must be sent through its operation");
+    uqpay_raise(L, "config", "internal: a write must be sent through its operation");
     return NULL;
   }
   if (op->state != OP_INTENT && op->state != OP_IN_DOUBT) {
-    journal_raise(L, "config", "internal: cannot send an operation in state %s", op_state_names[op->state]);
+    uqpay_raise(L, "config", "internal: cannot send an operation in state %s", op_state_names[op->state]);
     return NULL;
   }
   if (op->j->synced < op->intent_seq) {
-    journal_raise(L, "config", "internal: the intent of %s %s is not durable yet", op->method, op->path);
+    uqpay_raise(L, "config", "internal: the intent of %s %s is not durable yet", op->method, op->path);
     return NULL;
   }
   return op;
@@ -329,7 +329,7 @@ static int l_op_observe(lua_State *L) {
   size_t bn = 0;
   const char *body = luaL_optlstring(L, 5, "", &bn);
   if (op->state != OP_IN_FLIGHT)
-    return journal_raise(L, "config", "internal: an outcome for an operation in state %s", op_state_names[op->state]);
+    return uqpay_raise(L, "config", "internal: an outcome for an operation in state %s", op_state_names[op->state]);
   int before = op->doubt ? OP_IN_DOUBT : OP_INTENT;
   int next = op_transition(before, cls, reached);
   if (next == OP_APPLIED || next == OP_REJECTED) {
@@ -374,9 +374,9 @@ static int l_op_settle(lua_State *L) {
 static int l_op_replay(lua_State *L) {
   op_t *op = check_op(L, 1);
   if (op->state != OP_APPLIED || op->j->fd < 0 || op->off <= 0)
-    return journal_raise(L, "config", "internal: nothing to replay for %s %s", op->method, op->path);
+    return uqpay_raise(L, "config", "internal: nothing to replay for %s %s", op->method, op->path);
   if (!read_own_record(L, op, op->off))
-    return journal_raise(L, "config", "run journal %s: the outcome of %s %s is not where the index says; "
+    return uqpay_raise(L, "config", "run journal %s: the outcome of %s %s is not where the index says; "
                          "start over with --fresh", op->j->path, op->method, op->path);
   lua_getfield(L, -1, "body");
   lua_getfield(L, -2, "status");

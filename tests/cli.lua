@@ -102,6 +102,15 @@ expect("plain http is refused off loopback", "UQPAY_BASE_URL=http://example.com/
   2, nil, "must use https")
 expect("plain http on loopback is fine", "UQPAY_BASE_URL=http://127.0.0.1:1/api " .. UQ ..
   " -e 'print(uqpay.config().base_url)'", 0, "^http://127%.0%.0%.1:1/api\n$")
+-- the host checked is the host libcurl connects to (CURLU), never userinfo
+expect("userinfo that hides another host is refused", "UQPAY_BASE_URL='http://127.0.0.1:80@otherhost:9/api' " .. UQ ..
+  " -e 'uqpay.config()'", 2, nil, "must not carry a user name or password")
+expect("credentials in an https URL are refused", "UQPAY_BASE_URL='https://u:p@api.uqpay.com/api' " .. UQ ..
+  " -e 'uqpay.config()'", 2, nil, "must not carry a user name or password")
+expect("a query in the base URL is refused", "UQPAY_BASE_URL='https://api.uqpay.com/api?x=1' " .. UQ ..
+  " -e 'uqpay.config()'", 2, nil, "query or a fragment")
+expect("IPv6 loopback is loopback", "UQPAY_BASE_URL='http://[::1]:8/api/' " .. UQ ..
+  " -e 'print(uqpay.config().base_url)'", 0, "^http://%[::1%]:8/api\n$")
 expect("config() never shows secrets", UQ .. " -e 'print(uqpay.json.encode(uqpay.config()))'", 0, "REDACTED")
 os.remove(cfgfile)
 expect("no credentials is a config error", UQ .. " -e 'uqpay.balance(\"USD\")'", 2, nil, "no credentials")

@@ -90,19 +90,11 @@ local function read_file(path)
   return parse_file(path, text)
 end
 
-local function loopback(host)
-  return host == "localhost" or host:match("^127%.%d+%.%d+%.%d+$") or host == "[::1]"
-end
-
--- Validates a base URL: https anywhere, plain http only on loopback.
+-- Validates a base URL with libcurl's own parser: https anywhere, plain
+-- http only on loopback, no userinfo. Returns the URL and whether its host
+-- is a loopback address.
 function C.check_base_url(url)
-  local scheme, host = url:match("^(%a+)://([^/:]+)")
-  if not scheme then E.config("base URL '" .. url .. "' is not an http(s) URL") end
-  if host == "[" then host = url:match("^%a+://(%[[^%]]+%])") or host end
-  scheme = scheme:lower()
-  if scheme == "https" then return url:gsub("/+$", "") end
-  if scheme == "http" and loopback(host) then return url:gsub("/+$", "") end
-  E.config("base URL '" .. url .. "' must use https (plain http is accepted only for loopback addresses)")
+  return core.url_check(url)
 end
 
 -- Resolves the active configuration. Secrets stay in the returned table;
@@ -134,7 +126,8 @@ function C.resolve()
   end
   cfg.base_url = pick(opts.base_url, "UQPAY_BASE_URL", "base_url") or C.BASE_URLS[cfg.env]
   if not cfg.base_url then E.config("--env sim needs the simulator: use --sim, or set UQPAY_BASE_URL") end
-  cfg.base_url = C.check_base_url(cfg.base_url)
+  local is_loopback
+  cfg.base_url, is_loopback = C.check_base_url(cfg.base_url)
   cfg.client_id = pick(opts.client_id, "UQPAY_CLIENT_ID", "client_id")
   cfg.api_key = pick(opts.api_key, "UQPAY_API_KEY", "api_key")
   cfg.on_behalf_of = pick(opts.on_behalf_of, "UQPAY_ON_BEHALF_OF", "on_behalf_of")
@@ -144,7 +137,7 @@ function C.resolve()
   cfg.inprocess_sim = opts.base_url ~= nil
   local rl = getenv("UQLUA_RATE_LIMIT", noenv) or file_profile.rate_limit
   -- UQPAY's limits are UQPAY's: a loopback base URL (a simulator) has none
-  local default_rl = loopback(cfg.base_url:match("^%a+://([^/:]+)") or "") and 0 or C.RATE_LIMITS[cfg.env]
+  local default_rl = is_loopback and 0 or C.RATE_LIMITS[cfg.env]
   cfg.rate_limit = rl and math.tointeger(tonumber(rl)) or default_rl or 0
   if not cfg.rate_limit or cfg.rate_limit < 0 then E.config("rate_limit must be a non-negative integer, not '" .. rl .. "'") end
   cfg.connect_timeout_ms = math.tointeger(tonumber(getenv("UQLUA_CONNECT_TIMEOUT_MS", noenv) or file_profile.connect_timeout_ms or 10000))

@@ -24,13 +24,15 @@ typedef struct {
   CURL *curl;
 } http_t;
 
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
-  buf_add((struct buf *)ud, ptr, size * nmemb);
-  return size * nmemb;
-}
+#define MAX_HEADER_BYTES (1024 * 1024)
+
+struct xfer;
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud);
 
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
-  buf_add((struct buf *)ud, ptr, size * nmemb);
+  struct buf *b = (struct buf *)ud;
+  if (b->len + size * nmemb > MAX_HEADER_BYTES) return 0; /* ends the transfer */
+  buf_add(b, ptr, size * nmemb);
   return size * nmemb;
 }
 
@@ -85,6 +87,8 @@ static void push_headers(lua_State *L, const struct buf *hb) {
 struct xfer {
   CURL *c;
   struct buf bb, hb;
+  size_t max_body; /* a longer response body ends the transfer */
+  int too_big;
   struct curl_slist *hdrs;
   lua_Integer id;
   struct xfer *next;
@@ -95,6 +99,18 @@ struct xfer {
  *    connect_timeout_ms=, fresh=}
  * Every Lua read happens before anything is allocated, so a bad argument
  * leaks nothing; curl copies the body. */
+/* Response bodies are bounded: a hostile or broken server cannot make
+ * uqlua hold more than max_body bytes. */
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
+  struct xfer *x = (struct xfer *)ud;
+  if (x->bb.len + size * nmemb > x->max_body) {
+    x->too_big = 1;
+    return 0;
+  }
+  buf_add(&x->bb, ptr, size * nmemb);
+  return size * nmemb;
+}
+
 static void xfer_setup(lua_State *L, int t, struct xfer *x, const op_t *op) {
   lua_getfield(L, t, "method");
   const char *method = lua_tostring(L, -1);
@@ -111,6 +127,9 @@ static void xfer_setup(lua_State *L, int t, struct xfer *x, const op_t *op) {
   long connect_ms = (long)luaL_optinteger(L, -1, 10000);
   lua_getfield(L, t, "fresh"); /* a new connection, not reused after */
   long fresh = lua_toboolean(L, -1);
+  lua_getfield(L, t, "max_response_bytes");
+  lua_Integer max_body = luaL_optinteger(L, -1, 32 * 1024 * 1024);
+  if (max_body < 1) luaL_argerror(L, 2, "max_response_bytes must be positive");
   lua_getfield(L, t, "headers");
   int ht = lua_gettop(L);
   lua_Integer nh = lua_istable(L, ht) ? (lua_Integer)lua_rawlen(L, ht) : 0;
@@ -156,7 +175,7 @@ static void xfer_setup(lua_State *L, int t, struct xfer *x, const op_t *op) {
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &x->bb);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &x->hb);
   curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
@@ -172,8 +191,10 @@ static void xfer_setup(lua_State *L, int t, struct xfer *x, const op_t *op) {
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
     curl_easy_setopt(c, CURLOPT_COPYPOSTFIELDS, body ? body : "");
   }
-  lua_settop(L, ht - 7);
+  lua_settop(L, ht - 8);
   x->hdrs = hdrs;
+  x->max_body = (size_t)max_body;
+  x->too_big = 0;
 }
 
 static void xfer_release(struct xfer *x) {
@@ -194,6 +215,12 @@ static int xfer_result(lua_State *L, struct xfer *x, CURLcode rc) {
     if (rc == CURLE_ABORTED_BY_CALLBACK) kind = "interrupted";
     else if (rc == CURLE_OPERATION_TIMEDOUT) kind = "timeout";
     const char *msg = rc != CURLE_OK ? curl_easy_strerror(rc) : "out of memory";
+    char toolong[96];
+    if (x->too_big) {
+      kind = "api";
+      snprintf(toolong, sizeof toolong, "the response is larger than %zu bytes (max_response_bytes)", x->max_body);
+      msg = toolong;
+    }
     /* may the request have reached the server? Not when the connection
      * was never made or the request never started to leave. */
     curl_off_t pre = 0;

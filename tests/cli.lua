@@ -102,6 +102,8 @@ expect("plain http is refused off loopback", "UQPAY_BASE_URL=http://example.com/
   2, nil, "must use https")
 expect("plain http on loopback is fine", "UQPAY_BASE_URL=http://127.0.0.1:1/api " .. UQ ..
   " -e 'print(uqpay.config().base_url)'", 0, "^http://127%.0%.0%.1:1/api\n$")
+expect("max_response_bytes is configurable", "UQLUA_MAX_RESPONSE_BYTES=100 " .. UQ ..
+  " --sim -e 'uqpay.products.list()'", 1, nil, "larger than 100 bytes")
 -- the host checked is the host libcurl connects to (CURLU), never userinfo
 expect("userinfo that hides another host is refused", "UQPAY_BASE_URL='http://127.0.0.1:80@otherhost:9/api' " .. UQ ..
   " -e 'uqpay.config()'", 2, nil, "must not carry a user name or password")

@@ -163,8 +163,10 @@ local function pages(call, ep, fields, opts)
       page = page + 1
       spec.query.page_number = tostring(page)
       local res = call(spec)
-      items, i = res.data or {}, 0
+      items, i = type(res.data) == "table" and res.data or {}, 0
       total_pages = math.tointeger(res.total_pages) or 1
+      -- a server claiming more pages than it gives items ends at the first empty one
+      if items[1] == nil then return nil end
     end
   end
 end

@@ -112,7 +112,8 @@ end
 -- res is the reply, or nil with the transport's kind and sent flag.
 function Client.classify(res, kind, sent)
   if not res then
-    if kind == "interrupted" then return "unknown", sent == true end
+    -- interrupted, or a reply past max_response_bytes: no point in retrying
+    if kind == "interrupted" or kind == "api" then return "unknown", sent == true end
     return "retry", sent == true
   end
   local s = res.status
@@ -166,7 +167,7 @@ function Client:exchange(x)
     self:trace("> %s %s%s%s", x.method, x.url, key and ("  key=" .. key) or "", x.body and ("\n  " .. x.body) or "")
     local res, kind, msg, sent = Transport.request({ method = x.method, url = x.url, headers = headers, body = x.body,
       write = op ~= nil, timeout_ms = x.timeout_ms or self.cfg.timeout_ms,
-      connect_timeout_ms = self.cfg.connect_timeout_ms }, op)
+      connect_timeout_ms = self.cfg.connect_timeout_ms, max_response_bytes = self.cfg.max_response_bytes }, op)
     self.attempts_total = self.attempts_total + 1
     last_res, last_kind, last_msg = res, kind, msg
     local class, reached, wait = Client.classify(res, kind, sent)
@@ -182,6 +183,10 @@ function Client:exchange(x)
                          method = x.method, path = x.path, idempotency_key = key, attempts = attempt }
       if op then op:settle() end
       error(last_err, 0)
+    end
+    if x.token and class ~= "retry" and not res then
+      error(E.new { kind = kind, message = "token request failed: " .. msg, method = x.method, path = x.path,
+                    attempts = attempt }, 0)
     end
     if class == "rejected" or (x.token and class ~= "retry") then
       local err = self:api_error(res, spec, key, attempt)

@@ -143,8 +143,11 @@ function C.resolve()
   cfg.connect_timeout_ms = math.tointeger(tonumber(getenv("UQLUA_CONNECT_TIMEOUT_MS", noenv) or file_profile.connect_timeout_ms or 10000))
   cfg.timeout_ms = math.tointeger(tonumber(getenv("UQLUA_TIMEOUT_MS", noenv) or file_profile.timeout_ms or 30000))
   cfg.max_attempts = math.tointeger(tonumber(getenv("UQLUA_MAX_ATTEMPTS", noenv) or file_profile.max_attempts or 4))
-  if not (cfg.connect_timeout_ms and cfg.timeout_ms and cfg.max_attempts and cfg.max_attempts >= 1) then
-    E.config("timeouts and max_attempts must be positive integers")
+  cfg.max_response_bytes = math.tointeger(tonumber(getenv("UQLUA_MAX_RESPONSE_BYTES", noenv)
+    or file_profile.max_response_bytes or 32 * 1024 * 1024))
+  if not (cfg.connect_timeout_ms and cfg.timeout_ms and cfg.max_attempts and cfg.max_attempts >= 1
+          and cfg.max_response_bytes and cfg.max_response_bytes >= 1) then
+    E.config("timeouts, max_attempts and max_response_bytes must be positive integers")
   end
   cfg.cache_dir = C.cache_dir(noenv)
   cfg.state_dir = C.state_dir(noenv)
@@ -164,7 +167,7 @@ function C.redacted(cfg)
     env = cfg.env, base_url = cfg.base_url, profile = cfg.profile, on_behalf_of = cfg.on_behalf_of,
     client_id = cfg.client_id and "[REDACTED]" or nil, api_key = cfg.api_key and "[REDACTED]" or nil,
     rate_limit_per_minute = cfg.rate_limit, timeout_ms = cfg.timeout_ms, connect_timeout_ms = cfg.connect_timeout_ms,
-    max_attempts = cfg.max_attempts, trace = cfg.trace, json = cfg.json, dry_run = cfg.dry_run,
+    max_attempts = cfg.max_attempts, max_response_bytes = cfg.max_response_bytes, trace = cfg.trace, json = cfg.json, dry_run = cfg.dry_run,
   }
 end
 

@@ -284,6 +284,24 @@ describe("uqpay", function()
       assert.equals(before, H.requests())
     end)
 
+    it("stops paging at the first empty page, whatever total_pages claims", function()
+      H.faults("hollow_pages:path=/v1/issuing/cards")
+      local before = H.requests()
+      assert.same({}, uqpay.cards.list())
+      local n = 0
+      for _ in uqpay.cards.each() do n = n + 1 end
+      assert.equals(0, n)
+      assert.is_true(H.requests() - before <= 3)
+      H.faults("")
+    end)
+
+    it("refuses a response body past max_response_bytes", function()
+      H.faults("oversize:next=1:path=/v1/issuing/products:bytes=34000000")
+      local e = err_of(uqpay.products.list)
+      assert.equals("api", e.kind)
+      assert.matches("larger than 33554432 bytes", e.message)
+    end)
+
     it("a wrong API key is an auth error", function()
       local e = err_of(function() return client_with({ api_key = "wrong" }):call { method = "GET", path = "/v1/issuing/products" } end)
       assert.equals("auth", e.kind)

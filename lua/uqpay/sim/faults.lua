@@ -4,8 +4,12 @@
 -- Rules are tried in order: a request gets at most one failure (the first
 -- rule that fires) and at most one latency.
 -- RULE  := KIND [ "=" PROBABILITY ] { ":" OPTION }
--- KIND  := fail_before | fail_after | drop | latency | burst429
--- OPTION:= next=N | path=GLOB | method=METHOD | ms=N
+-- KIND  := fail_before | fail_after | drop | latency | burst429 | hollow_pages | oversize
+-- OPTION:= next=N | path=GLOB | method=METHOD | ms=N | bytes=N
+--
+-- hollow_pages and oversize are hostile answers, for testing clients: a
+-- list page claiming 1,000,000,000 pages with no items; a 200 whose body
+-- is bytes=N long (default 33 MiB).
 --
 -- "drop=0.1" drops 10% of requests after applying them; "fail_before:next=2:
 -- path=/v1/issuing/cards/*/recharge" fails the next two recharges before
@@ -14,7 +18,8 @@
 -- a rule matches every API path except the token endpoint.
 local F = {}
 
-local KINDS = { fail_before = true, fail_after = true, drop = true, latency = true, burst429 = true }
+local KINDS = { fail_before = true, fail_after = true, drop = true, latency = true, burst429 = true,
+                hollow_pages = true, oversize = true }
 
 local function glob_pattern(g)
   local p = g:gsub("[%^%$%(%)%%%.%[%]%+%-%?]", "%%%0")
@@ -34,6 +39,10 @@ function F.rule(t)
   end
   r.ms = math.tointeger(tonumber(t.ms or (t.kind == "latency" and 200) or 0))
   if not r.ms or r.ms < 0 then return nil, "fault ms= must be a non-negative integer" end
+  r.bytes = math.tointeger(tonumber(t.bytes or 33 * 1024 * 1024))
+  if not r.bytes or r.bytes < 2 or r.bytes > 256 * 1024 * 1024 then
+    return nil, "fault bytes= must be an integer from 2 to 268435456"
+  end
   if r.path then r.pattern = glob_pattern(r.path) end
   return r
 end
@@ -88,7 +97,8 @@ end
 function F.describe(rules)
   local out = {}
   for _, r in ipairs(rules) do
-    out[#out + 1] = { kind = r.kind, p = r.p, next = r.next, path = r.path, method = r.method, ms = r.ms }
+    out[#out + 1] = { kind = r.kind, p = r.p, next = r.next, path = r.path, method = r.method, ms = r.ms,
+                      bytes = r.kind == "oversize" and r.bytes or nil }
   end
   return out
 end

@@ -342,6 +342,10 @@ function sim.handle(req)
   local method = req.method
   local fired = F.pick(rules, method, path, math.random)
   if fired.burst429 then return too_many(1) end
+  if fired.oversize then return reply(200, "{}" .. string.rep(" ", fired.oversize.bytes - 2)) end
+  if fired.hollow_pages and method == "GET" then
+    return reply(200, { total_pages = 1000000000, total_items = 100000000000, data = core.json_decode("[]") })
+  end
   if path == "/v1/connect/token" then
     if fired.fail_before or fired.fail_after then -- only with an explicit path=/v1/connect/token
       return envelope(500, "api_error", "internal_error", "Internal server error")

@@ -6,6 +6,7 @@
 
 #include "lauxlib.h"
 #include "lua-cjson.h"
+#include "errors.h"
 #include "host.h"
 #include "sim.h"
 #include "uqpay.h"
@@ -77,7 +78,7 @@ static int open_host(lua_State *L) {
     push_sim_config(L, o);
     inproc_sim = sim_start(L, -1, "127.0.0.1", 0, err, sizeof err);
     lua_pop(L, 1);
-    if (!inproc_sim) return luaL_error(L, "--sim: %s", err);
+    if (!inproc_sim) return uqpay_raise(L, "usage", "--sim: %s", err);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/api", sim_port(inproc_sim));
     set_str(L, "env", "sim");
     set_str(L, "base_url", url);

@@ -15,6 +15,7 @@
 #include "lualib.h"
 
 #include "core.h"
+#include "errors.h"
 #include "host.h"
 #include "options.h"
 #include "repl.h"
@@ -36,7 +37,7 @@ static const char *progname = "uqlua";
 static void lstop(lua_State *L, lua_Debug *ar) {
   (void)ar;
   lua_sethook(L, NULL, 0, 0);
-  luaL_error(L, "interrupted!");
+  uqpay_raise(L, "interrupted", "interrupted");
 }
 
 static void laction(int i) {
@@ -106,6 +107,8 @@ static int msghandler(lua_State *L) {
     if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) {
       last_error_code = error_exit_code(L, 1);
       msg = lua_tostring(L, -1);
+      /* the user's mistake or Ctrl-C, not the program's: one line */
+      if (last_error_code == EXIT_USAGE || last_error_code == EXIT_INTERRUPTED) return 1;
     } else {
       msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
     }

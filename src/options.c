@@ -82,14 +82,15 @@ int uqlua_parse_options(int argc, char **argv, struct uqlua_options *o) {
     if (IS("help")) { fputs(help_text, stdout); return 0; }
     if (IS("version")) { printf("uqlua %s (%s)\n", UQLUA_VERSION, LUA_RELEASE); return 0; }
     if (IS("sim")) { o->sim = 1; o->sim_seed = eq ? eq + 1 : NULL; continue; }
-    if (IS("trace")) { o->trace = 1; continue; }
-    if (IS("yes")) { o->yes = 1; continue; }
-    if (IS("dry-run")) { o->dry_run = 1; continue; }
-    if (IS("json")) { o->json = 1; continue; }
-    if (IS("fresh")) { o->fresh = 1; continue; }
-    if (IS("no-journal")) { o->no_journal = 1; continue; }
-    if (IS("runs")) { o->runs = 1; continue; }
-    if (IS("serve-sim")) { o->serve_sim = 1; continue; }
+    int *flag = IS("trace") ? &o->trace : IS("yes") ? &o->yes : IS("dry-run") ? &o->dry_run
+              : IS("json") ? &o->json : IS("fresh") ? &o->fresh : IS("no-journal") ? &o->no_journal
+              : IS("runs") ? &o->runs : IS("serve-sim") ? &o->serve_sim : NULL;
+    if (flag) {
+      /* --yes=no must not mean yes */
+      if (eq) return usage_error("option '%s' takes no value", a);
+      *flag = 1;
+      continue;
+    }
     if (IS("api-key")) return usage_error("%s: the API key is never taken from the command line; set UQPAY_API_KEY or use the config file", a);
     const struct valued *v;
     for (v = valued_options; v->name; v++) if (IS(v->name)) break;

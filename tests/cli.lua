@@ -102,6 +102,18 @@ expect("plain http is refused off loopback", "UQPAY_BASE_URL=http://example.com/
   2, nil, "must use https")
 expect("plain http on loopback is fine", "UQPAY_BASE_URL=http://127.0.0.1:1/api " .. UQ ..
   " -e 'print(uqpay.config().base_url)'", 0, "^http://127%.0%.0%.1:1/api\n$")
+do
+  local code, _, err = run(UQ .. " --sim=/nonexistent.json -e ''")
+  check("a missing --sim seed is a usage error: exit 2, one line", code == 2 and not err:find("traceback")
+    and select(2, err:gsub("\n", "")) == 1, err)
+  code, _, err = run(UQ .. " --sim -e 'uqpay.recharge(\"x\", \"1\")'")
+  check("a usage error prints one line, no traceback", code == 2 and not err:find("traceback")
+    and select(2, err:gsub("\n", "")) == 1, err)
+  code, _, err = run("UQPAY_BASE_URL=http://example.com " .. UQ .. " -e 'uqpay.config()'")
+  check("a config error prints one line, no traceback", code == 2 and not err:find("traceback"), err)
+end
+expect("--yes=no is a usage error, not --yes", UQ .. " --yes=no -e ''", 2, nil, "takes no value")
+expect("--dry-run=false is a usage error", UQ .. " --dry-run=false -e ''", 2, nil, "takes no value")
 expect("max_response_bytes is configurable", "UQLUA_MAX_RESPONSE_BYTES=100 " .. UQ ..
   " --sim -e 'uqpay.products.list()'", 1, nil, "larger than 100 bytes")
 -- the host checked is the host libcurl connects to (CURLU), never userinfo

@@ -112,6 +112,12 @@ do
   code, _, err = run("UQPAY_BASE_URL=http://example.com " .. UQ .. " -e 'uqpay.config()'")
   check("a config error prints one line, no traceback", code == 2 and not err:find("traceback"), err)
 end
+do
+  local code, _, err = run(UQ .. " --sim --trace -e 'uqpay.cards.get(\"66666666-6666-4666-8666-666666666661\")'")
+  check("--trace shows IDs whole and never the token or a card number", code == 0
+    and err:find("66666666-6666-4666-8666-666666666661", 1, true) ~= nil and not err:find("simtok", 1, true)
+    and err:find('"card_number":"%*+%d%d%d%d"') ~= nil, err)
+end
 expect("--yes=no is a usage error, not --yes", UQ .. " --yes=no -e ''", 2, nil, "takes no value")
 expect("--dry-run=false is a usage error", UQ .. " --dry-run=false -e ''", 2, nil, "takes no value")
 expect("max_response_bytes is configurable", "UQLUA_MAX_RESPONSE_BYTES=100 " .. UQ ..

@@ -19,7 +19,7 @@ end
 local function scalar(v)
   if v == NULL then return "null" end
   local t = type(v)
-  if t == "string" then return (string.format("%q", R.mask_pans(v)):gsub("\\\n", "\\n")) end
+  if t == "string" then return (string.format("%q", R.text(v)):gsub("\\\n", "\\n")) end
   if core.money.is(v) then return tostring(v) end
   if t == "number" or t == "boolean" or t == "nil" then return tostring(v) end
   if t == "table" and getmetatable(v) == core.error_mt then return nil end
@@ -95,8 +95,9 @@ local function render(v, opts, depth, path, out, prefix)
   end
   for _, k in ipairs(keys) do
     local sub = {}
-    if type(k) == "string" and R.SECRET_KEYS[k:lower()] then
-      sub[1] = '"[REDACTED]"'
+    local red = R.field(k, v[k])
+    if red then
+      sub[1] = string.format("%q", red)
     else
       render(v[k], opts, depth + 1, path, sub, inner)
     end

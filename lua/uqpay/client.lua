@@ -24,13 +24,14 @@ function Client.new(cfg)
   self.token = Token.new(cfg, function() return self:fetch_token() end)
   -- starts full: a script's first burst (a tenth of a minute's quota) does not wait
   self.bucket = { tokens = math.max(1, (cfg.rate_limit or 0) // 10), last = core.monotonic_ms() }
-  self.secrets = { cfg.api_key, cfg.client_id }
+  R.secret(cfg.api_key)
+  R.secret(cfg.client_id)
   return self
 end
 
 function Client:trace(fmt, ...)
   if self.cfg.trace then
-    io.stderr:write(R.text(string.format(fmt, ...), self.secrets), "\n")
+    io.stderr:write(R.text(string.format(fmt, ...)), "\n")
   end
 end
 
@@ -87,8 +88,8 @@ function Client:api_error(res, spec, key, attempts)
   if code ~= nil then code = tostring(code) end
   return E.new {
     kind = kind, status = s, type = type(body.type) == "string" and body.type or nil, code = code,
-    message = R.text(message, self.secrets), method = spec.method, path = spec.path,
-    idempotency_key = key, attempts = attempts, body = R.text(res.body, self.secrets),
+    message = R.text(message), method = spec.method, path = spec.path,
+    idempotency_key = key, attempts = attempts, body = R.body(res.body),
   }
 end
 
@@ -164,16 +165,18 @@ function Client:exchange(x)
     self:throttle()
     local ok, headers = pcall(x.headers)
     if not ok then last_err = headers; break end
-    self:trace("> %s %s%s%s", x.method, x.url, key and ("  key=" .. key) or "", x.body and ("\n  " .. x.body) or "")
+    if self.cfg.trace then
+      self:trace("> %s %s%s%s", x.method, x.url, key and ("  key=" .. key) or "", x.body and ("\n  " .. R.body(x.body)) or "")
+    end
     local res, kind, msg, sent = Transport.request({ method = x.method, url = x.url, headers = headers, body = x.body,
       write = op ~= nil, timeout_ms = x.timeout_ms or self.cfg.timeout_ms,
       connect_timeout_ms = self.cfg.connect_timeout_ms, max_response_bytes = self.cfg.max_response_bytes }, op)
     self.attempts_total = self.attempts_total + 1
     last_res, last_kind, last_msg = res, kind, msg
     local class, reached, wait = Client.classify(res, kind, sent)
-    if res then
-      self:trace("< %d %s %s (%.1f ms)\n  %s", res.status, x.method, x.path, res.time_ms, res.body)
-    else
+    if res and self.cfg.trace then
+      self:trace("< %d %s %s (%.1f ms)\n  %s", res.status, x.method, x.path, res.time_ms, R.body(res.body))
+    elseif not res then
       self:trace("< %s: %s", kind, msg)
     end
     if class == "done" then return res end
@@ -285,9 +288,9 @@ function Client:call(spec, op)
   else
     local ok, d = pcall(json.decode, res.body)
     if not ok then
-      if op then op:observe("done", true, res.status, R.text(res.body, self.secrets)) end
-      E.raise { kind = "api", status = res.status, message = "response is not JSON: " .. tostring(d),
-                method = spec.method, path = spec.path, body = R.text(res.body, self.secrets),
+      if op then op:observe("done", true, res.status, R.text(res.body)) end
+      E.raise { kind = "api", status = res.status, message = "response is not JSON: " .. R.text(tostring(d)),
+                method = spec.method, path = spec.path, body = R.body(res.body),
                 idempotency_key = op and op:info().key or nil }
     end
     decoded = d
@@ -299,7 +302,7 @@ function Client:call(spec, op)
       local red, changed = R.value(decoded)
       if changed then kept = json.encode(red) end
     elseif spec.raw then
-      kept = R.text(res.body, self.secrets)
+      kept = R.text(res.body)
     end
     op:observe("done", true, res.status, kept)
   end

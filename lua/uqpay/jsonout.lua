@@ -6,9 +6,11 @@ local O = {}
 
 function O.enabled() return core.host_options().json == true end
 
--- One JSON line on stdout; money as strings, so nothing is lost on the way.
+-- One JSON line on stdout; money as strings, so nothing is lost on the
+-- way; secrets and card data redacted like everything uqlua prints.
 function O.emit(t)
-  io.stdout:write(json.encode(t, { money = "string" }), "\n")
+  local R = require "uqpay.redact"
+  io.stdout:write(R.text(json.encode(R.value(t), { money = "string" })), "\n")
   io.stdout:flush()
 end
 

@@ -1,77 +1,148 @@
--- Redaction of secrets: tokens, API keys, client ids, card numbers (all but
--- the last four digits) and CVVs. R.text is for --trace and error bodies;
--- the REPL printer uses SECRET_KEYS and mask_pans field by field.
+-- Redaction, by structure (SPEC §4): one redactor for everything uqlua
+-- prints or keeps (trace, errors, --json, the REPL printer, the journal).
+--   R.value(v)       decoded data: fields named like card data or secrets
+--                    are replaced (card numbers keep their last four digits)
+--   R.text(s)        free text: every literal secret value this process
+--                    knows (API key, client id, tokens) is removed, and digit
+--                    runs that pass the Luhn check (card numbers, spaced or
+--                    not) are masked; UUIDs, dates and other numbers stay
+--   R.body(s)        a body as sent or received: JSON redacted by structure,
+--                    anything else as free text
 local R = {}
 
+-- Field names whose value is never shown (compared lowercased, exactly:
+-- no_pin_payment_amount is not a PIN).
+local FIELDS = {}
+for _, k in ipairs { "cvv", "cvc", "cvv2", "pin", "new_pin", "old_pin", "activation_code", "expire_date",
+                     "expiry_date", "expiry", "auth_token", "token", "access_token", "api_key", "x-api-key",
+                     "x-auth-token", "x-client-id", "client_id", "secret", "webhook_secret", "password" } do
+  FIELDS[k] = "[REDACTED]"
+end
+-- Card numbers keep their last four digits, so that people can tell cards apart.
+local PAN_FIELDS = { card_number = true, pan = true }
+R.FIELDS = FIELDS
 
-local SECRET_KEYS = {
-  auth_token = true, token = true, api_key = true, ["x-api-key"] = true, ["x-auth-token"] = true,
-  ["x-client-id"] = true, client_id = true, cvv = true, cvc = true, cvv2 = true, pin = true,
-  activation_code = true, secret = true, webhook_secret = true, password = true,
-}
-R.SECRET_KEYS = SECRET_KEYS
+local secrets = {} -- literal values: text -> true
 
--- What never reaches a file: the secrets and all card data.
-local KEPT_OUT = { card_number = true, pan = true, new_pin = true, old_pin = true, expiry_date = true,
-                   expire_date = true }
-for k in pairs(SECRET_KEYS) do KEPT_OUT[k] = true end
+-- Registers a literal secret (API key, client id, token) to remove from
+-- any text uqlua prints. Short values are not registered (they would
+-- match ordinary text).
+function R.secret(v)
+  if type(v) == "string" and #v >= 6 then secrets[v] = true end
+end
 
--- Redacts decoded data by structure: a copy in which every field named like
--- a secret holds "[REDACTED]"; the value itself when nothing needed it.
--- Returns the value and whether anything was redacted.
+local function mask_digits(digits)
+  return string.rep("*", #digits - 4) .. digits:sub(-4)
+end
+
+function R.luhn(digits)
+  local sum, alt = 0, false
+  for i = #digits, 1, -1 do
+    local d = digits:byte(i) - 48
+    if alt then
+      d = d * 2
+      if d > 9 then d = d - 9 end
+    end
+    sum = sum + d
+    alt = not alt
+  end
+  return sum % 10 == 0
+end
+
+local function card_like(run)
+  local digits = run:gsub("[ %-]", "")
+  return #digits >= 12 and #digits <= 19 and R.luhn(digits), digits
+end
+
+-- Masks card-like digit runs in a piece of text without UUIDs.
+local function mask_runs(s)
+  return (s:gsub("%f[%w]%d[%d %-]*%d%f[%W]", function(run)
+    local ok, digits = card_like(run)
+    if ok then return mask_digits(digits) end
+    -- two card numbers side by side: look at each space-separated part
+    if run:find(" ", 1, true) then
+      return (run:gsub("[%d%-]+", function(part)
+        local ok2, d2 = card_like(part)
+        return ok2 and mask_digits(d2) or part
+      end))
+    end
+    return run
+  end))
+end
+
+local UUID = "%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x"
+
+-- Card-like runs masked everywhere but inside UUIDs.
+function R.mask_pans(s)
+  local out, pos = {}, 1
+  while true do
+    local a, b = s:find(UUID, pos)
+    if not a then break end
+    out[#out + 1] = mask_runs(s:sub(pos, a - 1))
+    out[#out + 1] = s:sub(a, b)
+    pos = b + 1
+  end
+  out[#out + 1] = mask_runs(s:sub(pos))
+  return table.concat(out)
+end
+
+local function plain(p) return (p:gsub("[%%%^%$%(%)%.%[%]%*%+%-%?]", "%%%0")) end
+
+function R.text(s)
+  if type(s) ~= "string" then return s end
+  for v in pairs(secrets) do
+    if s:find(v, 1, true) then s = s:gsub(plain(v), "[REDACTED]") end
+  end
+  return R.mask_pans(s)
+end
+
+-- The redacted form of one field's value, or nil when the field is not
+-- sensitive.
+function R.field(k, v)
+  if type(k) ~= "string" or v == nil then return nil end
+  local lk = k:lower()
+  if PAN_FIELDS[lk] then
+    local digits = tostring(v):gsub("%D", "")
+    if #digits <= 4 then return nil end -- masked already (************1234)
+    return mask_digits(digits)
+  end
+  return FIELDS[lk]
+end
+
+-- A copy of decoded data in which every sensitive field is redacted; the
+-- value itself when nothing needed it. Returns the value and whether
+-- anything was redacted. Error objects and other typed tables are left.
 function R.value(v, seen)
   local mt = getmetatable(v)
   if type(v) ~= "table" or (mt and mt ~= require("uqpay.core").json_array_mt()) then return v, false end
   seen = seen or {}
   if seen[v] then return v, false end
   seen[v] = true
-  local out, changed = nil, false
+  local out = nil
   for k, x in pairs(v) do
-    local nx, c = x, false
-    if type(k) == "string" and KEPT_OUT[k:lower()] and x ~= nil then
-      nx, c = "[REDACTED]", true
-    else
-      nx, c = R.value(x, seen)
-    end
+    local nx, c = R.field(k, x), true
+    if nx == nil then nx, c = R.value(x, seen) end
     if c then
       if not out then
-        out = setmetatable({}, getmetatable(v))
+        out = setmetatable({}, mt)
         for k2, x2 in pairs(v) do out[k2] = x2 end
       end
-      out[k], changed = nx, true
+      out[k] = nx
     end
   end
-  return out or v, changed
+  return out or v, out ~= nil
 end
 
-local function mask_pan(digits)
-  return string.rep("*", #digits - 4) .. digits:sub(-4)
-end
-
--- Masks 12-19 digit runs (card numbers) keeping the last four.
-function R.mask_pans(s)
-  return (s:gsub("%f[%d]%d%d%d%d%d%d%d%d%d%d%d%d+%f[%D]", function(d)
-    if #d >= 12 and #d <= 19 then return mask_pan(d) end
-  end))
-end
-
--- Redacts a text: JSON string fields named like secrets, header lines,
--- bearer tokens, card numbers. Extra literal secrets (the configured API key
--- and client id) are replaced wherever they appear.
-function R.text(s, extra)
-  if type(s) ~= "string" then return s end
-  for _, secret in ipairs(extra or {}) do
-    if type(secret) == "string" and #secret >= 4 then
-      s = s:gsub(secret:gsub("%W", "%%%0"), "[REDACTED]")
-    end
+-- A body as sent or received, for trace and errors.
+function R.body(s)
+  if type(s) ~= "string" or s == "" then return s end
+  local json = require "uqpay.json"
+  local ok, v = pcall(json.decode, s) -- amounts as money: they re-encode as sent
+  if ok and type(v) == "table" then
+    local red, changed = R.value(v)
+    if changed then s = json.encode(red) end
   end
-  s = s:gsub('("([%w_%-]+)"%s*:%s*)"([^"]*)"', function(prefix, key, _)
-    if SECRET_KEYS[key:lower()] then return prefix .. '"[REDACTED]"' end
-  end)
-  s = s:gsub("[Bb]earer%s+[%w%._%-]+", "Bearer [REDACTED]")
-  s = s:gsub("(x%-api%-key:%s*)[^\r\n]*", "%1[REDACTED]")
-  s = s:gsub("(x%-client%-id:%s*)[^\r\n]*", "%1[REDACTED]")
-  return R.mask_pans(s)
+  return R.text(s)
 end
 
 return R

@@ -43,6 +43,7 @@ end
 -- the past, or inside the refresh margin) is kept by this process for a
 -- minute, or half of what is left of it, never fetched per request.
 local function adopt(tok)
+  require("uqpay.redact").secret(tok.auth_token)
   local e, now = expiry(tok), core.now()
   if not e or e - now <= REFRESH_BEFORE_S then
     local left = e and e > now and (e - now) / 2 or UNDATED_TTL_S
@@ -81,6 +82,7 @@ function T:obtain()
   end
   local cached = self:read_cache()
   if fresh(cached) and cached.auth_token ~= self.rejected then
+    require("uqpay.redact").secret(cached.auth_token)
     self.token = cached
     return cached.auth_token
   end
@@ -89,6 +91,7 @@ function T:obtain()
   local lock <close> = assert(core.lock(self.path .. ".lock"))
   cached = self:read_cache()
   if fresh(cached) and cached.auth_token ~= self.rejected then
+    require("uqpay.redact").secret(cached.auth_token)
     self.token = cached
   else
     self.token = adopt(self.fetch())

@@ -461,15 +461,39 @@ describe("uqpay", function()
 
   describe("redaction", function()
     local R = require "uqpay.redact"
-    it("masks card numbers, CVVs, tokens and keys in text", function()
-      local s = R.text('{"card_number":"4096360812345668","cvv":"123","auth_token":"abc"} x-api-key: k1 ' ..
-                       'x-auth-token: Bearer eyJhbGciOi.x.y', { "supersecretkey" }) .. R.text(" supersecretkey!", { "supersecretkey" })
+    it("redacts bodies by structure: card numbers keep four digits, CVVs of any type go", function()
+      local s = R.body('{"card_number":"4096360812345668","cvv":123,"pin":"123456","auth_token":"abc",' ..
+                       '"no_pin_payment_amount":200,"expire_date":"09/29"}')
       assert.is_nil(s:find("4096360812345668", 1, true))
       assert.matches("************5668", s, 1, true)
-      assert.is_nil(s:find('"123"', 1, true))
+      assert.is_nil(s:find("123", 1, true))
       assert.is_nil(s:find("abc", 1, true))
-      assert.is_nil(s:find("eyJhbGciOi", 1, true))
-      assert.is_nil(s:find("supersecretkey", 1, true))
+      assert.is_nil(s:find("09/29", 1, true))
+      assert.matches('"no_pin_payment_amount":200', s, 1, true)
+    end)
+
+    it("leaves UUIDs, timestamps and phone numbers alone, masks Luhn-valid card numbers in free text", function()
+      local text = "card 66666666-6666-4666-8666-666666666661 at 2026-11-24T10:56:41+00:00, call +65 9123 4567"
+      assert.equals(text, R.text(text))
+      assert.equals("card ************5663 used", R.text("card 4096 3608 1234 5663 used"))
+      assert.equals("card ************5663 used", R.text("card 4096-3608-1234-5663 used"))
+      assert.equals("id 4096360812345669", R.text("id 4096360812345669")) -- fails Luhn: not a card
+      assert.equals("cards ************1111 ************5663", R.text("cards 4111111111111111 4096360812345663"))
+    end)
+
+    it("removes every literal secret value, with or without a Bearer prefix", function()
+      R.secret("tok-0123456789abcdef")
+      local s = R.text("the server says tok-0123456789abcdef and Bearer tok-0123456789abcdef")
+      assert.is_nil(s:find("tok-0123456789abcdef", 1, true))
+    end)
+
+    it("never shows the access token, even when the server echoes it", function()
+      local token = H.token()
+      local e = err_of(uqpay.request, "POST", "/v1/issuing/cards/" .. H.FROZEN_CARD .. "/recharge",
+        { body = { amount = money("1.00") } })
+      assert.is_nil(tostring(e):find(token, 1, true))
+      R.secret(token)
+      assert.is_nil(R.text("echo " .. token):find(token, 1, true))
     end)
   end)
 end)

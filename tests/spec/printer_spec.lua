@@ -53,15 +53,21 @@ describe("the REPL printer", function()
     assert.matches("%.%.%. %(3 more%)\n}$", P.format(rows))
   end)
 
+  it("shows UUIDs whole (they are copied back into calls)", function()
+    local s = P.format { card_id = "66666666-6666-4666-8666-666666666661" }
+    assert.matches('card_id = "66666666-6666-4666-8666-666666666661"', s, 1, true)
+  end)
+
   it("redacts secrets and masks card numbers", function()
     local s = P.format { auth_token = "abc.def", api_key = "k", cvv = "123", card_number = "4096360812345668",
-                         nested = { client_id = "c" }, note = "card 4096360812345668 used" }
+                         nested = { client_id = "c" }, note = "card 4096360812345663 used" }
     assert.is_nil(s:find("abc.def", 1, true))
     assert.is_nil(s:find('"123"', 1, true))
     assert.is_nil(s:find("4096360812345668", 1, true))
+    assert.is_nil(s:find("4096360812345663", 1, true))
     assert.matches('card_number = "************5668"', s, 1, true)
     assert.matches('client_id = "[REDACTED]"', s, 1, true)
-    assert.matches('note = "card ************5668 used"', s, 1, true)
+    assert.matches('note = "card ************5663 used"', s, 1, true)
   end)
 
   it("shows functions, userdata and error objects by kind", function()

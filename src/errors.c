@@ -23,11 +23,12 @@ static void add(struct line *l, const char *fmt, const char *a, const char *b) {
   if (l->n > sizeof l->buf - 1) l->n = sizeof l->buf - 1;
 }
 
+/* A field as text. The value stays on the stack until the caller is done:
+ * lua_tostring turns a number into a new string that only the stack
+ * anchors (popping it here was a use-after-free with numeric fields). */
 static const char *field(lua_State *L, const char *k) {
-  lua_getfield(L, 1, k); /* the value stays referenced by the table */
-  const char *v = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
-  lua_pop(L, 1);
-  return v;
+  lua_getfield(L, 1, k);
+  return lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
 }
 
 /* "uqpay api error: message (HTTP 400; card_error/card_not_found; POST /v1/...;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "lauxlib.h"
+#include "errors.h"
 #include "json.h"
 #include "money.h"
 
@@ -62,7 +63,7 @@ static void addl(struct enc *e, const char *s, size_t n) {
     size_t cap = b->cap ? b->cap * 2 : 256;
     while (cap < b->n + n) cap *= 2;
     char *np = realloc(b->p, cap);
-    if (!np) luaL_error(e->L, "json: out of memory");
+    if (!np) uqpay_raise(e->L, "usage", "json: out of memory");
     b->p = np;
     b->cap = cap;
   }
@@ -126,7 +127,7 @@ static void enc_value(struct enc *e, int idx, int depth);
 static void enc_table(struct enc *e, int idx, int depth) {
   lua_State *L = e->L;
   lua_Integer n;
-  if (depth > MAX_DEPTH) luaL_error(L, "json: nesting too deep (a cycle?)");
+  if (depth > MAX_DEPTH) uqpay_raise(L, "usage", "json: nesting too deep (a cycle?)");
   luaL_checkstack(L, 8, "json");
   if (is_array(L, idx, &n)) {
     addc(e, '[');
@@ -150,7 +151,7 @@ static void enc_table(struct enc *e, int idx, int depth) {
   while (lua_next(L, idx)) {
     lua_pop(L, 1);
     if (lua_type(L, -1) != LUA_TSTRING) {
-      luaL_error(L, "json: object keys must be strings (found a %s key)", luaL_typename(L, -1));
+      uqpay_raise(L, "usage", "json: object keys must be strings (found a %s key)", luaL_typename(L, -1));
     }
     if (count == cap) {
       cap *= 2;
@@ -192,7 +193,7 @@ static void enc_value(struct enc *e, int idx, int depth) {
         snprintf(buf, sizeof buf, "%lld", (long long)lua_tointeger(L, idx));
       } else {
         double d = lua_tonumber(L, idx);
-        if (!isfinite(d)) luaL_error(L, "json: cannot encode %f", d);
+        if (!isfinite(d)) uqpay_raise(L, "usage", "json: cannot encode %f", d);
         money_shortest_float(d, buf, sizeof buf);
       }
       adds(e, buf);
@@ -209,7 +210,7 @@ static void enc_value(struct enc *e, int idx, int depth) {
       /* FALLTHROUGH */
     default: {
       money_t *m = money_test(L, idx);
-      if (!m) luaL_error(L, "json: cannot encode a %s value", luaL_typename(L, idx));
+      if (!m) uqpay_raise(L, "usage", "json: cannot encode a %s value", luaL_typename(L, idx));
       money_format(m, buf);
       if (e->money_as_string) enc_string(e, buf, strlen(buf));
       else adds(e, buf);
@@ -240,10 +241,30 @@ struct dec {
   lua_State *L;
   const char *s, *p, *end;
   int money;
+  const char *key; /* the amount field being read, for errors */
 };
 
-static void dec_fail(struct dec *d, const char *what) {
-  luaL_error(d->L, "json: %s at byte %d", what, (int)(d->p - d->s) + 1);
+static _Noreturn void dec_fail(struct dec *d, const char *what) {
+  uqpay_raise(d->L, "usage", "json: %s at byte %d", what, (int)(d->p - d->s) + 1);
+}
+
+/* An amount field that is a number but no finite decimal (1e400, NaN):
+ * never a float inf in a response. */
+static _Noreturn void dec_bad_amount(struct dec *d, const char *text, size_t n) {
+  char shown[48];
+  snprintf(shown, sizeof shown, "%.*s", (int)(n > 40 ? 40 : n), text);
+  uqpay_raise(d->L, "api", "amount field %s is not a finite decimal: %s", d->key ? d->key : "?", shown);
+}
+
+/* Does the text read as a number (or nan/inf) though not as money? */
+static int numeric_text(const char *s, size_t n) {
+  char buf[64];
+  if (n == 0 || n >= sizeof buf) return n > 0 && (s[0] == '-' || (s[0] >= '0' && s[0] <= '9'));
+  memcpy(buf, s, n);
+  buf[n] = '\0';
+  char *end;
+  strtod(buf, &end);
+  return *end == '\0';
 }
 
 static void skip_ws(struct dec *d) {
@@ -333,7 +354,10 @@ static void dec_number(struct dec *d, int amount) {
     d->p++;
   }
   size_t n = (size_t)(d->p - start);
-  if (amount && money_from_text(d->L, start, n) == 0) return;
+  if (amount) {
+    if (money_from_text(d->L, start, n) == 0) return;
+    dec_bad_amount(d, start, n);
+  }
   char buf[64];
   if (n >= sizeof buf) dec_fail(d, "number too long");
   memcpy(buf, start, n);
@@ -378,7 +402,9 @@ static void dec_container(struct dec *d, int depth, int object) {
       skip_ws(d);
       if (d->p >= d->end || *d->p != ':') dec_fail(d, "expected ':'");
       d->p++;
-      dec_value(d, depth + 1, d->money && json_is_amount_key(k, kn));
+      int amount = d->money && json_is_amount_key(k, kn);
+      if (amount) d->key = k; /* anchored: the key stays on the stack meanwhile */
+      dec_value(d, depth + 1, amount);
       lua_rawset(L, -3);
     } else {
       dec_value(d, depth + 1, 0);
@@ -404,10 +430,11 @@ static void dec_value(struct dec *d, int depth, int amount) {
     case '[': dec_container(d, depth, 0); return;
     case '"':
       dec_string(d);
-      if (amount) { /* "100.02" -> money; anything else ("2000USD") stays a string */
+      if (amount) { /* "100.02" -> money; "2000USD" stays a string; "NaN" is refused */
         size_t n;
         const char *s = lua_tolstring(d->L, -1, &n);
         if (money_from_text(d->L, s, n) == 0) lua_remove(d->L, -2);
+        else if (numeric_text(s, n)) dec_bad_amount(d, s, n);
       }
       return;
     case 't': if (lit(d, "true", 4)) { lua_pushboolean(d->L, 1); return; } break;
@@ -420,7 +447,7 @@ static void dec_value(struct dec *d, int depth, int amount) {
 }
 
 void json_decode(lua_State *L, const char *s, size_t n, int money) {
-  struct dec d = {L, s, s, s + n, money};
+  struct dec d = {L, s, s, s + n, money, NULL};
   dec_value(&d, 0, 0);
   skip_ws(&d);
   if (d.p != d.end) dec_fail(&d, "trailing characters");

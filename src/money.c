@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lauxlib.h"
 #include "money.h"
@@ -229,11 +230,11 @@ static void operands(lua_State *L, money_t *a, money_t *b, const char **cur, int
   *a = money_check(L, 1, "left operand");
   *b = money_check(L, 2, "right operand");
   if (a->cur[0] && b->cur[0] && strcmp(a->cur, b->cur) != 0)
-    luaL_error(L, "cannot combine %s and %s amounts", a->cur, b->cur);
+    uqpay_raise(L, "usage", "cannot combine %s and %s amounts", a->cur, b->cur);
   *cur = a->cur[0] ? a->cur : (b->cur[0] ? b->cur : NULL);
   *scale = a->scale > b->scale ? a->scale : b->scale;
   if (rescale(a->units, a->scale, *scale, &a->units) || rescale(b->units, b->scale, *scale, &b->units))
-    luaL_error(L, "money overflow");
+    uqpay_raise(L, "usage", "money overflow");
 }
 
 static int arith(lua_State *L, int sub) {
@@ -243,7 +244,7 @@ static int arith(lua_State *L, int sub) {
   int64_t r;
   operands(L, &a, &b, &cur, &scale);
   int of = sub ? __builtin_sub_overflow(a.units, b.units, &r) : __builtin_add_overflow(a.units, b.units, &r);
-  if (of) return luaL_error(L, "money overflow");
+  if (of) return uqpay_raise(L, "usage", "money overflow");
   money_push(L, r, scale, cur);
   return 1;
 }
@@ -255,16 +256,16 @@ static int m_mul(lua_State *L) {
   int ni = 3 - mi;
   money_t *m = money_test(L, mi);
   if (!lua_isinteger(L, ni))
-    return luaL_error(L, "money can only be multiplied by an integer, not %s", luaL_typename(L, ni));
+    return uqpay_raise(L, "usage", "money can only be multiplied by an integer, not %s", luaL_typename(L, ni));
   int64_t r;
-  if (__builtin_mul_overflow(m->units, lua_tointeger(L, ni), &r)) return luaL_error(L, "money overflow");
+  if (__builtin_mul_overflow(m->units, lua_tointeger(L, ni), &r)) return uqpay_raise(L, "usage", "money overflow");
   money_push(L, r, m->scale, m->cur[0] ? m->cur : NULL);
   return 1;
 }
 
 static int m_unm(lua_State *L) {
   money_t *m = luaL_checkudata(L, 1, MONEY_MT);
-  if (m->units == INT64_MIN) return luaL_error(L, "money overflow");
+  if (m->units == INT64_MIN) return uqpay_raise(L, "usage", "money overflow");
   money_push(L, -m->units, m->scale, m->cur[0] ? m->cur : NULL);
   return 1;
 }
@@ -308,10 +309,10 @@ static int m_minor(lua_State *L) {
   int64_t u = m->units;
   if (m->scale > want) {
     int64_t p = pow10_tab[m->scale - want];
-    if (u % p) return luaL_error(L, "amount has sub-minor units");
+    if (u % p) return uqpay_raise(L, "usage", "amount has sub-minor units");
     u /= p;
   } else if (rescale(u, m->scale, want, &u)) {
-    return luaL_error(L, "money overflow");
+    return uqpay_raise(L, "usage", "money overflow");
   }
   lua_pushinteger(L, u);
   return 1;
@@ -343,18 +344,33 @@ static const luaL_Reg money_meta[] = {
 static const luaL_Reg money_methods[] = {
   {"minor", m_minor}, {"currency", m_currency}, {"sign", m_sign}, {NULL, NULL}};
 
-/* check_amount(v, field [, allow_zero]) -> money; a usage error naming the
- * field for anything that is not a positive (or zero) amount with at most
- * two decimals. */
+/* check_amount(v, field [, allow_zero [, currency]]) -> money at the scale
+ * the currency allows: a usage error naming the field for anything that
+ * is not a positive (or zero) amount, has more decimals than the currency
+ * (at most two), or is a money value of another currency than the
+ * request's. */
 static int l_check_amount(lua_State *L) {
   const char *field = luaL_checkstring(L, 2);
+  const char *want = luaL_optstring(L, 4, NULL);
   money_t m = money_check(L, 1, field);
-  char shown[32];
+  char shown[48];
   money_format(&m, shown);
   if (m.units < 0 || (m.units == 0 && !lua_toboolean(L, 3)))
     uqpay_raise_usage(L, field, shown, lua_toboolean(L, 3) ? "must not be negative" : "must be greater than 0");
-  if (m.cur[0] && money_currency_scale(m.cur) > 2)
-    uqpay_raise_usage(L, field, shown, "has more than two decimals");
+  if (m.cur[0] && want && strcasecmp(m.cur, want) != 0) {
+    char why[64];
+    snprintf(why, sizeof why, "is an amount in %s; the request is in %.3s", m.cur, want);
+    uqpay_raise_usage(L, field, shown, why);
+  }
+  const char *cur = m.cur[0] ? m.cur : want;
+  int allowed = cur && strlen(cur) == 3 ? money_currency_scale(cur) : 2;
+  if (allowed > 2) uqpay_raise_usage(L, field, shown, "has more than two decimals");
+  if (m.scale > allowed) {
+    int64_t p = pow10_tab[m.scale - allowed];
+    if (m.units % p) uqpay_raise_usage(L, field, shown, "has more decimals than the currency allows");
+    m.units /= p;
+    m.scale = allowed < 2 && !m.cur[0] && !want ? 2 : allowed;
+  }
   money_push(L, m.units, m.scale, m.cur[0] ? m.cur : NULL);
   return 1;
 }

@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +203,67 @@ static enum MHD_Result respond(struct MHD_Connection *c, lua_State *L, int res) 
   return ret;
 }
 
+/* One request's work on the rules state, run under lua_pcall so that no
+ * Lua error (not even out of memory) can abort the process from a server
+ * thread. The lock is held on entry and on exit; it is released only
+ * around a latency fault's sleep. */
+struct work {
+  struct sim *s;
+  struct MHD_Connection *c;
+  struct reqctx *rc;
+  const char *url, *method;
+  enum MHD_Result ret;
+};
+
+static int handle_protected(lua_State *L) {
+  struct work *w = (struct work *)lua_touserdata(L, 1);
+  struct sim *s = w->s;
+  struct MHD_Connection *c = w->c;
+  struct reqctx *rc = w->rc;
+  lua_createtable(L, 0, 8);
+  lua_pushstring(L, w->method);
+  lua_setfield(L, -2, "method");
+  lua_pushstring(L, w->url);
+  lua_setfield(L, -2, "path");
+  lua_pushlstring(L, rc->body ? rc->body : "", rc->len);
+  lua_setfield(L, -2, "body");
+  lua_pushboolean(L, rc->too_big);
+  lua_setfield(L, -2, "too_big");
+  lua_pushboolean(L, is_loopback(c));
+  lua_setfield(L, -2, "loopback");
+  lua_newtable(L);
+  MHD_get_connection_values(c, MHD_HEADER_KIND, collect, L);
+  lua_setfield(L, -2, "headers");
+  lua_newtable(L);
+  MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect, L);
+  lua_setfield(L, -2, "query");
+  call_sim(L, "handle");
+  /* latency fault: wait without the lock, then let the rules finish */
+  for (;;) {
+    lua_getfield(L, -1, "delay_ms");
+    lua_Integer delay = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (delay <= 0) break;
+    lua_getfield(L, -1, "resume");
+    lua_remove(L, -2);
+    /* one registry ref per request: several may be waiting at once */
+    int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    pthread_mutex_unlock(&s->mu); /* nothing below raises until the relock */
+    for (lua_Integer left = delay; left > 0 && !s->quitting; left -= 20) {
+      struct timespec ts = {0, (long)(left < 20 ? left : 20) * 1000000L};
+      nanosleep(&ts, NULL);
+    }
+    pthread_mutex_lock(&s->mu);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    call_sim(L, "resume");
+  }
+  int res = lua_gettop(L);
+  queue_webhooks(s, L, res);
+  w->ret = respond(c, L, res);
+  return 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls) {
   struct sim *s = cls;
@@ -227,52 +289,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return MHD_YES;
   }
   lua_State *L = s->L;
+  struct work w = {s, c, rc, url, method, MHD_NO};
   pthread_mutex_lock(&s->mu);
   int top = lua_gettop(L);
-  lua_createtable(L, 0, 8);
-  lua_pushstring(L, method);
-  lua_setfield(L, -2, "method");
-  lua_pushstring(L, url);
-  lua_setfield(L, -2, "path");
-  lua_pushlstring(L, rc->body ? rc->body : "", rc->len);
-  lua_setfield(L, -2, "body");
-  lua_pushboolean(L, rc->too_big);
-  lua_setfield(L, -2, "too_big");
-  lua_pushboolean(L, is_loopback(c));
-  lua_setfield(L, -2, "loopback");
-  lua_newtable(L);
-  MHD_get_connection_values(c, MHD_HEADER_KIND, collect, L);
-  lua_setfield(L, -2, "headers");
-  lua_newtable(L);
-  MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect, L);
-  lua_setfield(L, -2, "query");
-  call_sim(L, "handle");
-  /* latency fault: wait without the lock, then let the rules finish */
-  for (;;) {
-    lua_getfield(L, -1, "delay_ms");
-    lua_Integer delay = lua_tointeger(L, -1);
-    lua_pop(L, 1);
-    if (delay <= 0) break;
-    lua_getfield(L, -1, "resume");
-    lua_remove(L, -2);
-    /* one registry ref per request: several may be waiting at once */
-    int ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    pthread_mutex_unlock(&s->mu);
-    for (lua_Integer left = delay; left > 0 && !s->quitting; left -= 20) {
-      struct timespec ts = {0, (long)(left < 20 ? left : 20) * 1000000L};
-      nanosleep(&ts, NULL);
-    }
-    pthread_mutex_lock(&s->mu);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
-    luaL_unref(L, LUA_REGISTRYINDEX, ref);
-    call_sim(L, "resume");
+  lua_pushcfunction(L, handle_protected);
+  lua_pushlightuserdata(L, &w);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "uqlua-sim: internal error: %s\n", msg ? msg : "(error object)");
+    static const char body[] = "{\"type\":\"api_error\",\"code\":\"internal_error\",\"message\":\"simulator internal error\"}";
+    struct MHD_Response *r = MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+    w.ret = r ? MHD_queue_response(c, 500, r) : MHD_NO;
+    if (r) MHD_destroy_response(r);
   }
-  int res = lua_gettop(L);
-  queue_webhooks(s, L, res);
-  enum MHD_Result ret = respond(c, L, res);
   lua_settop(L, top);
   pthread_mutex_unlock(&s->mu);
-  return ret;
+  return w.ret;
 }
 
 static void on_done(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode t) {
@@ -363,10 +395,19 @@ struct sim *sim_start(lua_State *from, int cfg, const char *host, int port, char
   pthread_mutex_init(&s->qmu, NULL);
   pthread_cond_init(&s->qcv, NULL);
   curl_global_init(CURL_GLOBAL_DEFAULT);
+  /* the server's threads never take SIGINT/SIGTERM: those belong to the
+   * main thread (Ctrl-C under --sim, sigwait under --serve-sim) */
+  sigset_t block, old;
+  sigemptyset(&block);
+  sigaddset(&block, SIGINT);
+  sigaddset(&block, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &block, &old);
   s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL, NULL,
                           on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                           MHD_OPTION_NOTIFY_COMPLETED, on_done, s, MHD_OPTION_CONNECTION_TIMEOUT,
                           (unsigned int)120, MHD_OPTION_END);
+  if (s->d && pthread_create(&s->worker, NULL, webhook_worker, s) == 0) s->worker_started = 1;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (!s->d) {
     snprintf(err, errn, "cannot listen on %s:%d (address in use?)", host, port);
     lua_close(s->L);
@@ -375,7 +416,6 @@ struct sim *sim_start(lua_State *from, int cfg, const char *host, int port, char
   }
   const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
   s->port = di ? di->port : port;
-  if (pthread_create(&s->worker, NULL, webhook_worker, s) == 0) s->worker_started = 1;
   return s;
 }
 

@@ -14,22 +14,25 @@ local PAGE_SIZE = 100
 
 local function usage(field, value, why) E.usage(field, value, why) end
 
--- Coerces amounts nested in table fields (spending_controls[i].amount) so
--- that no float reaches the request.
-local function coerce_nested(t, path, seen)
+-- Coerces amounts nested in tables (spending_controls[i].amount, or a
+-- uqpay.request body) so that no float reaches the request, each checked
+-- against the currency of the table it is in (or the one around it).
+local function coerce_nested(t, path, seen, currency)
   seen = seen or {}
   if seen[t] then return t end
   seen[t] = true
+  if type(t.currency) == "string" then currency = t.currency end
   for k, v in pairs(t) do
-    local here = path .. (type(k) == "number" and ("[" .. k .. "]") or ("." .. tostring(k)))
-    if type(v) == "table" then
-      coerce_nested(v, here, seen)
+    local here = path .. (type(k) == "number" and ("[" .. k .. "]") or ((path ~= "" and "." or "") .. tostring(k)))
+    if type(v) == "table" and not money.is(v) then
+      coerce_nested(v, here, seen, currency)
     elseif type(k) == "string" and core.is_amount_key(k) and v ~= nil then
-      t[k] = money.check(v, here, true)
+      t[k] = money.check(v, here, true, currency)
     end
   end
   return t
 end
+A.coerce_amounts = coerce_nested
 
 local CHECKS = {}
 function CHECKS.uuid(field, v)
@@ -122,6 +125,16 @@ function A.spec(ep, fields, opts)
   local values = {}
   for name, typ in pairs(ep.fields) do values[name] = check(ep, name, typ, fields[name]) end
   for k, v in pairs(ep.fixed or {}) do values[k] = v end
+  -- a money value must be in the request's currency, at its decimals
+  local cur = ep.money and ep.money.currency and values[ep.money.currency]
+  if cur then
+    for name, typ in pairs(ep.fields) do
+      local t = typ:gsub("!$", "")
+      if (t == "amount" or t == "amount0") and values[name] ~= nil then
+        values[name] = money.check(values[name], name, t == "amount0", cur)
+      end
+    end
+  end
   -- ordering locks, from the fields before the path takes its own
   local locks
   for _, l in ipairs(ep.locks or {}) do

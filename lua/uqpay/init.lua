@@ -139,7 +139,10 @@ function uqpay.request(method, path, opts)
   if effect == "write" and method == "GET" then E.usage("effect", effect, "cannot be a GET") end
   local q
   for k, v in pairs(opts.query or {}) do q = q or {}; q[k] = tostring(v) end
-  return call { method = method, path = path, query = q, body = opts.body, key = opts.key, effect = effect,
+  if opts.body ~= nil and type(opts.body) ~= "table" then E.usage("body", opts.body, "must be a table") end
+  -- amounts in the body are checked as the endpoint functions check them
+  local body = opts.body and A.coerce_amounts(opts.body, "")
+  return call { method = method, path = path, query = q, body = body, key = opts.key, effect = effect,
                 on_behalf_of = opts.on_behalf_of, timeout_ms = opts.timeout_ms, banking = opts.banking, raw = opts.raw }
 end
 

@@ -12,6 +12,21 @@ end
 describe("simulator", function()
   before_each(function() H.reset() end)
 
+  describe("admin robustness", function()
+    it("answers a seed that does not build with 400 and keeps the old one", function()
+      local status, res = H.raw("POST", "/__sim/seed", { body = { client_id = "x", api_key = "y", master = "nope" } })
+      assert.equals(400, status)
+      assert.equals("invalid_seed", res.code)
+      assert.equals(200, (H.raw("POST", "/__sim/reset")))
+      assert.equals(200, (H.api("GET", "/v1/issuing/cards/" .. H.SINGLE_CARD)))
+    end)
+
+    it("reads the admin path before it decides whether the body is JSON", function()
+      local status = H.raw("POST", "/__sim/webhook-sink", { body = "not json" })
+      assert.equals(200, status)
+    end)
+  end)
+
   describe("auth", function()
     it("issues tokens with expired_at for the seed's credentials", function()
       local status, t = H.raw("POST", "/api/v1/connect/token",

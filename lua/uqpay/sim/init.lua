@@ -178,13 +178,13 @@ end
 
 local function admin(req)
   if not req.loopback then return envelope(403, "unauthorized_error", "forbidden", "admin endpoints are loopback only") end
+  local p, m = req.path, req.method
   local body = {}
   if req.body ~= "" and p ~= "/__sim/webhook-sink" then
     local ok, b = pcall(core.json_decode, req.body, true)
     if not ok or type(b) ~= "table" then return envelope(400, "invalid_request_error", "invalid_json", "body is not JSON") end
     body = b
   end
-  local p, m = req.path, req.method
   if p == "/__sim/state" and m == "GET" then return reply(200, dump_state(), nil, true) end
   if p == "/__sim/reset" and m == "POST" then
     reset()
@@ -208,8 +208,13 @@ local function admin(req)
     for _, k in ipairs { "client_id", "api_key", "master" } do
       if body[k] == nil then return envelope(400, "invalid_request_error", "invalid_seed", "seed needs '" .. k .. "'") end
     end
-    seed = core.json_decode(req.body, false)
-    reset()
+    -- build the new state first: a seed that does not build leaves the old one
+    local new_seed = core.json_decode(req.body, false)
+    local ok, new_st = pcall(S.build, new_seed, sim.now)
+    if not ok then
+      return envelope(400, "invalid_request_error", "invalid_seed", "seed does not build: " .. tostring(new_st))
+    end
+    seed, st, idem, window = new_seed, new_st, {}, {}
     return reply(200, { seeded = true })
   end
   if p == "/__sim/faults" then

@@ -407,6 +407,7 @@ static int l_multi_remove(lua_State *L) {
   lua_Integer id = luaL_checkinteger(L, 2);
   for (struct xfer *x = mt->active; x; x = x->next) {
     if (x->id == id) {
+      curl_multi_remove_handle(mt->m, x->c); /* libcurl lets go of it first */
       xfer_release(x);
       unlink_xfer(mt, x);
       break;

@@ -84,7 +84,14 @@ static uint64_t fnv1a(const char *s, size_t n) {
 
 /* ---------- the file ---------- */
 
+/* Appends one whole line. A write that fails halfway (a full disk) is cut
+ * off again, so that the file never holds half a line before good ones,
+ * and the journal takes no more records: the run stops where it is. */
 int journal_append(journal_t *j, const char *s, size_t n, int sync) {
+  if (j->closed || j->broken) {
+    errno = j->closed ? EBADF : EIO;
+    return -1;
+  }
   j->appended++;
   if (j->fd < 0) {
     j->synced = j->appended;
@@ -94,8 +101,13 @@ int journal_append(journal_t *j, const char *s, size_t n, int sync) {
   while (off < n) {
     ssize_t w = write(j->fd, s + off, n - off);
     if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return -1;
-    if (w == 0) { errno = ENOSPC; return -1; }
+    if (w <= 0) {
+      int e = w == 0 ? ENOSPC : errno;
+      if (ftruncate(j->fd, (off_t)j->size) != 0) { /* nothing more to do: the next scan cuts a torn tail */ }
+      j->broken = 1;
+      errno = e;
+      return -1;
+    }
     off += (size_t)w;
   }
   j->size += (int64_t)n;
@@ -103,6 +115,10 @@ int journal_append(journal_t *j, const char *s, size_t n, int sync) {
 }
 
 int journal_sync(journal_t *j) {
+  if (j->closed || j->broken) {
+    errno = j->closed ? EBADF : EIO;
+    return -1;
+  }
   if (j->fd >= 0 && j->synced != j->appended) {
     while (fdatasync(j->fd) != 0) {
       if (errno != EINTR) return -1;
@@ -185,13 +201,14 @@ slot_t *journal_slot(journal_t *j, uint64_t h, int create) {
 
 journal_t *journal_check(lua_State *L, int idx) {
   journal_t *j = (journal_t *)luaL_checkudata(L, idx, JOURNAL_MT);
-  if (!j->path && j->fd == -2) luaL_error(L, "journal is closed");
+  if (j->closed) uqpay_raise(L, "config", "the run journal is closed (the run has ended)");
   return j;
 }
 
 static void journal_free(journal_t *j) {
   if (j->fd >= 0) close(j->fd); /* drops the lock */
-  j->fd = -2;
+  j->fd = -1;
+  j->closed = 1;
   free(j->path);
   free(j->slots);
   free(j->occs);
@@ -202,7 +219,8 @@ static void journal_free(journal_t *j) {
 }
 
 static int l_journal_close(lua_State *L) {
-  journal_free((journal_t *)luaL_checkudata(L, 1, JOURNAL_MT));
+  journal_t *j = (journal_t *)luaL_checkudata(L, 1, JOURNAL_MT);
+  if (!j->closed) journal_free(j);
   return 0;
 }
 
@@ -242,7 +260,7 @@ static int l_journal_open(lua_State *L) {
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
     if (fcntl(fd, F_SETLK, &fl) != 0) {
       int pid = lock_holder(fd);
-      return uqpay_raise(L, "config", "run %s is in progress (pid %d); journal %s", label, pid, path);
+      return uqpay_raise(L, "config", "%s is in progress (pid %d); journal %s", label, pid, path);
     }
     /* the path may have been renamed away (archived) before we locked */
     struct stat now;
@@ -362,7 +380,7 @@ static int l_journal_scan(lua_State *L) {
       } else {
         const char *state = str_field(L, rec, "state");
         if (state && strcmp(state, "applied") == 0) SLOT_SET(s, off, OP_APPLIED, 0);
-        else if (state && strcmp(state, "rejected") == 0) SLOT_SET(s, SLOT_OFF(s), OP_REJECTED, 0);
+        else if (state && strcmp(state, "rejected") == 0) SLOT_SET(s, off, OP_REJECTED, 0);
         else if (state && strcmp(state, "unsent") == 0) SLOT_SET(s, SLOT_OFF(s), OP_INTENT, 0);
         else SLOT_SET(s, SLOT_OFF(s), OP_IN_DOUBT, 0);
       }
@@ -509,10 +527,12 @@ static int l_journal_unseen(lua_State *L) {
   return 1;
 }
 
-/* j:stats() -> {syncs=, records=} */
+/* j:stats() -> {syncs=, records=, open=} */
 static int l_journal_stats(lua_State *L) {
   journal_t *j = journal_check(L, 1);
-  lua_createtable(L, 0, 2);
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, (lua_Integer)j->open_ops);
+  lua_setfield(L, -2, "open");
   lua_pushinteger(L, (lua_Integer)j->nsyncs);
   lua_setfield(L, -2, "syncs");
   lua_pushinteger(L, (lua_Integer)j->appended);

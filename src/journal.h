@@ -14,6 +14,10 @@
 /* Operation states. IN_FLIGHT is in memory only: on disk an intent with no
  * later record reads back as IN_DOUBT (it may have been sent). */
 enum op_state { OP_NEW, OP_INTENT, OP_IN_FLIGHT, OP_APPLIED, OP_REJECTED, OP_IN_DOUBT, OP_NSTATES };
+/* Not a state: how j:op answers for a REJECTED operation that the script
+ * itself tried again later in the same run (a later occurrence is in the
+ * journal): its rejection is replayed, not sent anew. */
+#define OP_REPLAY_REJECTED OP_NSTATES
 /* The one classification of an HTTP outcome (uqpay.client classifies). */
 enum op_class { CL_DONE, CL_RETRY, CL_REFRESH_TOKEN, CL_REJECTED, CL_UNKNOWN, CL_NCLASSES };
 
@@ -51,13 +55,18 @@ typedef struct {
   size_t nocc, occcap;
   uint64_t appended, synced; /* sequence numbers of records */
   uint64_t nsyncs;           /* fdatasyncs made (group commit shows here) */
+  int64_t open_ops;          /* this invocation's operations not yet settled:
+                                INTENT, IN_FLIGHT or IN_DOUBT (a run with
+                                any cannot complete) */
+  int closed, broken;        /* closed: no more use; broken: a write failed */
   int64_t size;              /* end of the good prefix */
 } journal_t;
 
 typedef struct {
   journal_t *j;
   uint64_t h;
-  int64_t off;          /* a resumed operation's record (applied: its outcome) */
+  int64_t off;          /* a resumed operation's record (applied, rejected: its outcome) */
+  int open;             /* counted in j->open_ops */
   unsigned char id[16]; /* identity hash (method, path, account, body) */
   uint32_t occ;
   int state;

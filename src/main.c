@@ -356,6 +356,11 @@ static int pmain(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
+  if (script == 0 && opts->journal) { /* -e, stdin and the REPL are never journaled */
+    l_message(progname, "--journal needs a script file: -e, stdin and the REPL are never journaled");
+    last_error_code = EXIT_USAGE;
+    return 0;
+  }
   if (!runargs(L, argv, opts->first_lua_arg, optlim)) return 0;
   if (script > 0) {
     if (report(L, uqlua_begin_run(L)) != LUA_OK) return 0;

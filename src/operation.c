@@ -200,6 +200,12 @@ static int l_journal_op(lua_State *L) {
     if (s) {
       int state = SLOT_STATE(s);
       SLOT_SET(s, SLOT_OFF(s), state, 1);
+      /* rejected, and the script tried the same again later in that run:
+       * its own retry is the later occurrence; this one stays rejected */
+      if (state == OP_REJECTED && journal_slot(j, journal_slot_hash(op->id, op->occ + 1), 0)) {
+        op->state = OP_REPLAY_REJECTED;
+        op->off = SLOT_OFF(s);
+      }
       if (state == OP_APPLIED || state == OP_IN_DOUBT || state == OP_INTENT) {
         int top = lua_gettop(L);
         op->off = SLOT_OFF(s);
@@ -214,6 +220,10 @@ static int l_journal_op(lua_State *L) {
         op->intent_ts = (int64_t)lua_tointeger(L, -1);
         lua_settop(L, top);
         op->state = state;
+        if (state != OP_APPLIED) {
+          op->open = 1; /* in doubt or never sent: unsettled until answered */
+          j->open_ops++;
+        }
       }
     }
   }
@@ -235,7 +245,7 @@ static int l_op_info(lua_State *L) {
   char hex[33];
   id_hex(op->id, hex);
   lua_createtable(L, 0, 5);
-  lua_pushstring(L, op_state_names[op->state]);
+  lua_pushstring(L, op->state == OP_REPLAY_REJECTED ? "rejected_earlier" : op_state_names[op->state]);
   lua_setfield(L, -2, "state");
   lua_pushstring(L, op->key);
   lua_setfield(L, -2, "key");
@@ -291,6 +301,8 @@ static int l_op_intent(lua_State *L) {
   if (rc != 0) return write_failed(L, op);
   op->intent_seq = j->appended;
   op->state = OP_INTENT;
+  op->open = 1;
+  j->open_ops++;
   return 0;
 }
 
@@ -336,14 +348,16 @@ static int l_op_observe(lua_State *L) {
     journal_t *j = op->j;
     struct buf b = {0};
     outcome_record(&b, op, op_state_names[next], status);
-    if (next == OP_APPLIED) {
-      rb_add(&b, ",\"body\":", 8);
-      rb_str(&b, body, bn);
-    }
+    rb_add(&b, ",\"body\":", 8); /* the answer (rejections too: replayed for a script's own retry) */
+    rb_str(&b, body, bn);
     rb_add(&b, "}", 1);
     int rc = journal_append_record(j, &b, 0);
     free(b.data);
     if (rc != 0) return write_failed(L, op);
+    if (op->open) {
+      op->open = 0;
+      j->open_ops--;
+    }
   } else {
     op->doubt = next == OP_IN_DOUBT;
   }
@@ -370,10 +384,11 @@ static int l_op_settle(lua_State *L) {
   return 1;
 }
 
-/* op:replay() -> body, status: the recorded answer of an APPLIED operation. */
+/* op:replay() -> body, status: the recorded answer of an APPLIED
+ * operation, or the rejection of one its script tried again. */
 static int l_op_replay(lua_State *L) {
   op_t *op = check_op(L, 1);
-  if (op->state != OP_APPLIED || op->j->fd < 0 || op->off <= 0)
+  if ((op->state != OP_APPLIED && op->state != OP_REPLAY_REJECTED) || op->j->fd < 0 || op->off <= 0)
     return uqpay_raise(L, "config", "internal: nothing to replay for %s %s", op->method, op->path);
   if (!read_own_record(L, op, op->off))
     return uqpay_raise(L, "config", "run journal %s: the outcome of %s %s is not where the index says; "

@@ -126,7 +126,9 @@ function Client.classify(res, kind, sent)
   -- refused before the idempotency store was consulted
   if s == 401 or s == 403 then return "unknown", false end
   if s == 408 or s == 429 then return "retry", false, retry_after_ms(res) end
-  if s == 409 or b:find("request is processing", 1, true) then return "retry", true, retry_after_ms(res) end
+  if b:find("request is processing", 1, true) or b:find("request_processing", 1, true) then
+    return "retry", true, retry_after_ms(res)
+  end
   if s >= 500 then return "retry", true, retry_after_ms(res) end
   if s >= 400 then
     -- the key is taken by another request: this one was not applied under
@@ -144,6 +146,7 @@ end
 -- Returns the reply of a "done" attempt; raises otherwise.
 function Client:exchange(x)
   local op, spec = x.op, x.spec
+  local Run = require "uqpay.run"
   local refreshed, attempt = false, 0
   local last_res, last_kind, last_msg, last_err
   local key = op and op:info().key or x.key
@@ -163,6 +166,12 @@ function Client:exchange(x)
   while true do
     attempt = attempt + 1
     self:throttle()
+    -- a key about to leave UQPAY's 24-hour memory is not sent again
+    if op and x.intent_ts and Run.now() - x.intent_ts > Run.KEY_LIFE_S then
+      last_err = E.new { kind = "reconcile_required", message = "its key is too old to be sent again",
+                         method = x.method, path = x.path, idempotency_key = key }
+      break
+    end
     local ok, headers = pcall(x.headers)
     if not ok then last_err = headers; break end
     if self.cfg.trace then
@@ -180,7 +189,7 @@ function Client:exchange(x)
       self:trace("< %s: %s", kind, msg)
     end
     if class == "done" then return res end
-    if op then op:observe(class, reached, res and res.status or 0) end
+    if op then op:observe(class, reached, res and res.status or 0, class == "rejected" and R.body(res.body) or nil) end
     if kind == "interrupted" then
       last_err = E.new { kind = "interrupted", message = "interrupted during " .. x.method .. " " .. x.path,
                          method = x.method, path = x.path, idempotency_key = key, attempts = attempt }
@@ -265,7 +274,7 @@ end
 -- spec: {method, path, query, body_text, effect, on_behalf_of, timeout_ms,
 --        raw (return the body text as is)}; op: the write's operation.
 -- Returns the decoded response and its raw text.
-function Client:call(spec, op)
+function Client:call(spec, op, intent_ts)
   local url = self.cfg.base_url .. spec.path .. Client.query_string(spec.query)
   local body = spec.body_text
   if body == "" then body = nil end
@@ -273,7 +282,7 @@ function Client:call(spec, op)
   -- a read that is a POST (Retrieve Issuing Balance) carries a fresh key
   local read_key = not op and spec.method ~= "GET" and (spec.key or core.uuid()) or nil
   local res = self:exchange { method = spec.method, path = spec.path, url = url, body = body, op = op, spec = spec,
-    key = read_key, timeout_ms = spec.timeout_ms, headers = function()
+    key = read_key, timeout_ms = spec.timeout_ms, intent_ts = intent_ts, headers = function()
       local headers = { "Accept: application/json", "x-auth-token: Bearer " .. self.token:get() }
       if body then headers[#headers + 1] = "Content-Type: application/json" end
       if read_key then headers[#headers + 1] = "x-idempotency-key: " .. read_key end

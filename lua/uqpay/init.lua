@@ -67,15 +67,25 @@ local function dispatch(spec)
   local obo = c:account(spec) or ""
   local shown = spec.body ~= nil and json.encode(R.value(spec.body), { money = spec.banking and "string" or "number" })
     or ""
-  local op = j:op(spec.method, spec.path, obo, spec.body_text, shown, spec.key)
+  -- the query is part of what the write is
+  local where = spec.path .. c.query_string(spec.query)
+  local op = j:op(spec.method, where, obo, spec.body_text, shown, spec.key)
   local info = op:info()
   if info.state == "applied" then return tag(replayed(op, spec), spec) end
+  if info.state == "rejected_earlier" then
+    -- rejected in the interrupted run, which then tried the same again:
+    -- that later try is its own operation; this one stays rejected
+    local body, status = op:replay()
+    Run.count("replayed")
+    error(c:api_error({ status = status, body = body }, spec, info.key, 1), 0)
+  end
   if info.state ~= "new" then
-    if Run.now() - info.ts > Run.DAY_S then
+    if Run.now() - info.ts > Run.KEY_LIFE_S then
       E.raise { kind = "reconcile_required", method = spec.method, path = spec.path, idempotency_key = info.key,
         message = string.format("run %s: %s %s (occurrence %d) was sent at %s and its outcome is unknown; its key " ..
-          "is older than 24 hours, so sending it again could apply it twice. Check the resource, then start over " ..
-          "with --fresh", tostring(Run.id()), spec.method, spec.path, info.occ, os.date("!%Y-%m-%dT%H:%M:%SZ", info.ts)) }
+          "is too old to be sent again (UQPAY keeps keys for 24 hours), so sending it could apply it twice. Check " ..
+          "the resource, then start over with --fresh", tostring(Run.id()), spec.method, spec.path, info.occ,
+          os.date("!%Y-%m-%dT%H:%M:%SZ", info.ts)) }
     end
     Run.count("resent")
   else
@@ -85,7 +95,7 @@ local function dispatch(spec)
   local group = Parallel.active()
   op:intent(group)
   if group then Parallel.dirty(j) end
-  return tag((c:call(spec, op)), spec)
+  return tag((c:call(spec, op, info.state ~= "new" and info.ts or Run.now())), spec)
 end
 
 -- Inside uqpay.parallel, writes that share a card or an account (as the

@@ -15,7 +15,10 @@ local C = require "uqpay.config"
 
 local Run = {}
 
-Run.DAY_S = 24 * 3600
+-- UQPAY keeps a key's answer for 24 hours; an operation whose intent is
+-- older than this is never sent again (an hour's margin for clock skew
+-- and for retries that wait on Retry-After).
+Run.KEY_LIFE_S = 23 * 3600
 
 local state = { counts = { sent = 0, replayed = 0, resent = 0 } }
 
@@ -58,9 +61,10 @@ function Run.count(what) state.counts[what] = state.counts[what] + 1 end
 
 function Run.id() return state.id end
 
+-- A name no other archive has (two in one second must not overwrite).
 local function archive_name(path, what)
-  return path:gsub("%.journal$", "") .. "-" .. os.date("!%Y%m%dT%H%M%S", math.floor(Run.now())) .. "." .. what ..
-    ".journal"
+  return path:gsub("%.journal$", "") .. "-" .. os.date("!%Y%m%dT%H%M%S", math.floor(Run.now())) .. "-" ..
+    core.uuid():sub(1, 8) .. "." .. what .. ".journal"
 end
 
 -- Opens the run's journal before the script starts: locks it (a second
@@ -88,7 +92,8 @@ function Run.begin()
     assert(core.mkdir_private(dir))
     path = dir .. "/" .. id .. ".journal"
   end
-  local j = core.journal_open(path, id)
+  local label = opts.journal and ("the run in " .. path) or ("run " .. id)
+  local j = core.journal_open(path, label)
   local ok, info = pcall(j.scan, j)
   if not ok and not opts.fresh then
     j:close()
@@ -101,7 +106,7 @@ function Run.begin()
     if info.complete or opts.fresh then
       local to = archive_name(path, info.complete and "done" or "abandoned")
       assert(os.rename(path, to))
-      local fresh = core.journal_open(path, id)
+      local fresh = core.journal_open(path, label)
       j:close()
       j = fresh
       if not info.complete then
@@ -121,8 +126,9 @@ function Run.begin()
   if resuming then
     local header = info.header or {}
     io.stderr:write(string.format("uqlua: resuming run %s started %s: %d operations done (answered from the " ..
-      "journal), %d in doubt (sent again with their keys)%s\n", id, header.started or "?", info.applied,
-      info.in_doubt + info.unsent, info.torn and "; a torn last line was ignored" or ""))
+      "journal), %d in doubt%s (sent again with their keys)%s\n", id, header.started or "?", info.applied,
+      info.in_doubt, info.unsent > 0 and (", " .. info.unsent .. " not sent") or "",
+      info.torn and "; a torn last line was ignored" or ""))
     j:record({ t = "resume", time = stamp(Run.now()) }, true)
   else
     j:reset()
@@ -139,15 +145,19 @@ local function op_line(r)
 end
 
 -- The script ended. success: normally, or through os.exit with success.
--- Marks the run complete; names what the interrupted run applied that this
--- one did not repeat; raises reconcile_required for what stays in doubt.
+-- Marks the run complete and names what the interrupted run applied that
+-- this one did not repeat, unless a write is still unsettled: one of this
+-- run's whose error the script caught (in doubt, or never sent), or one
+-- of the interrupted run's that was not reached again. Then the run stays
+-- resumable (a later run sends them with their keys, never new ones) and
+-- reconcile_required names them.
 function Run.finish(success, code)
   if success then require("uqpay.dryrun").finish_active() end
   local j = state.journal
   if not j then return end
-  state.journal = nil
   local c = state.counts
   if not success then
+    state.journal = nil
     if c.sent + c.resent + c.replayed == 0 and not state.resumed then
       os.remove(state.path) -- it wrote nothing: nothing to resume
     end
@@ -163,7 +173,6 @@ function Run.finish(success, code)
   for _, u in ipairs(j:unseen()) do
     if u.state == "applied" then
       unrepeated[#unrepeated + 1] = u.record
-      j:record { t = "unrepeated", op = u.record.op, occ = u.record.occ, key = u.record.key }
     else
       unresolved[#unresolved + 1] = u.record
     end
@@ -171,9 +180,27 @@ function Run.finish(success, code)
   local by_time = function(a, b) return (a.ts or 0) < (b.ts or 0) end
   table.sort(unrepeated, by_time)
   table.sort(unresolved, by_time)
+  local open = j:stats().open
+  local id = state.id
+  if open > 0 or #unresolved > 0 then
+    state.journal = nil
+    j:close()
+    local lines = {}
+    for i, r in ipairs(unresolved) do lines[i] = "  " .. op_line(r) .. ", sent " .. stamp(r.ts or 0) end
+    E.raise { kind = "reconcile_required", message = string.format("run %s ended, but %d write(s) are not " ..
+      "settled: %s%s. The run stays open: run the same command again to settle them with their own keys " ..
+      "(uqlua --run %s lists them)%s%s", id, open + #unresolved,
+      open > 0 and (open .. " of this run failed without a definitive answer and the script went on") or "",
+      #unresolved > 0 and ((open > 0 and "; " or "") .. #unresolved .. " of the interrupted run were not reached " ..
+        "again") or "", id, #unresolved > 0 and ":\n" or "", table.concat(lines, "\n")) }
+  end
+  state.journal = nil
+  for _, r in ipairs(unrepeated) do
+    j:record { t = "unrepeated", op = r.op, occ = r.occ, key = r.key }
+  end
   j:record({ t = "complete", time = stamp(Run.now()), sent = c.sent, replayed = c.replayed, resent = c.resent,
-             unrepeated = #unrepeated, unresolved = #unresolved, syncs = j:stats().syncs + 1 }, true)
-  local path, id, resumed = state.path, state.id, state.resumed
+             unrepeated = #unrepeated, syncs = j:stats().syncs + 1 }, true)
+  local path, resumed = state.path, state.resumed
   if not resumed and c.sent == 0 then
     os.remove(path) -- a run that wrote nothing leaves nothing behind
   end
@@ -185,13 +212,6 @@ function Run.finish(success, code)
   for _, r in ipairs(unrepeated) do
     io.stderr:write(string.format("uqlua: run %s: %s: applied earlier, not repeated\n", id, op_line(r)))
   end
-  if #unresolved > 0 then
-    local lines = {}
-    for i, r in ipairs(unresolved) do lines[i] = "  " .. op_line(r) .. ", sent " .. stamp(r.ts or 0) end
-    E.raise { kind = "reconcile_required", message = string.format("run %s finished, but %d operation(s) of the " ..
-      "interrupted run were not repeated this time and their outcome is unknown; check them:\n%s",
-      id, #unresolved, table.concat(lines, "\n")) }
-  end
 end
 
 -- os.exit ends a run too: with success (os.exit(), os.exit(0),
@@ -200,8 +220,15 @@ function Run.install_exit()
   if state.exit_installed then return end
   state.exit_installed = true
   local real_exit = os.exit
+  -- os.exit always exits: if the run cannot complete, it says why and
+  -- exits as that error would (3 for writes left unsettled)
   os.exit = function(code, close) -- luacheck: ignore 122
-    Run.finish(code == nil or code == true or code == 0, code)
+    local ok, err = pcall(Run.finish, code == nil or code == true or code == 0, code)
+    if not ok then
+      io.stderr:write("uqlua: ", tostring(err), "\n")
+      io.stderr:flush()
+      return real_exit(E.is(err) and err.kind == "reconcile_required" and 3 or 1, close)
+    end
     return real_exit(code, close)
   end
 end

@@ -175,5 +175,69 @@ faults("fail_before:next=1:path=/v1/issuing/cards/*/recharge")
 code, _, err = T:run(uq(one))
 T:check("9: ...also for a write, with its key kept across the refresh", code == 0 and applied("recharge") == 1, err)
 
+-- ---- a write left unsettled keeps its run open, whatever the script did ----
+reset()
+local caught = T:file("caught.lua", 'print(pcall(uqpay.recharge, "' .. CARD .. '", "5.00"))\nprint("went on")\n')
+faults("fail_after:next=1:path=/v1/issuing/cards/*/recharge")
+code, _, err = T:run("UQLUA_MAX_ATTEMPTS=1 " .. uq(caught))
+T:check("an in-doubt write whose error the script caught: the run does not complete (exit 3)", code == 3
+  and err:find("not settled") ~= nil, err)
+code, _, err = T:run(uq(caught))
+T:check("...and the next run settles it with its key: applied once", code == 0 and applied("recharge") == 1, err)
+
+reset()
+local exits = T:file("exits.lua", [[
+uqpay.parallel({ 1, 2, 3 }, function(i)
+  if i == 3 then require("uqpay.parallel").sleep(150); os.exit(0) end
+  uqpay.recharge("]] .. CARD .. [[", i .. ".00")
+end)
+]])
+faults("latency=1:ms=600:path=/v1/issuing/cards/*/recharge")
+code, _, err = T:run(uq(exits))
+faults("")
+core.sleep_ms(700)
+T:check("os.exit(0) while writes are in flight does not complete the run (exit 3)", code == 3, err)
+code, _, err = T:run(uq(exits))
+T:check("...the next run settles them with their keys: each applied once", code == 0 and applied("recharge") == 2, err)
+
+reset()
+T:file("edit2.lua", 'uqpay.recharge("' .. CARD .. '", "5.00")\n')
+faults("fail_after:next=1:path=/v1/issuing/cards/*/recharge")
+T:run("UQLUA_MAX_ATTEMPTS=1 " .. uq(T.dir .. "/edit2.lua"))
+T:file("edit2.lua", 'uqpay.recharge("' .. CARD .. '", "6.00")\n')
+code, _, err = T:run(uq(T.dir .. "/edit2.lua"))
+T:check("an edit that leaves an in-doubt write unreached keeps the run open (exit 3), naming it", code == 3
+  and err:find("amount 5%.00") ~= nil, err)
+T:file("edit2.lua", 'uqpay.recharge("' .. CARD .. '", "5.00")\n')
+code, _, err = T:run(uq(T.dir .. "/edit2.lua"))
+local st = H.state(base)
+local fives = 0
+for _, a in ipairs(st.applied) do if a.op == "recharge" and tostring(a.amount) == "5.00" then fives = fives + 1 end end
+T:check("...and reverting it settles the write with its key: 5.00 applied once", code == 0 and fives == 1,
+  json.encode(st.applied))
+
+reset()
+local retry = T:file("retry.lua", [[
+local FROZEN = "66666666-6666-4666-8666-666666666663"
+pcall(uqpay.recharge, FROZEN, "7.00")
+uqpay.cards.unfreeze(FROZEN)
+uqpay.recharge(FROZEN, "7.00")
+if os.getenv("STOP") then error("stop") end
+]])
+T:run("STOP=1 " .. uq(retry))
+code, _, err = T:run(uq(retry))
+T:check("a rejection the script itself retried stays a rejection on resume: 7.00 applied once", code == 0
+  and applied("recharge") == 1, err)
+
+reset()
+T:file("query.lua", 'uqpay.request("POST", "/v1/issuing/cards/' .. CARD .. '/recharge", { query = { note = "a" }, ' ..
+  'body = { amount = "1.00" } })\nerror("stop")\n')
+T:run(uq(T.dir .. "/query.lua"))
+T:file("query.lua", 'uqpay.request("POST", "/v1/issuing/cards/' .. CARD .. '/recharge", { query = { note = "b" }, ' ..
+  'body = { amount = "1.00" } })\n')
+code, _, err = T:run(uq(T.dir .. "/query.lua"))
+T:check("the query string is part of a write: another query is another write", code == 0
+  and applied("recharge") == 2, err)
+
 T:stop(sim)
 T:finish()

@@ -128,7 +128,7 @@ H.admin("POST", "faults", {}, base)
 code, _, err = T:run("UQLUA_CLOCK_OFFSET_S=90000 " .. sim.env .. UQ .. " " .. one)
 T:check("an intent older than 24 hours is not re-sent: exit 3 naming it", code == 3
   and err:find("reconcile_required") ~= nil and err:find("POST /v1/issuing/cards/66666666%-6666%-4666%-8666%-666666666661/recharge")
-  and err:find("older than 24 hours") ~= nil, err)
+  and err:find("too old to be sent again") ~= nil, err)
 require("uqpay.core").sleep_ms(3500) -- the killed request finishes on the server
 code, _, err = T:run(sim.env .. UQ .. " " .. one)
 T:check("within 24 hours the open intent is sent again with its key: applied once", code == 0

@@ -6,15 +6,15 @@ PKGS     = lua5.4 libcurl libmicrohttpd libedit uuid libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 OPT     ?= -O2 -g
-WARN     = -Wall -Wextra -Wno-unused-parameter
+WARN     = -Wall -Wextra -Wno-unused-parameter -fvisibility=hidden
 CFLAGS_ALL = $(OPT) $(WARN) -std=gnu11 -fPIC -D_GNU_SOURCE -Isrc -I$(B) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) -lpthread -lm
 
 # B is the build directory: build/ normally, build-asan/ for `make check`.
 B ?= build
 
-CORE = money json errors http url sys sim journal operation embed module
-BIN_ONLY = main options host repl
+CORE = money json errors class http url sys sim journal operation embed module
+BIN_ONLY = main docall options host repl
 LUA_SRC := $(shell find lua -name '*.lua' | LC_ALL=C sort)
 
 CORE_OBJ = $(CORE:%=$(B)/%.o) $(B)/embedded.o

@@ -15,7 +15,16 @@ int uqlua_begin_run(lua_State *L);
 int uqlua_finish_run(lua_State *L, int success);
 /* --serve-sim: serve until SIGINT/SIGTERM. Returns 0, or 2 after a message. */
 int uqlua_serve_sim(lua_State *L, const struct uqlua_options *o);
+/* Exit codes (SPEC §1): 0, 1 (EXIT_FAILURE) and these. */
+#define EXIT_USAGE 2
+#define EXIT_RECONCILE 3
+#define EXIT_INTERRUPTED 130
+
+/* docall.c: every chunk runs through docall, as in lua.c. */
 int docall(lua_State *L, int narg, int nres);
 /* docall with another message handler (the REPL's). */
 int docall_with(lua_State *L, int narg, int nres, lua_CFunction handler);
+/* The exit code the last failed chunk's error decided. */
+int uqlua_exit_code(void);
+void uqlua_set_exit_code(int code);
 #endif

@@ -21,31 +21,11 @@
 #include "repl.h"
 #include "uqpay.h"
 
-#define EXIT_USAGE 2
 #ifndef LUA_IGMARK
 #define LUA_IGMARK "-" /* as loadlib.c: "-l a-b" loads a-b into global a */
 #endif
-#define EXIT_RECONCILE 3
-#define EXIT_INTERRUPTED 130
 
-static lua_State *globalL = NULL;
 static const char *progname = "uqlua";
-
-
-
-/* Hook set by the signal handler: raise an error at the next Lua step. */
-static void lstop(lua_State *L, lua_Debug *ar) {
-  (void)ar;
-  lua_sethook(L, NULL, 0, 0);
-  uqpay_raise(L, "interrupted", "interrupted");
-}
-
-static void laction(int i) {
-  int flag = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
-  signal(i, SIG_DFL); /* a second Ctrl-C kills the process */
-  uqlua_interrupted = 1; /* also seen by libcurl's progress callback */
-  lua_sethook(globalL, lstop, flag, 1);
-}
 
 static void print_usage(const char *badoption) {
   if (badoption) {
@@ -64,28 +44,8 @@ static void l_message(const char *pname, const char *msg) {
   lua_writestringerror("%s\n", msg);
 }
 
-/* Exit code for an error object left by docall: kind decides (SPEC §1). */
-static int error_exit_code(lua_State *L, int idx) {
-  int code = EXIT_FAILURE;
-  if (uqlua_interrupted) return EXIT_INTERRUPTED;
-  if (lua_type(L, idx) == LUA_TTABLE) {
-    lua_getfield(L, idx, "kind");
-    const char *kind = lua_tostring(L, -1);
-    if (kind) {
-      if (strcmp(kind, "reconcile_required") == 0) code = EXIT_RECONCILE;
-      else if (strcmp(kind, "interrupted") == 0) code = EXIT_INTERRUPTED;
-      else if (strcmp(kind, "usage") == 0 || strcmp(kind, "config") == 0) code = EXIT_USAGE;
-    }
-    lua_pop(L, 1);
-  }
-  return code;
-}
-
-/* Registry slot for the exit code of the last failed chunk. */
-static int last_error_code = EXIT_FAILURE;
-
 /* Prints the message of a failed chunk; the exit code was decided by the
- * message handler (last_error_code). */
+ * message handler (uqlua_exit_code). */
 static int report(lua_State *L, int status) {
   if (status != LUA_OK) {
     const char *msg = lua_tostring(L, -1);
@@ -93,47 +53,6 @@ static int report(lua_State *L, int status) {
     l_message(progname, msg);
     lua_pop(L, 1);
   }
-  return status;
-}
-
-/* Message handler: turn any error object into "message\ntraceback". Error
- * tables from uqpay keep their kind: the handler stores it for the exit code
- * and renders them through __tostring. */
-static int msghandler(lua_State *L) {
-  lua_pushvalue(L, 1); /* the error as raised, for --json */
-  lua_setfield(L, LUA_REGISTRYINDEX, "uqlua.last_error");
-  const char *msg = lua_tostring(L, 1);
-  if (msg == NULL) {
-    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) {
-      last_error_code = error_exit_code(L, 1);
-      msg = lua_tostring(L, -1);
-      /* the user's mistake or Ctrl-C, not the program's: one line */
-      if (last_error_code == EXIT_USAGE || last_error_code == EXIT_INTERRUPTED) return 1;
-    } else {
-      msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-    }
-  } else {
-    last_error_code = uqlua_interrupted ? EXIT_INTERRUPTED : EXIT_FAILURE;
-  }
-  luaL_traceback(L, L, msg, 1);
-  return 1;
-}
-
-int docall(lua_State *L, int narg, int nres) {
-  return docall_with(L, narg, nres, msghandler);
-}
-
-int docall_with(lua_State *L, int narg, int nres, lua_CFunction handler) {
-  int base = lua_gettop(L) - narg;
-  lua_pushcfunction(L, handler);
-  lua_insert(L, base);
-  globalL = L;
-  uqlua_interrupted = 0;
-  last_error_code = EXIT_FAILURE;
-  signal(SIGINT, laction);
-  int status = lua_pcall(L, narg, nres, base);
-  signal(SIGINT, SIG_DFL);
-  lua_remove(L, base);
   return status;
 }
 
@@ -296,9 +215,9 @@ static int bundled_script(const char *name) {
 /* The script failed: its run stays resumable (and says so). The exit code
  * is the script's error's, whatever finishing the run says. */
 static int script_failed(lua_State *L) {
-  int code = last_error_code;
+  int code = uqlua_exit_code();
   if (uqlua_finish_run(L, 0) != LUA_OK) lua_pop(L, 1);
-  last_error_code = code;
+  uqlua_set_exit_code(code);
   return 0;
 }
 
@@ -314,7 +233,7 @@ static int pmain(lua_State *L) {
   luaL_checkversion(L);
   if (args == has_error) {
     print_usage(argv[first]);
-    last_error_code = EXIT_USAGE;
+    uqlua_set_exit_code(EXIT_USAGE);
     return 0;
   }
   if (args & has_v) print_version();
@@ -340,7 +259,7 @@ static int pmain(lua_State *L) {
   }
   if (opts->serve_sim) { /* standalone simulator: nothing else runs */
     if (uqlua_serve_sim(L, opts) != 0) {
-      last_error_code = EXIT_USAGE;
+      uqlua_set_exit_code(EXIT_USAGE);
       return 0;
     }
     lua_pushboolean(L, 1);
@@ -358,7 +277,7 @@ static int pmain(lua_State *L) {
   }
   if (script == 0 && opts->journal) { /* -e, stdin and the REPL are never journaled */
     l_message(progname, "--journal needs a script file: -e, stdin and the REPL are never journaled");
-    last_error_code = EXIT_USAGE;
+    uqlua_set_exit_code(EXIT_USAGE);
     return 0;
   }
   if (!runargs(L, argv, opts->first_lua_arg, optlim)) return 0;
@@ -419,7 +338,6 @@ int main(int argc, char **argv) {
     l_message(argv[0], "cannot create state: not enough memory");
     return EXIT_FAILURE;
   }
-  globalL = L;
   lua_gc(L, LUA_GCSTOP);
   lua_pushcfunction(L, &pmain);
   lua_pushinteger(L, argc);
@@ -429,11 +347,11 @@ int main(int argc, char **argv) {
   result = lua_toboolean(L, -1);
   if (!result && opts.json) json_error(L);
   if (status != LUA_OK) {
-    last_error_code = EXIT_FAILURE;
+    uqlua_set_exit_code(EXIT_FAILURE);
     report(L, status);
   }
   uqlua_close_host(L);
   lua_close(L);
   if (result && status == LUA_OK) return EXIT_SUCCESS;
-  return last_error_code;
+  return uqlua_exit_code();
 }

@@ -93,19 +93,6 @@ int luaopen_uqpay_core(lua_State *L) {
   return 1;
 }
 
-void uqpay_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction closer) {
-  if (luaL_newmetatable(L, name)) {
-    lua_pushcfunction(L, closer);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, closer);
-    lua_setfield(L, -2, "__close");
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-  }
-  lua_pop(L, 1);
-}
-
 int uqlua_has_ops_script(const char *name) {
   char key[256];
   if (strcmp(name, "ops") == 0) return 1;
@@ -115,7 +102,7 @@ int uqlua_has_ops_script(const char *name) {
   return uqlua_find_embedded(key) != NULL;
 }
 
-int luaopen_uqpay(lua_State *L) {
+UQPAY_EXPORT int luaopen_uqpay(lua_State *L) {
   uqlua_install_searcher(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_uqpay_core);

@@ -168,7 +168,7 @@ money_t money_check(lua_State *L, int idx, const char *field) {
 
 static money_t money_check_scale(lua_State *L, int idx, const char *field, int want) {
   int64_t units;
-  int decimals, scale = 2;
+  int decimals = 0, scale = 2;
   const char *cur;
   char shown[64];
   idx = lua_absindex(L, idx);

@@ -68,6 +68,10 @@ expect("uqpay.uuid() is a lowercase v4 UUID", UQ .. " -e 'print(uqpay.uuid())'",
   "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x\n$")
 expect("require 'uqpay' is the global", UQ .. " -e 'print(require(\"uqpay\") == uqpay, require(\"cjson\").null ~= nil)'",
   0, "^true\ttrue\n$")
+do
+  local _, out = run("nm -D --defined-only uqpay.so | awk '$2 ~ /^[TDBR]$/ { print $3 }'")
+  check("uqpay.so exports luaopen_uqpay and nothing else", out == "luaopen_uqpay\n", out)
+end
 expect("uqpay.so loads in plain lua5.4", "lua5.4 -e 'package.cpath=\"./?.so;\"..package.cpath; local u = require \"uqpay\";" ..
   " print(u.version, #u.uuid(), u.money(\"0.1\") + \"0.2\")'", 0, "^%d+%.%d+%.%d+\t36\t0.30\n$")
 local dev = dir .. "/dev/uqpay"

@@ -4,7 +4,7 @@
 # Uses sudo when not root. Safe to run repeatedly: a no-op once installed.
 set -e
 PKGS="$* build-essential pkg-config liblua5.4-dev lua5.4 libcurl4-openssl-dev libssl-dev lua-cjson-dev \
-uuid-dev libedit-dev libmicrohttpd-dev lua-busted lua-argparse curl man-db tmux"
+uuid-dev libedit-dev libmicrohttpd-dev lua-busted lua-argparse lua-check curl man-db tmux"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -39,7 +39,8 @@ expect("a syntax error exits 1", UQ .. " " .. syntax, 1, nil, "^uqlua: .*syntax.
 local boom = file("boom.lua", "local function inner() error('boom') end\nlocal function outer() inner() end\nouter()\n")
 expect("a runtime error shows a traceback", UQ .. " " .. boom, 1, nil,
   "uqlua: .*boom.lua:1: boom\nstack traceback:.*in %a+ 'inner'.*in local 'outer'")
-expect("an error object with __tostring prints readably", UQ .. " -e 'error(setmetatable({}, {__tostring=function() return \"custom!\" end}))'",
+expect("an error object with __tostring prints readably",
+  UQ .. " -e 'error(setmetatable({}, {__tostring=function() return \"custom!\" end}))'",
   1, nil, "uqlua: custom!")
 expect("a non-string error object", UQ .. " -e 'error({})'", 1, nil, "error object is a table value")
 expect("an unknown short option is a usage error", UQ .. " -z", 2, nil, "unrecognized option '%-z'")
@@ -142,13 +143,13 @@ expect("no credentials is a config error", UQ .. " -e 'uqpay.balance(\"USD\")'",
 -- ---- against the simulator ----
 expect("--sim runs a script against the built-in simulator",
   UQ .. " --sim -e 'print(uqpay.balance(\"USD\").available_balance)'", 0, "^100000%.00\n$")
-local code, out, err = run(UQ .. " --sim --trace -e 'uqpay.recharge(\"66666666-6666-4666-8666-666666666661\", \"1.00\")" ..
+local code, _, err = run(UQ .. " --sim --trace -e 'uqpay.recharge(\"66666666-6666-4666-8666-666666666661\", \"1.00\")" ..
   " pcall(uqpay.recharge, \"66666666-6666-4666-8666-666666666663\", \"1.00\")'")
 check("--trace logs exchanges", code == 0 and err:find("> POST http://127%.0%.0%.1:%d+/api/v1/issuing/cards/") ~= nil
   and err:find("< 200 POST") ~= nil, err)
 check("--trace never shows the API key, client id or token",
   not err:find("sim%-secret%-key%-0001") and not err:find("sim%-client%-0001") and not err:find("simtok%."), err)
-code, out, err = run(UQ .. " --sim -e 'uqpay.recharge(\"66666666-6666-4666-8666-666666666663\", \"1.00\")'")
+code, _, err = run(UQ .. " --sim -e 'uqpay.recharge(\"66666666-6666-4666-8666-666666666663\", \"1.00\")'")
 check("an uncaught API error prints one readable line and a traceback, no secret", code == 1
   and err:find("uqlua: uqpay api error: card is FROZEN") and err:find("stack traceback") and not err:find("sim%-secret"), err)
 expect("an uncaught usage error exits 2", UQ .. " --sim -e 'uqpay.recharge(\"x\", 1)'", 2, nil, "card_id \"x\" is not a UUID")
@@ -203,7 +204,7 @@ local function requests()
 end
 local prod = ENV .. envs .. "UQPAY_ENV=production "
 local before = requests()
-code, out, err = run(prod .. UQ .. " -e 'uqpay.recharge(\"66666666-6666-4666-8666-666666666661\", \"1.00\")'")
+code, _, err = run(prod .. UQ .. " -e 'uqpay.recharge(\"66666666-6666-4666-8666-666666666661\", \"1.00\")'")
 check("a production write without a terminal or --yes is refused, nothing sent",
   code == 2 and err:find("refusing a production write") ~= nil and requests() == before, err)
 expect("production reads need no confirmation", prod .. UQ .. " -e 'print(uqpay.balance(\"USD\").available_balance)'",

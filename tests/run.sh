@@ -39,6 +39,18 @@ suite() {
 # Tests never touch the real journal, cache or config directories.
 export XDG_STATE_HOME="$log/state" XDG_CACHE_HOME="$log/cache" XDG_CONFIG_HOME="$log/config"
 
+# luacheck over every Lua file of ours (.luacheckrc), once.
+lint() {
+  if luacheck -q --codes lua tests scripts >"$log/lint.out" 2>&1; then
+    echo "ok 1 - luacheck lua tests scripts"
+  else
+    echo "not ok 1 - luacheck lua tests scripts"
+    sed 's/^/# /' "$log/lint.out"
+  fi
+  echo "1..1"
+}
+suite luacheck lint
+
 for UQLUA in "$@"; do
   export UQLUA
   echo "== with $UQLUA" >&2

@@ -40,7 +40,8 @@ D.utilities = {
     summary = "The active configuration, secrets redacted: env, base_url, profile, on_behalf_of, " ..
       "client_id and api_key as \"[REDACTED]\", rate limit, timeouts, attempts.",
     returns = "table", example = 'print(uqpay.config().env)   --> sandbox' },
-  { name = "request", signature = "uqpay.request(method, path [, {query=, body=, key=, on_behalf_of=, timeout_ms=, banking=, raw=, effect=}])",
+  { name = "request",
+    signature = "uqpay.request(method, path [, {query=, body=, key=, on_behalf_of=, timeout_ms=, banking=, raw=, effect=}])",
     summary = "Any endpoint not in the table, through the same request path (token, idempotency, retries, " ..
       "errors, journal). `banking = true` sends amounts as strings; `raw = true` returns the response text. " ..
       "`effect` is \"read\" for GET and \"write\" otherwise; say `effect = \"read\"` for a POST that only reads " ..

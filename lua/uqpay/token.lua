@@ -88,7 +88,7 @@ function T:obtain()
   end
   assert(core.mkdir_private(self.cfg.cache_dir))
   -- Under the lock, look again: another process may have refreshed it.
-  local lock <close> = assert(core.lock(self.path .. ".lock"))
+  local lock <close> = assert(core.lock(self.path .. ".lock")) -- luacheck: ignore 211 (held until return)
   cached = self:read_cache()
   if fresh(cached) and cached.auth_token ~= self.rejected then
     require("uqpay.redact").secret(cached.auth_token)
@@ -114,7 +114,7 @@ function T:invalidate()
   -- a fetch under way in this process (another uqpay.parallel item) holds
   -- the lock and will replace the file: taking it here would deadlock
   if not self.path or self.fetching then return end
-  local lock <close> = core.lock(self.path .. ".lock")
+  local lock <close> = core.lock(self.path .. ".lock") -- luacheck: ignore 211 (held until return)
   local cached = self:read_cache()
   if cached and cached.auth_token == dead then os.remove(self.path) end
 end

@@ -90,7 +90,7 @@ end
 -- Runs a shell command, returns exit code, stdout, stderr.
 function H.sh(cmd)
   local out, err = os.tmpname(), os.tmpname()
-  local ok, how, code = os.execute(cmd .. " >" .. out .. " 2>" .. err)
+  local _, how, code = os.execute(cmd .. " >" .. out .. " 2>" .. err)
   local function slurp(p) local f = io.open(p); local s = f:read("a"); f:close(); os.remove(p); return s end
   return how == "exit" and code or 128 + code, slurp(out), slurp(err)
 end

@@ -117,7 +117,7 @@ local function scenario(k)
   local text, want, counts = generate(n)
   local script = T:file("chaos" .. k .. ".lua", text)
   local cmd = sim.env .. "UQLUA_MAX_ATTEMPTS=2 " .. UQ .. " " .. script
-  local codes, code, err = {}, nil, ""
+  local codes, code, err, _ = {}, nil, ""
   local runs = 0
   while code ~= 0 and runs < 40 do
     runs = runs + 1

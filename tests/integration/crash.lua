@@ -49,7 +49,7 @@ local function scenario(name, text)
   os.execute("rm -rf " .. runs_dir)
   local script = T:file(name .. ".lua", text)
   math.randomseed(core.monotonic_ms())
-  local kills, runs, code, err = 0, 0, nil, nil
+  local kills, runs, code, err, _ = 0, 0, nil, nil
   local cmd = sim.env .. "UQLUA_MAX_ATTEMPTS=3 " .. UQ .. " " .. script
   -- kill at random points a few times...
   for _ = 1, 6 do

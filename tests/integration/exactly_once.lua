@@ -212,9 +212,9 @@ T:file("edit2.lua", 'uqpay.recharge("' .. CARD .. '", "5.00")\n')
 code, _, err = T:run(uq(T.dir .. "/edit2.lua"))
 local st = H.state(base)
 local fives = 0
-for _, a in ipairs(st.applied) do if a.op == "recharge" and tostring(a.amount) == "5.00" then fives = fives + 1 end end
+for _, ap in ipairs(st.applied) do if ap.op == "recharge" and tostring(ap.amount) == "5.00" then fives = fives + 1 end end
 T:check("...and reverting it settles the write with its key: 5.00 applied once", code == 0 and fives == 1,
-  json.encode(st.applied))
+  err .. json.encode(st.applied))
 
 reset()
 local retry = T:file("retry.lua", [[

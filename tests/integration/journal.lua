@@ -36,6 +36,7 @@ local run5 = sim.env .. UQ .. " " .. script
 
 -- ---- resume: recorded outcomes are answered locally ----
 reset()
+local out
 local code, _, err = T:run("FAIL_AFTER=3 " .. run5)
 T:check("a failing script leaves an incomplete run", code == 1 and applied("recharge") == 3, err)
 local files = journal_files()
@@ -153,7 +154,6 @@ T:check("--json --run ID: the operations with keys and states", code == 0 and ok
 
 -- ---- --dry-run sends no write ----
 reset()
-before = H.requests(base)
 code, out, err = T:run(sim.env .. UQ .. " --dry-run " .. T:file("dry.lua", [[
 local o = uqpay.recharge("66666666-6666-4666-8666-666666666661", "2.50")
 assert(o.dry_run == true, "results are marked dry_run")

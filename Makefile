@@ -20,7 +20,7 @@ LUA_SRC := $(shell find lua -name '*.lua' | LC_ALL=C sort)
 CORE_OBJ = $(CORE:%=$(B)/%.o) $(B)/embedded.o
 BIN_OBJ  = $(BIN_ONLY:%=$(B)/%.o) $(CORE_OBJ)
 
-.PHONY: all deps asan test check chaos demo bench docs install uninstall clean help
+.PHONY: all deps asan test check chaos fuzz demo bench docs install uninstall clean help
 all: uqlua uqpay.so
 
 help:
@@ -31,6 +31,8 @@ help:
 	@echo "make check      the test suite under AddressSanitizer + UndefinedBehaviorSanitizer only"
 	@echo "make chaos      long runs: the exactly-once chaos test (CHAOS_SEED=N replays one),"
 	@echo "                resume memory at 200,000 journaled writes"
+	@echo "make fuzz       libFuzzer over the JSON, money, journal, URL and redaction parsers"
+	@echo "                (FUZZ_SECONDS=60 per target; regressions in tests/fuzz/regress/ first)"
 	@echo "make bench      benchmarks, figures side by side"
 	@echo "make docs       regenerate the endpoint reference in docs/api.md"
 	@echo "make install    PREFIX=$(PREFIX) DESTDIR=..."
@@ -87,6 +89,29 @@ chaos: deps
 	  ./uqlua tests/integration/chaos.lua ./uqlua long && ./uqlua tests/long/resume_memory.lua ./uqlua; \
 	  rc=$$?; rm -rf $$d; exit $$rc
 
+# libFuzzer (clang): one harness, tests/fuzz/fuzz.c, built per target over
+# the core objects; each target first replays its regressions, then runs
+# FUZZ_SECONDS on its corpus (tests/fuzz/corpus/T, grown in build-fuzz/).
+FUZZ_TARGETS = json money journal url redact
+FUZZ_SECONDS ?= 60
+FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined
+fuzz: deps
+	@sh scripts/deps.sh clang libclang-rt-14-dev
+	@$(MAKE) --no-print-directory B=build-fuzz CC=clang OPT="-O1 -g" \
+	  EXTRA_CFLAGS="-fsanitize=fuzzer-no-link $(FUZZ_SAN)" $(CORE_OBJ:$(B)/%=build-fuzz/%)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  clang -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) -Isrc -Ibuild-fuzz $(PKG_CFLAGS) -DTARGET=\"$$t\" \
+	    tests/fuzz/fuzz.c $(CORE_OBJ:$(B)/%=build-fuzz/%) $(LDLIBS_ALL) -o build-fuzz/fuzz-$$t; \
+	  mkdir -p build-fuzz/corpus-$$t tests/fuzz/regress/$$t; \
+	  if [ -n "$$(ls tests/fuzz/regress/$$t)" ]; then build-fuzz/fuzz-$$t tests/fuzz/regress/$$t/*; fi; \
+	  echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
+	  build-fuzz/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=build-fuzz/crash-$$t- \
+	    build-fuzz/corpus-$$t tests/fuzz/corpus/$$t >build-fuzz/fuzz-$$t.log 2>&1 \
+	    || { tail -n 40 build-fuzz/fuzz-$$t.log; echo "fuzz $$t: finding in build-fuzz/crash-$$t-*;" \
+	         "add it to tests/fuzz/regress/$$t/ with the fix"; exit 1; }; \
+	  grep -E "stat::(number_of_executed_units|new_units_added)" build-fuzz/fuzz-$$t.log; \
+	done
+
 docs: all
 	./uqlua scripts/gen-api-doc.lua --write
 
@@ -111,4 +136,4 @@ uninstall:
 	  $(DESTDIR)$(PREFIX)/share/man/man1/uqlua.1
 
 clean:
-	rm -rf build build-asan uqlua uqpay.so
+	rm -rf build build-asan build-fuzz uqlua uqpay.so

@@ -1,6 +1,7 @@
 #include <string.h>
 
 #include "lauxlib.h"
+#include "errors.h"
 #include "embed.h"
 
 const struct uqlua_embedded *uqlua_find_embedded(const char *name) {
@@ -21,7 +22,7 @@ static int searcher(lua_State *L) {
     return 1;
   }
   if (uqlua_load_embedded(L, e) != LUA_OK)
-    return luaL_error(L, "error loading embedded module '%s':\n\t%s", name, lua_tostring(L, -1));
+    return uqpay_raise(L, "config", "error loading embedded module '%s':\n\t%s", name, lua_tostring(L, -1));
   lua_pushstring(L, e->chunkname);
   return 2;
 }

@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 
 #include "lauxlib.h"
+#include "errors.h"
 #include "core.h"
 #include "buf.h"
 #include "journal.h"
@@ -47,13 +48,13 @@ static int l_http_new(lua_State *L) {
   h->curl = NULL;
   luaL_setmetatable(L, HTTP_MT);
   h->curl = curl_easy_init();
-  if (!h->curl) return luaL_error(L, "cannot initialise libcurl");
+  if (!h->curl) return uqpay_raise(L, "config", "cannot initialise libcurl");
   return 1;
 }
 
 static http_t *check_http(lua_State *L) {
   http_t *h = (http_t *)luaL_checkudata(L, 1, HTTP_MT);
-  if (!h->curl) luaL_error(L, "HTTP client is closed");
+  if (!h->curl) uqpay_raise(L, "usage", "HTTP client is closed");
   return h;
 }
 
@@ -114,10 +115,10 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
 static void xfer_setup(lua_State *L, int t, struct xfer *x, const op_t *op) {
   lua_getfield(L, t, "method");
   const char *method = lua_tostring(L, -1);
-  if (!method) luaL_error(L, "request.method must be a string");
+  if (!method) uqpay_raise(L, "usage", "request.method must be a string");
   lua_getfield(L, t, "url");
   const char *url = lua_tostring(L, -1);
-  if (!url) luaL_error(L, "request.url must be a string");
+  if (!url) uqpay_raise(L, "usage", "request.url must be a string");
   lua_getfield(L, t, "body");
   size_t body_len = 0;
   const char *body = lua_isnil(L, -1) ? NULL : luaL_checklstring(L, -1, &body_len);
@@ -129,16 +130,16 @@ static void xfer_setup(lua_State *L, int t, struct xfer *x, const op_t *op) {
   long fresh = lua_toboolean(L, -1);
   lua_getfield(L, t, "max_response_bytes");
   lua_Integer max_body = luaL_optinteger(L, -1, 32 * 1024 * 1024);
-  if (max_body < 1) luaL_argerror(L, 2, "max_response_bytes must be positive");
+  if (max_body < 1) uqpay_raise(L, "usage", "max_response_bytes must be positive");
   lua_getfield(L, t, "headers");
   int ht = lua_gettop(L);
   lua_Integer nh = lua_istable(L, ht) ? (lua_Integer)lua_rawlen(L, ht) : 0;
   for (lua_Integer i = 1; i <= nh; i++) {
     lua_rawgeti(L, ht, i);
-    if (!lua_isstring(L, -1)) luaL_error(L, "headers[%d] is not a string", (int)i);
+    if (!lua_isstring(L, -1)) uqpay_raise(L, "usage", "headers[%d] is not a string", (int)i);
     /* a write's key comes from its operation, nowhere else */
     if (op && strncasecmp(lua_tostring(L, -1), "x-idempotency-key", 17) == 0)
-      luaL_error(L, "headers[%d]: a write's idempotency key comes from its operation", (int)i);
+      uqpay_raise(L, "usage", "headers[%d]: a write's idempotency key comes from its operation", (int)i);
     lua_pop(L, 1);
   }
   char keyline[128] = "Expect:";
@@ -159,7 +160,7 @@ static void xfer_setup(lua_State *L, int t, struct xfer *x, const op_t *op) {
     struct curl_slist *n = curl_slist_append(hdrs, line);
     if (!n) {
       curl_slist_free_all(hdrs);
-      luaL_error(L, "out of memory");
+      uqpay_raise(L, "config", "out of memory");
     }
     hdrs = n;
   }
@@ -293,7 +294,7 @@ typedef struct {
 
 static multi_t *check_multi(lua_State *L) {
   multi_t *mt = (multi_t *)luaL_checkudata(L, 1, MULTI_MT);
-  if (!mt->m) luaL_error(L, "multi handle is closed");
+  if (!mt->m) uqpay_raise(L, "usage", "multi handle is closed");
   return mt;
 }
 
@@ -302,7 +303,7 @@ static int l_multi_new(lua_State *L) {
   memset(mt, 0, sizeof *mt);
   luaL_setmetatable(L, MULTI_MT);
   mt->m = curl_multi_init();
-  if (!mt->m) return luaL_error(L, "cannot initialise libcurl multi");
+  if (!mt->m) return uqpay_raise(L, "config", "cannot initialise libcurl multi");
   return 1;
 }
 
@@ -322,11 +323,11 @@ static int l_multi_add(lua_State *L) {
   lua_pop(L, 1);
   op_t *op = write ? op_check_sendable(L, 3) : NULL;
   struct xfer *x = calloc(1, sizeof *x);
-  if (!x) return luaL_error(L, "out of memory");
+  if (!x) return uqpay_raise(L, "config", "out of memory");
   x->c = mt->npool > 0 ? mt->pool[--mt->npool] : curl_easy_init();
   if (!x->c) {
     free(x);
-    return luaL_error(L, "cannot initialise libcurl");
+    return uqpay_raise(L, "config", "cannot initialise libcurl");
   }
   /* set up under pcall: a bad request must not leak x or its handle */
   lua_pushcfunction(L, setup_protected);

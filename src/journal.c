@@ -247,7 +247,7 @@ static int l_journal_open(lua_State *L) {
     return uqpay_raise(L, "config", "cannot read random bytes for the journal");
   if (!path) return 1;
   j->path = strdup(path);
-  if (!j->path) return luaL_error(L, "out of memory");
+  if (!j->path) return uqpay_raise(L, "config", "out of memory");
   for (int tries = 0; tries < 5; tries++) {
     struct stat st;
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
@@ -344,7 +344,7 @@ static int l_journal_scan(lua_State *L) {
   while (off < st.st_size) {
     char *line;
     ssize_t n = journal_read_line(j, off, &line);
-    if (n < 0) return luaL_error(L, "out of memory");
+    if (n < 0) return uqpay_raise(L, "config", "out of memory");
     int has_nl = off + n < st.st_size;
     line_no++;
     int ok = has_nl && journal_push_record(L, line, (size_t)n);
@@ -374,7 +374,7 @@ static int l_journal_scan(lua_State *L) {
       if (!journal_parse_id(str_field(L, rec, "op"), id) || occ < 1)
         return uqpay_raise(L, "config", "run journal %s: line %d names no operation", j->path, (int)line_no);
       slot_t *s = journal_slot(j, journal_slot_hash(id, (uint32_t)occ), 1);
-      if (!s) return luaL_error(L, "out of memory");
+      if (!s) return uqpay_raise(L, "config", "out of memory");
       if (t[0] == 'i') {
         SLOT_SET(s, off, OP_IN_DOUBT, 0); /* an intent alone may have been sent */
       } else {
@@ -492,7 +492,7 @@ static int l_journal_unseen(lua_State *L) {
   while (off < j->size) {
     char *line;
     ssize_t n = journal_read_line(j, off, &line);
-    if (n < 0) return luaL_error(L, "out of memory");
+    if (n < 0) return uqpay_raise(L, "config", "out of memory");
     if (n > 17 && strstr(line, "\"t\":\"intent\"")) {
       if (journal_push_record(L, line, (size_t)n)) {
         unsigned char id[16];

@@ -122,7 +122,7 @@ UQPAY_EXPORT int luaopen_uqpay(lua_State *L) {
   } else {
     lua_pop(L, 1);
     const struct uqlua_embedded *e = uqlua_find_embedded("uqpay");
-    if (!e) return luaL_error(L, "uqpay: embedded sources missing");
+    if (!e) return uqpay_raise(L, "config", "uqpay: embedded sources missing");
     status = uqlua_load_embedded(L, e);
   }
   if (status != LUA_OK) return lua_error(L);

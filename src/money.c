@@ -137,6 +137,7 @@ static const char *coerce(lua_State *L, int idx, int64_t *units, int *decimals, 
         money_shortest_float(d, shown, shown_n);
         rc = money_parse(shown, strlen(shown), 1, units, decimals);
         if (rc == -2) return "is out of range";
+        if (rc != 0) return "is not a decimal amount";
         if (*decimals > 2) return "is a float with more than two decimals (pass the amount as a string, e.g. \"12.34\")";
         break;
       }

@@ -62,7 +62,7 @@ static int find_name(const char *const *names, int n, const char *s) {
 static int l_op_transition(lua_State *L) {
   int s = find_name(op_state_names, OP_NSTATES, luaL_checkstring(L, 1));
   int c = find_name(op_class_names, CL_NCLASSES, luaL_checkstring(L, 2));
-  if (s < 0 || c < 0) return luaL_argerror(L, s < 0 ? 1 : 2, "unknown state or class");
+  if (s < 0 || c < 0) return uqpay_raise(L, "usage", "unknown state or class");
   int t = op_transition(s, c, lua_toboolean(L, 3));
   if (t < 0) return 0;
   lua_pushstring(L, op_state_names[t]);
@@ -71,7 +71,7 @@ static int l_op_transition(lua_State *L) {
 
 static op_t *check_op(lua_State *L, int idx) {
   op_t *op = (op_t *)luaL_checkudata(L, idx, OP_MT);
-  if (!op->j) luaL_error(L, "operation is closed");
+  if (!op->j) uqpay_raise(L, "usage", "operation is closed");
   return op;
 }
 
@@ -90,7 +90,7 @@ static char *dup_arg(lua_State *L, int idx) {
   size_t n;
   const char *s = luaL_checklstring(L, idx, &n);
   char *d = malloc(n + 1);
-  if (!d) luaL_error(L, "out of memory");
+  if (!d) uqpay_raise(L, "config", "out of memory");
   memcpy(d, s, n + 1);
   return d;
 }
@@ -134,7 +134,7 @@ static void id_hex(const unsigned char id[16], char out[33]) {
 static int read_own_record(lua_State *L, op_t *op, int64_t off) {
   char *line;
   ssize_t n = journal_read_line(op->j, off, &line);
-  if (n < 0) return luaL_error(L, "out of memory");
+  if (n < 0) return uqpay_raise(L, "config", "out of memory");
   int ok = journal_push_record(L, line, (size_t)n);
   free(line);
   if (!ok) return 0;
@@ -180,7 +180,7 @@ static int l_journal_op(lua_State *L) {
   unsigned int mdn = 0;
   size_t total = mn + pn + an + tn + 3;
   char *msg = malloc(total);
-  if (!msg) return luaL_error(L, "out of memory");
+  if (!msg) return uqpay_raise(L, "config", "out of memory");
   char *p = msg;
   memcpy(p, method, mn); p += mn; *p++ = '\0';
   memcpy(p, path, pn); p += pn; *p++ = '\0';
@@ -188,13 +188,13 @@ static int l_journal_op(lua_State *L) {
   memcpy(p, text, tn);
   unsigned char *r = HMAC(EVP_sha256(), j->salt, sizeof j->salt, (unsigned char *)msg, total, md, &mdn);
   free(msg);
-  if (!r) return luaL_error(L, "HMAC failed");
+  if (!r) return uqpay_raise(L, "config", "HMAC failed");
   memcpy(op->id, md, 16);
   if (j->fd < 0) {
     op->occ = 1; /* nothing to line up with: a memory journal keeps nothing */
   } else {
     op->occ = next_occurrence(j, op->id);
-    if (!op->occ) return luaL_error(L, "out of memory");
+    if (!op->occ) return uqpay_raise(L, "config", "out of memory");
     op->h = journal_slot_hash(op->id, op->occ);
     slot_t *s = journal_slot(j, op->h, 0);
     if (s) {
@@ -335,7 +335,7 @@ void op_mark_in_flight(op_t *op) {
 static int l_op_observe(lua_State *L) {
   op_t *op = check_op(L, 1);
   int cls = find_name(op_class_names, CL_NCLASSES, luaL_checkstring(L, 2));
-  if (cls < 0) return luaL_argerror(L, 2, "unknown outcome class");
+  if (cls < 0) return uqpay_raise(L, "usage", "unknown outcome class");
   int reached = lua_toboolean(L, 3);
   lua_Integer status = luaL_optinteger(L, 4, 0);
   size_t bn = 0;

@@ -19,6 +19,7 @@
 #include <microhttpd.h>
 
 #include "lauxlib.h"
+#include "errors.h"
 #include "lualib.h"
 #include "core.h"
 #include "embed.h"
@@ -454,13 +455,13 @@ static int l_sim_start(lua_State *L) {
   *ud = NULL;
   luaL_setmetatable(L, SIM_MT);
   *ud = sim_start(L, 1, host, port, err, sizeof err);
-  if (!*ud) return luaL_error(L, "simulator: %s", err);
+  if (!*ud) return uqpay_raise(L, "config", "simulator: %s", err);
   return 1;
 }
 
 static struct sim *check_sim(lua_State *L) {
   struct sim **ud = (struct sim **)luaL_checkudata(L, 1, SIM_MT);
-  if (!*ud) luaL_error(L, "simulator is stopped");
+  if (!*ud) uqpay_raise(L, "usage", "simulator is stopped");
   return *ud;
 }
 

@@ -20,6 +20,7 @@
 #include <uuid/uuid.h>
 
 #include "lauxlib.h"
+#include "errors.h"
 #include "core.h"
 
 volatile sig_atomic_t uqlua_interrupted = 0;
@@ -41,7 +42,7 @@ static int l_hmac_sha512_hex(lua_State *L) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int mdn = 0;
   if (!HMAC(EVP_sha512(), k, (int)kn, (const unsigned char *)m, mn, md, &mdn))
-    return luaL_error(L, "HMAC failed");
+    return uqpay_raise(L, "config", "HMAC failed");
   char hex[2 * EVP_MAX_MD_SIZE + 1];
   for (unsigned i = 0; i < mdn; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
   lua_pushlstring(L, hex, 2 * mdn);
@@ -141,7 +142,7 @@ static int l_getuid(lua_State *L) {
 static int l_mkdir_private(lua_State *L) {
   char p[4096];
   const char *path = luaL_checkstring(L, 1);
-  if (strlen(path) >= sizeof p) return luaL_error(L, "path too long");
+  if (strlen(path) >= sizeof p) return uqpay_raise(L, "usage", "path too long");
   strcpy(p, path);
   for (char *s = p + 1; *s; s++) {
     if (*s != '/') continue;

@@ -24,7 +24,7 @@ static int is_loopback(const char *host) {
 static int l_url_check(lua_State *L) {
   const char *url = luaL_checkstring(L, 1);
   CURLU *u = curl_url();
-  if (!u) return luaL_error(L, "out of memory");
+  if (!u) return uqpay_raise(L, "config", "out of memory");
   char *scheme = NULL, *user = NULL, *password = NULL, *host = NULL, *query = NULL, *fragment = NULL, *full = NULL;
   const char *why = NULL;
   if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {

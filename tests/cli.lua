@@ -123,6 +123,22 @@ do
     and err:find("66666666-6666-4666-8666-666666666661", 1, true) ~= nil and not err:find("simtok", 1, true)
     and err:find('"card_number":"%*+%d%d%d%d"') ~= nil, err)
 end
+do
+  local fifo = dir .. "/fifo.journal"
+  os.execute("mkfifo " .. fifo)
+  local script = dir .. "/w.lua"
+  local f = io.open(script, "w")
+  f:write('uqpay.recharge("66666666-6666-4666-8666-666666666661", "1.00")\n')
+  f:close()
+  for _, p in ipairs { "/dev/full", "/dev/zero", fifo, dir } do
+    expect("--journal " .. (p == fifo and "FIFO" or p) .. " is refused before anything is sent",
+      UQ .. " --sim --journal " .. p .. " " .. script, 2, nil, "not a regular file")
+  end
+  local _, out = run(UQ .. " --json --sim -e 'require(\"uqpay.jsonout\").emit{card_number = \"4111111111111111\"," ..
+    " cvv = 737, note = \"card 4111 1111 1111 1111\"}'")
+  check("--json output is redacted like everything else", not out:find("4111111111111111", 1, true)
+    and not out:find("4111 1111", 1, true) and not out:find("737", 1, true) and out:find("1111", 1, true) ~= nil, out)
+end
 expect("--yes=no is a usage error, not --yes", UQ .. " --yes=no -e ''", 2, nil, "takes no value")
 expect("--dry-run=false is a usage error", UQ .. " --dry-run=false -e ''", 2, nil, "takes no value")
 expect("max_response_bytes is configurable", "UQLUA_MAX_RESPONSE_BYTES=100 " .. UQ ..

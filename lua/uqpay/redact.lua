@@ -49,25 +49,36 @@ function R.luhn(digits)
   return sum % 10 == 0
 end
 
-local function card_like(run)
-  local digits = run:gsub("[ %-]", "")
-  return #digits >= 12 and #digits <= 19 and R.luhn(digits), digits
+-- Masks card-like digit runs in a piece of text without UUIDs. A run is
+-- digit groups joined by single spaces or dashes; any stretch of whole
+-- groups holding 12 to 19 digits that pass the Luhn check is a card number
+-- (the longest such stretch from each group on).
+local function mask_groups(run)
+  local groups, seps = {}, {}
+  for g, sep in run:gmatch("(%d+)([ %-]?)") do
+    groups[#groups + 1], seps[#seps + 1] = g, sep
+  end
+  local out, i = {}, 1
+  while i <= #groups do
+    local best, digits = nil, ""
+    for j = i, #groups do
+      digits = digits .. groups[j]
+      if #digits > 19 then break end
+      if #digits >= 12 and R.luhn(digits) then best = j end
+    end
+    if best then
+      out[#out + 1] = mask_digits(table.concat(groups, "", i, best)) .. seps[best]
+      i = best + 1
+    else
+      out[#out + 1] = groups[i] .. seps[i]
+      i = i + 1
+    end
+  end
+  return table.concat(out)
 end
 
--- Masks card-like digit runs in a piece of text without UUIDs.
 local function mask_runs(s)
-  return (s:gsub("%f[%w]%d[%d %-]*%d%f[%W]", function(run)
-    local ok, digits = card_like(run)
-    if ok then return mask_digits(digits) end
-    -- two card numbers side by side: look at each space-separated part
-    if run:find(" ", 1, true) then
-      return (run:gsub("[%d%-]+", function(part)
-        local ok2, d2 = card_like(part)
-        return ok2 and mask_digits(d2) or part
-      end))
-    end
-    return run
-  end))
+  return (s:gsub("%f[%w]%d[%d %-]*%d%f[%W]", mask_groups))
 end
 
 local UUID = "%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x"

@@ -295,6 +295,14 @@ describe("uqpay", function()
       H.faults("")
     end)
 
+    it("never follows a redirect (the auth headers would go with it)", function()
+      H.faults("redirect:next=1:path=/v1/issuing/products")
+      local before = H.requests()
+      local e = err_of(uqpay.products.list)
+      assert.equals(302, e.status)
+      assert.is_true(H.requests() - before <= 2) -- the token and the one request, nothing followed
+    end)
+
     it("refuses a response body past max_response_bytes", function()
       H.faults("oversize:next=1:path=/v1/issuing/products:bytes=34000000")
       local e = err_of(uqpay.products.list)

@@ -4,12 +4,12 @@
 -- Rules are tried in order: a request gets at most one failure (the first
 -- rule that fires) and at most one latency.
 -- RULE  := KIND [ "=" PROBABILITY ] { ":" OPTION }
--- KIND  := fail_before | fail_after | drop | latency | burst429 | hollow_pages | oversize
+-- KIND  := fail_before | fail_after | drop | latency | burst429 | hollow_pages | oversize | redirect
 -- OPTION:= next=N | path=GLOB | method=METHOD | ms=N | bytes=N
 --
 -- hollow_pages and oversize are hostile answers, for testing clients: a
 -- list page claiming 1,000,000,000 pages with no items; a 200 whose body
--- is bytes=N long (default 33 MiB).
+-- is bytes=N long (default 33 MiB); a 302 to another host (redirect).
 --
 -- "drop=0.1" drops 10% of requests after applying them; "fail_before:next=2:
 -- path=/v1/issuing/cards/*/recharge" fails the next two recharges before
@@ -19,7 +19,7 @@
 local F = {}
 
 local KINDS = { fail_before = true, fail_after = true, drop = true, latency = true, burst429 = true,
-                hollow_pages = true, oversize = true }
+                hollow_pages = true, oversize = true, redirect = true }
 
 local function glob_pattern(g)
   local p = g:gsub("[%^%$%(%)%%%.%[%]%+%-%?]", "%%%0")

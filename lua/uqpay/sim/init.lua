@@ -348,6 +348,9 @@ function sim.handle(req)
   local fired = F.pick(rules, method, path, math.random)
   if fired.burst429 then return too_many(1) end
   if fired.oversize then return reply(200, "{}" .. string.rep(" ", fired.oversize.bytes - 2)) end
+  if fired.redirect then
+    return reply(302, { message = "moved" }, { Location = "http://127.0.0.2:9/api" .. path })
+  end
   if fired.hollow_pages and method == "GET" then
     return reply(200, { total_pages = 1000000000, total_items = 100000000000, data = core.json_decode("[]") })
   end

@@ -26,6 +26,7 @@
 #endif
 
 static const char *progname = "uqlua";
+static int json_output = 0; /* --json */
 
 static void print_usage(const char *badoption) {
   if (badoption) {
@@ -72,8 +73,28 @@ static void createargtable(lua_State *L, char **argv, int argc, int script) {
   lua_setglobal(L, "arg");
 }
 
+/* --json: what a chunk returned, one JSON line per value on stdout
+ * (require("uqpay.jsonout").results(...)). */
+static int emit_results(lua_State *L, int base) {
+  int n = lua_gettop(L) - base;
+  if (n <= 0 || !json_output) {
+    lua_settop(L, base);
+    return LUA_OK;
+  }
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "uqpay.jsonout");
+  int status = docall(L, 1, 1);
+  if (status != LUA_OK) return status;
+  lua_getfield(L, -1, "results");
+  lua_remove(L, -2);
+  lua_insert(L, base + 1);
+  return docall(L, n, 0);
+}
+
 static int dochunk(lua_State *L, int status) {
-  if (status == LUA_OK) status = docall(L, 0, 0);
+  int base = lua_gettop(L) - 1;
+  if (status == LUA_OK) status = docall(L, 0, LUA_MULTRET);
+  if (status == LUA_OK) status = emit_results(L, base);
   return report(L, status);
 }
 
@@ -119,11 +140,13 @@ static int handle_script(lua_State *L, char **argv) {
   int status;
   const char *fname = argv[0];
   if (strcmp(fname, "-") == 0 && strcmp(argv[-1], "--") != 0) fname = NULL; /* stdin */
+  int base = lua_gettop(L);
   status = luaL_loadfile(L, fname);
   if (status == LUA_OK) {
     int n = pushargs(L);
     status = docall(L, n, LUA_MULTRET);
   }
+  if (status == LUA_OK) status = emit_results(L, base);
   return report(L, status);
 }
 
@@ -242,6 +265,15 @@ static int pmain(lua_State *L) {
     lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
   }
   luaL_openlibs(L);
+  json_output = opts->json;
+  /* a bare name (no '/', no '.') that is no file: an ops script or a typo */
+  if (script > 0 && !strpbrk(argv[script], "/.") && strcmp(argv[script], "-") != 0 && access(argv[script], F_OK) != 0
+      && !bundled_script(argv[script])) {
+    lua_writestringerror("%s: ", progname);
+    lua_writestringerror("no file and no bundled ops script named '%s' (uqlua ops lists them)\n", argv[script]);
+    uqlua_set_exit_code(EXIT_USAGE);
+    return 0;
+  }
   if (script > 0) {
     opts->script = argv[script];
     opts->script_args = argv + script + 1;

@@ -60,7 +60,8 @@ expect("--json --dry-run: each would-be write and the plan as JSON lines", UQ ..
   '"path":"/v1/issuing/cards/66666666%-6666%-4666%-8666%-666666666661/recharge"}}\n' ..
   '{"plan":{"operations":%[{"count":1,"operation":"recharge","totals":{"USD":"2%.50"}}%],"writes":1}}\n$')
 expect("--json makes ops scripts default to JSON", UQ .. " --json --sim balance-report", 0,
-  '^{"account_id":"master","available_balance":"50000%.00","currency":"SGD"')
+  '^{"account_id":"11111111%-1111%-4111%-8111%-111111111111","account_name":"Demo Master Ltd",' ..
+  '"available_balance":"50000%.00","currency":"SGD"')
 expect("the API key is never taken from argv", UQ .. " --api-key=abc -e 1", 2, nil, "never taken from the command line")
 expect("-e needs an argument", UQ .. " -e", 2, nil, "needs argument")
 
@@ -120,25 +121,32 @@ end
 do
   local code, _, err = run(UQ .. " --sim --trace -e 'uqpay.cards.get(\"66666666-6666-4666-8666-666666666661\")'")
   check("--trace shows IDs whole and never the token or a card number", code == 0
-    and err:find("66666666-6666-4666-8666-666666666661", 1, true) ~= nil and not err:find("simtok", 1, true)
+    and err:find("66666666-6666-4666-8666-666666666661", 1, true) ~= nil and not err:find("eyJhbGci", 1, true)
     and err:find('"card_number":"%*+%d%d%d%d"') ~= nil, err)
 end
 do
   local fifo = dir .. "/fifo.journal"
   os.execute("mkfifo " .. fifo)
-  local script = dir .. "/w.lua"
-  local f = io.open(script, "w")
+  local wscript = dir .. "/w.lua"
+  local f = io.open(wscript, "w")
   f:write('uqpay.recharge("66666666-6666-4666-8666-666666666661", "1.00")\n')
   f:close()
   for _, p in ipairs { "/dev/full", "/dev/zero", fifo, dir } do
     expect("--journal " .. (p == fifo and "FIFO" or p) .. " is refused before anything is sent",
-      UQ .. " --sim --journal " .. p .. " " .. script, 2, nil, "not a regular file")
+      UQ .. " --sim --journal " .. p .. " " .. wscript, 2, nil, "not a regular file")
   end
   local _, out = run(UQ .. " --json --sim -e 'require(\"uqpay.jsonout\").emit{card_number = \"4111111111111111\"," ..
     " cvv = 737, note = \"card 4111 1111 1111 1111\"}'")
   check("--json output is redacted like everything else", not out:find("4111111111111111", 1, true)
     and not out:find("4111 1111", 1, true) and not out:find("737", 1, true) and out:find("1111", 1, true) ~= nil, out)
 end
+do
+  local _, out = run(UQ .. " -e 'require(\"uqlua.repl\").help()'")
+  check("help() fits a screen (24 lines)", select(2, out:gsub("\n", "")) <= 24, out)
+end
+expect("--json prints what -e returns, one JSON line per value", UQ .. " --json --sim -e " ..
+  "'return uqpay.money(\"1.50\"), {a = 1}'", 0, '^"1%.50"\n{"a":1}\n$')
+expect("an unknown NAME that is no file points at uqlua ops", UQ .. " no-such-script", 2, nil, "uqlua ops lists them")
 expect("--yes=no is a usage error, not --yes", UQ .. " --yes=no -e ''", 2, nil, "takes no value")
 expect("--dry-run=false is a usage error", UQ .. " --dry-run=false -e ''", 2, nil, "takes no value")
 expect("max_response_bytes is configurable", "UQLUA_MAX_RESPONSE_BYTES=100 " .. UQ ..
@@ -164,7 +172,7 @@ local code, _, err = run(UQ .. " --sim --trace -e 'uqpay.recharge(\"66666666-666
 check("--trace logs exchanges", code == 0 and err:find("> POST http://127%.0%.0%.1:%d+/api/v1/issuing/cards/") ~= nil
   and err:find("< 200 POST") ~= nil, err)
 check("--trace never shows the API key, client id or token",
-  not err:find("sim%-secret%-key%-0001") and not err:find("sim%-client%-0001") and not err:find("simtok%."), err)
+  not err:find("sim%-secret%-key%-0001") and not err:find("sim%-client%-0001") and not err:find("eyJhbGci"), err)
 code, _, err = run(UQ .. " --sim -e 'uqpay.recharge(\"66666666-6666-4666-8666-666666666663\", \"1.00\")'")
 check("an uncaught API error prints one readable line and a traceback, no secret", code == 1
   and err:find("uqlua: uqpay api error: card is FROZEN") and err:find("stack traceback") and not err:find("sim%-secret"), err)
@@ -175,9 +183,11 @@ expect("--sim=SEED loads a seed file", UQ .. " --sim=" .. file("seed.json",
 
 expect("uqlua ops lists the bundled scripts", UQ .. " ops", 0, "balance%-report%s+Issuing")
 expect("uqlua NAME runs a bundled script", UQ .. " --sim balance-report --format csv --banking", 0,
-  "^scope,account_id,currency,available_balance,frozen_balance\nissuing,master,SGD,50000%.00,0%.00\n" ..
-  "issuing,master,USD,100000%.00,0%.00\nbanking,master,EUR,10000%.00")
-expect("a bundled script validates its arguments", UQ .. " --sim balance-report --format xml", 1, nil, "format")
+  "^scope,account_name,account_id,currency,available_balance,frozen_balance\n" ..
+  "issuing,Demo Master Ltd,11111111%-1111%-4111%-8111%-111111111111,SGD,50000%.00,0%.00\n")
+expect("a bundled script's bad argument is a usage error (exit 2)", UQ .. " --sim balance-report --format xml", 2, nil,
+  "format")
+expect("a bundled script's --help exits 0", UQ .. " --sim balance-report --help", 0, "Usage: uqlua balance%-report")
 expect("the README's demo runs against --sim", UQ .. " --sim examples/fund-and-recharge.lua", 0,
   "card balance 420%.30 USD %(expected 420%.30%)")
 expect("examples/bulk-recharge.lua recharges a CSV in parallel", UQ .. " --sim examples/bulk-recharge.lua examples/cards.csv",

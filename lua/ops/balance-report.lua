@@ -1,44 +1,44 @@
--- Issuing (and Banking) balances per currency, for the master and sub-accounts; table, CSV or JSON.
-local argparse = require "argparse"
+-- Issuing (and Banking) balances per account and currency, with names and totals; table, CSV or JSON.
+local ops = require "uqpay.ops"
+local money = uqpay.money
 
-local parser = argparse("uqlua balance-report", "Issuing balances per account and currency.")
-parser:option("-f --format", "Output format (json by default under uqlua --json).",
-  require("uqpay.jsonout").enabled() and "json" or "table"):choices { "table", "csv", "json" }
-parser:flag("--sub-accounts", "Also report every connected sub-account.")
-parser:flag("--banking", "Also report Banking balances (master account).")
-local args = parser:parse(arg)
+local p = ops.parser("balance-report", "Issuing balances per account and currency, with account names and " ..
+  "totals per currency; Banking balances too with --banking.")
+p:option("--format", "table, csv or json (json under uqlua --json).", ops.default_format())
+  :choices { "table", "csv", "json" }
+p:flag("--sub-accounts", "Every connected sub-account too.")
+p:flag("--banking", "Banking balances too.")
+local args = p:parse(arg)
 
-local rows = {}
-local function add(scope, account, b)
-  rows[#rows + 1] = { scope = scope, account_id = account, currency = b.currency,
-                      available_balance = b.available_balance, frozen_balance = b.frozen_balance }
+local master = uqpay.account()
+local accounts = { { id = master.account_id, name = master.account_name or "master", obo = false } }
+if args.sub_accounts then
+  for a in uqpay.accounts.each() do accounts[#accounts + 1] = { id = a.account_id, name = a.account_name, obo = a.account_id } end
 end
 
-for _, b in ipairs(uqpay.balances()) do add("issuing", "master", b) end
-if args.sub_accounts then
-  for a in uqpay.accounts.each() do
-    for _, b in ipairs(uqpay.balances(nil, { on_behalf_of = a.account_id })) do add("issuing", a.account_id, b) end
-  end
+local rows, totals, order = {}, {}, {}
+local function add(scope, a, b)
+  rows[#rows + 1] = { scope = scope, account_id = a.id, account_name = a.name, currency = b.currency,
+                      available_balance = b.available_balance, frozen_balance = b.frozen_balance }
+  local k = scope .. " " .. b.currency
+  if not totals[k] then totals[k] = { scope = scope, currency = b.currency, available_balance = money("0") }; order[#order + 1] = k end
+  totals[k].available_balance = totals[k].available_balance + b.available_balance
+end
+for _, a in ipairs(accounts) do
+  for _, b in ipairs(uqpay.balances(nil, a.obo and { on_behalf_of = a.obo } or nil)) do add("issuing", a, b) end
 end
 if args.banking then
-  for _, b in ipairs(uqpay.banking.balances()) do add("banking", "master", b) end
-end
-
-local cols = { "scope", "account_id", "currency", "available_balance", "frozen_balance" }
-if args.format == "json" then
-  for _, r in ipairs(rows) do print(uqpay.json.encode(r, { money = "string" })) end
-elseif args.format == "csv" then
-  print(table.concat(cols, ","))
-  for _, r in ipairs(rows) do
-    local line = {}
-    for i, c in ipairs(cols) do line[i] = tostring(r[c] or "") end
-    print(table.concat(line, ","))
-  end
-else
-  local fmt = "%-8s %-36s %-4s %18s %14s"
-  print(fmt:format("SCOPE", "ACCOUNT", "CUR", "AVAILABLE", "FROZEN"))
-  for _, r in ipairs(rows) do
-    print(fmt:format(r.scope, r.account_id, r.currency, tostring(r.available_balance), tostring(r.frozen_balance or "")))
+  for _, a in ipairs(accounts) do
+    local ok, list = pcall(uqpay.banking.balances, nil, a.obo and { on_behalf_of = a.obo } or nil)
+    if ok then for _, b in ipairs(list) do add("banking", a, b) end end
   end
 end
-io.stderr:write(("%d balances\n"):format(#rows))
+table.sort(order)
+for _, k in ipairs(order) do
+  local t = totals[k]
+  rows[#rows + 1] = { scope = t.scope, account_id = "", account_name = "TOTAL", currency = t.currency,
+                      available_balance = t.available_balance }
+end
+ops.output(rows, { "scope", "account_name", "account_id", "currency", "available_balance", "frozen_balance" },
+  args.format)
+io.stderr:write(string.format("%d balances in %d account(s)\n", #rows - #order, #accounts))

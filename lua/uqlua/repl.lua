@@ -104,22 +104,54 @@ local function find(x)
   end
 end
 
-function M.help(x)
-  if x == nil then
-    local groups, order = {}, { "Issuing", "Banking", "Utilities" }
-    for _, e in ipairs(docs.entries()) do
-      groups[e.group] = groups[e.group] or {}
-      table.insert(groups[e.group], e)
+local GROUPS = { "Issuing", "Banking", "Utilities" }
+
+local function grouped()
+  local groups = {}
+  for _, e in ipairs(docs.entries()) do
+    groups[e.group] = groups[e.group] or {}
+    table.insert(groups[e.group], e)
+  end
+  return groups
+end
+
+-- Names wrapped to the screen's width, after a label.
+local function wrapped(label, names, width)
+  local lines, line = {}, label
+  for _, n in ipairs(names) do
+    if #line + #n + 1 > width and line ~= label then
+      lines[#lines + 1] = line
+      line = string.rep(" ", #label)
     end
-    for _, g in ipairs(order) do
-      print(g .. ":")
+    line = line .. " " .. n
+  end
+  lines[#lines + 1] = line
+  return table.concat(lines, "\n")
+end
+
+-- help(): one screen, the functions by group; help("issuing") one line on
+-- each function of a group; help(f) or help("uqpay.cards.list") one.
+function M.help(x)
+  local groups = grouped()
+  if x == nil then
+    print("uqpay functions (uqpay.NAME):")
+    for _, g in ipairs(GROUPS) do
+      local names = {}
+      for _, e in ipairs(groups[g] or {}) do names[#names + 1] = e.name end
+      print(wrapped(string.format("  %-10s", g .. ":"), names, 96))
+    end
+    print('help("issuing"), help("banking") or help("utilities") for one line on each;')
+    print('help(uqpay.recharge) or help("uqpay.cards.list") for one function; docs/api.md for everything.')
+    return
+  end
+  for _, g in ipairs(GROUPS) do
+    if type(x) == "string" and x:lower() == g:lower() then
       for _, e in ipairs(groups[g] or {}) do
         local first = e.summary:match("^(.-%.)%s") or e.summary
         print(string.format("  %-34s %s", "uqpay." .. e.name, first))
       end
+      return
     end
-    print("help(uqpay.recharge) or help(\"uqpay.cards.list\") for one function; docs/api.md for all.")
-    return
   end
   local e = find(x)
   if not e then

@@ -80,6 +80,11 @@ local function check(ep, field, typ, v)
   return CHECKS[typ](field, v, ep.banking)
 end
 
+-- The endpoint functions' check of one value, for other inputs (CSV files).
+function A.check(field, typ, v)
+  return check({ name = "csv" }, field, typ, v)
+end
+
 local function check_opts(ep, opts)
   if opts == nil then return {} end
   if type(opts) ~= "table" then usage("opts", opts, "must be a table {on_behalf_of=, key=, timeout_ms=}") end

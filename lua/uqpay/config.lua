@@ -167,7 +167,8 @@ function C.redacted(cfg)
     env = cfg.env, base_url = cfg.base_url, profile = cfg.profile, on_behalf_of = cfg.on_behalf_of,
     client_id = cfg.client_id and "[REDACTED]" or nil, api_key = cfg.api_key and "[REDACTED]" or nil,
     rate_limit_per_minute = cfg.rate_limit, timeout_ms = cfg.timeout_ms, connect_timeout_ms = cfg.connect_timeout_ms,
-    max_attempts = cfg.max_attempts, max_response_bytes = cfg.max_response_bytes, trace = cfg.trace, json = cfg.json, dry_run = cfg.dry_run,
+    max_attempts = cfg.max_attempts, max_response_bytes = cfg.max_response_bytes, trace = cfg.trace, yes = cfg.yes,
+    json = cfg.json, dry_run = cfg.dry_run,
   }
 end
 

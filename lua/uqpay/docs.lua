@@ -49,6 +49,16 @@ D.utilities = {
     returns = "the decoded response",
     example = 'local page = uqpay.request("GET", "/v1/issuing/cards", { query = { page_size = 10, page_number = 1 } })\n' ..
       'print(page.total_items)' },
+  { name = "account", signature = "uqpay.account()",
+    summary = "The account the credentials belong to: its id (the access token's entity_id claim), name and " ..
+      "short id, so that scripts need not copy the master account's id.",
+    returns = "{account_id, account_name, short_account_id}",
+    example = 'local master = uqpay.account()\nprint(master.account_id, master.account_name)' },
+  { name = "table", signature = "uqpay.table(list [, columns])",
+    summary = "Prints a list of records as an aligned table (amounts right-aligned, secrets redacted) and " ..
+      "returns the text; columns default to the sorted keys of the first record.",
+    returns = "string",
+    example = 'uqpay.table(uqpay.balances(), { "currency", "available_balance" })' },
   { name = "wait", signature = "uqpay.wait(result [, {timeout_ms = 60000, on_behalf_of =}])",
     summary = "Polls a card order (anything with card_order_id) or a transfer (transfer_id) until a terminal " ..
       "status (SUCCESS, FAILED, completed, failed, ...) and returns the final object; a timeout error after " ..

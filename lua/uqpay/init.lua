@@ -19,14 +19,11 @@ local uqpay = {
   errors = E,
 }
 
-local client, cfg
+local cfg
 
 local function get_client()
-  if not client then
-    cfg = C.active()
-    client = require("uqpay.client").new(cfg)
-  end
-  return client
+  cfg = cfg or C.active()
+  return require("uqpay.session").client()
 end
 
 local Run = require "uqpay.run"
@@ -211,6 +208,54 @@ function uqpay.wait(result, opts)
     if not Parallel.sleep(delay) then E.raise { kind = "interrupted", message = "interrupted while waiting" } end
     delay = math.min(delay * 2, 5000)
   end
+end
+
+-- The claims of a JWT access token (payload decoded, signature not
+-- checked, as the official SDKs do), or nil.
+local function claims(token)
+  local payload = type(token) == "string" and token:match("^[%w_%-]+%.([%w_%-]+)%.[%w_%-]+$")
+  if not payload then return nil end
+  local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+  local bits, n, out = 0, 0, {}
+  for ch in payload:gmatch(".") do
+    local v = B64:find(ch, 1, true)
+    if not v then return nil end
+    bits, n = (bits << 6) | (v - 1), n + 6
+    if n >= 8 then
+      n = n - 8
+      out[#out + 1] = string.char((bits >> n) & 255)
+    end
+  end
+  local ok, t = pcall(json.decode, table.concat(out), { money = false })
+  return ok and type(t) == "table" and t or nil
+end
+
+local account_cache
+-- uqpay.account() -> {account_id, account_name, short_account_id}: the
+-- account the credentials belong to (the token's entity_id claim), named
+-- by the accounts endpoint, so that nobody copies the master id from docs.
+function uqpay.account()
+  if account_cache then return account_cache end
+  local c = get_client()
+  local t = claims(c.token:get())
+  if not t or type(t.entity_id) ~= "string" or t.entity_id == "" then
+    E.raise { kind = "auth", message = "the access token names no account (no entity_id claim)" }
+  end
+  local a = { account_id = t.entity_id, short_account_id = t.short_entity_id ~= "" and t.short_entity_id or nil }
+  local ok, full = pcall(uqpay.accounts.get, t.entity_id)
+  if ok then a.account_name = full.account_name end
+  account_cache = a
+  return a
+end
+
+-- uqpay.table(list [, columns]): prints a list of records as an aligned
+-- table (amounts right-aligned, secrets redacted); returns the text.
+function uqpay.table(list, columns)
+  if type(list) ~= "table" then E.usage("list", list, "is not a list of records") end
+  if columns ~= nil and type(columns) ~= "table" then E.usage("columns", columns, "is not a list of names") end
+  local text = require("uqpay.ops").table(list, columns)
+  print(text)
+  return text
 end
 
 -- uqpay.parallel(items, fn, {concurrency=8, stop_on_error=false})

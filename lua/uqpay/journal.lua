@@ -103,6 +103,8 @@ local function amount(op)
   return a ~= nil and tostring(a) or nil
 end
 
+J.summary = summarize
+
 local function all_runs()
   local dir = Run.runs_dir(core.host_options().noenv)
   local runs = {}
@@ -120,6 +122,9 @@ local function all_runs()
   table.sort(runs, function(a, b) return (a.head.started or "") > (b.head.started or "") end)
   return runs, dir
 end
+
+-- Every run in the runs directory, newest first: {id, state, path, head, ops, ...}.
+function J.runs() return (all_runs()) end
 
 function J.list_runs()
   local runs, dir = all_runs()

@@ -14,6 +14,15 @@ function O.emit(t)
   io.stdout:flush()
 end
 
+-- What a chunk returned under --json: one JSON line per value.
+function O.results(...)
+  for i = 1, select("#", ...) do
+    local v = select(i, ...)
+    if v == nil then v = json.null end
+    O.emit(v)
+  end
+end
+
 local FIELDS = { "kind", "status", "type", "code", "message", "method", "path", "idempotency_key", "attempts",
                  "field", "value" }
 

@@ -144,6 +144,19 @@ local function op_line(r)
     amount and (", amount " .. tostring(amount)) or "", r.key)
 end
 
+-- Opens another run's journal to settle its writes (the reconcile script):
+-- locked like a live run (exit 2 when that run is alive), read back, and
+-- ready for j:op() in the order of its records.
+function Run.open_existing(path)
+  local j = core.journal_open(path, "the run in " .. path)
+  local ok, err = pcall(j.scan, j)
+  if not ok then
+    j:close()
+    error(err, 0)
+  end
+  return j
+end
+
 -- The script ended. success: normally, or through os.exit with success.
 -- Marks the run complete and names what the interrupted run applied that
 -- this one did not repeat, unless a write is still unsettled: one of this

@@ -114,14 +114,15 @@ describe("documentation", function()
     local real_print = print
     _G.print = function(...) out[#out + 1] = table.concat({ ... }, "\t") end
     require("uqlua.repl").help(uqpay.recharge)
-    require("uqlua.repl").help()
+    require("uqlua.repl").help("banking")
+    require("uqlua.repl").help("utilities")
     _G.print = real_print
     local text = table.concat(out, "\n")
     assert.matches("uqpay.recharge(card_id, amount, [opts])", text, 1, true)
     assert.matches("endpoint: POST /v1/issuing/cards/{card_id}/recharge", text, 1, true)
     assert.matches("returns: card order", text, 1, true)
     assert.matches('uqpay.recharge(card_id, "100.00")', text, 1, true)
-    assert.matches("Banking:", text, 1, true)
+    assert.matches("uqpay.banking.transfer ", text, 1, true)
     assert.matches("uqpay.webhook.verify", text, 1, true)
   end)
 

@@ -71,6 +71,7 @@ route("GET", "/v1/issuing/transactions/([^/]+)", H.get_card_transaction)
 route("POST", "/v1/issuing/reports", H.create_report)
 route("GET", "/v1/issuing/reports/([^/]+)", H.download_report)
 route("GET", "/v1/accounts", H.list_accounts)
+route("GET", "/v1/accounts/([^/]+)", H.get_account)
 route("GET", "/v1/balances", B.balances, { banking = true })
 route("GET", "/v1/balances/transactions", B.transactions, { banking = true })
 route("GET", "/v1/balances/(%u%u%u)", B.balance, { banking = true })
@@ -276,6 +277,31 @@ local function too_many(retry_after)
     { ["Retry-After"] = tostring(math.max(1, retry_after)) })
 end
 
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+local function b64url(s)
+  local out = {}
+  for i = 1, #s, 3 do
+    local a, b, c = s:byte(i, i + 2)
+    local n = a * 65536 + (b or 0) * 256 + (c or 0)
+    local k = 4 - (c and 0 or (b and 1 or 2))
+    for j = 1, k do
+      local v = (n >> (18 - 6 * (j - 1))) & 63
+      out[#out + 1] = B64:sub(v + 1, v + 1)
+    end
+  end
+  return table.concat(out)
+end
+
+-- Access tokens are JWTs, as UQPAY's are: the SDKs read the account from
+-- the claims (entity_id, short_entity_id, parent_entity_id, client_id,
+-- api_version, bus_type) without verifying the signature.
+local function jwt(claims)
+  local head = b64url('{"alg":"HS256","typ":"JWT"}')
+  local body = b64url(encode(claims))
+  local sig = core.hmac_sha512_hex(st.api_key, head .. "." .. body):sub(1, 43)
+  return head .. "." .. body .. "." .. sig
+end
+
 local function issue_token(req)
   local h = req.headers
   if req.method ~= "POST" then return reply(405, { code = 405, message = "method not allowed" }) end
@@ -285,8 +311,11 @@ local function issue_token(req)
   if not core.consttime_eq(h["x-api-key"] or "", st.api_key) then
     return reply(401, { error = "invalid api key" })
   end
-  local token = "simtok." .. core.uuid():gsub("-", "") .. core.uuid():gsub("-", "")
   local exp = math.floor(sim.now()) + cfg.token_ttl
+  local master = st.accounts[st.master_id]
+  local token = jwt { entity_id = st.master_id, short_entity_id = master.short_reference_id or "",
+    parent_entity_id = "", client_id = st.client_id, api_version = "v1.6", bus_type = "ISSUING", exp = exp,
+    jti = core.uuid() }
   tokens[token] = { client_id = st.client_id, expired_at = exp }
   tokens_issued = tokens_issued + 1
   return reply(200, { auth_token = token, expired_at = exp })

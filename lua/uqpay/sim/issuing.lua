@@ -107,6 +107,15 @@ end
 
 -- ---------- accounts ----------
 
+function H.get_account(st, ctx, _, _, id)
+  local a = st.accounts[id]
+  -- the master sees itself and its sub-accounts; a sub-account itself only
+  if not a or (id ~= ctx.account_id and ctx.account_id ~= st.master_id) then
+    ctx.fail(400, "account_error", "account_not_found", "account " .. id .. " not found")
+  end
+  return 200, copy(a)
+end
+
 function H.list_accounts(st, ctx, _, q)
   local subs = {}
   for _, id in ipairs(st.account_order) do

@@ -1,0 +1,188 @@
+-- Compare a run's journal with the server's evidence; --settle resends in-doubt writes with their own keys.
+local ops = require "uqpay.ops"
+local json = require "uqpay.json"
+local J = require "uqpay.journal"
+local Run = require "uqpay.run"
+local E = uqpay.errors
+
+local p = ops.parser("reconcile", "For a run (default: the latest that did not complete), each write's journal " ..
+  "state beside the server's evidence: the card order or transfer it produced, or the balance transactions " ..
+  "that match it. Lists matched, missing and unexpected. --settle resends in-doubt writes with their own keys " ..
+  "(inside UQPAY's 24-hour replay window) and records the answers in the run's journal.",
+  "Exit 0 when everything is settled, 3 when anything is still in doubt.")
+p:argument("run", "Run id (or a prefix of one); see uqlua --runs."):args("?")
+p:flag("--settle", "Resend in-doubt writes with their own keys and record the answers.")
+p:option("--format", "table or json (json under uqlua --json).", ops.default_format()):choices { "table", "json" }
+local args = p:parse(arg)
+
+local run
+for _, r in ipairs(J.runs()) do
+  local mine = r.id == Run.id() or (r.head.script or ""):match("^ops:reconcile") -- reconcile's own runs
+  if not mine and ((args.run and r.id:sub(1, #args.run) == args.run) or (not args.run and r.state ~= "complete")) then
+    run = r
+    break
+  end
+end
+if not run then
+  E.raise { kind = "usage", field = "run", value = args.run, message = args.run and ("no run " .. args.run ..
+    " (see uqlua --runs)") or "no run that did not complete (see uqlua --runs)" }
+end
+
+local function amount_of(op)
+  local ok, b = pcall(json.decode, op.body or "")
+  return ok and type(b) == "table" and (b.amount or b.card_limit or b.sell_amount) or nil
+end
+local function opts_of(op) return op.obo ~= "" and { on_behalf_of = op.obo } or nil end
+
+-- --settle first: the answers it records are the best evidence there is
+local settled = {}
+if args.settle then
+  local records = J.parse(run.path)
+  local j = Run.open_existing(run.path)
+  local client = require("uqpay.session").client()
+  for _, r in ipairs(records) do
+    if r.t == "intent" then
+      local op = j:op(r.method, r.path, r.obo, r.body or "", r.body or "", r.key)
+      local info = op:info()
+      if info.state == "in_doubt" or info.state == "intent" then
+        local why
+        if (r.body or ""):find("[REDACTED]", 1, true) then
+          why = "its body held card data the journal does not keep: check it by hand"
+        elseif Run.now() - info.ts > Run.KEY_LIFE_S then
+          why = "its key is too old to be sent again: check it by hand"
+        elseif info.key ~= r.key then
+          why = "the journal's records of it disagree"
+        end
+        if why then
+          settled[r.key] = { state = "in_doubt", note = why }
+        else
+          local spec = { method = r.method, path = r.path, body_text = r.body, effect = "write",
+                         on_behalf_of = r.obo ~= "" and r.obo or false }
+          client:confirm_production(spec, r.obo ~= "" and r.obo or nil)
+          local ok, e = pcall(client.call, client, spec, op, info.ts)
+          settled[r.key] = ok and { state = "applied", note = "settled: applied" }
+            or { state = E.is(e) and e.kind == "reconcile_required" and "in_doubt" or "rejected",
+                 note = "settle: " .. tostring(e) }
+        end
+      end
+    end
+  end
+  j:close()
+  local id = run.id
+  run = J.summary(run.path)
+  run.id = id
+end
+
+-- Evidence: the object an applied write produced, or balance transactions that match one in doubt.
+local txns, txn_used = {}, {}
+local function balance_txns(obo)
+  local k = obo or ""
+  if not txns[k] then
+    txns[k] = {}
+    local ok = pcall(function()
+      for t in uqpay.balance_transactions({}, obo and { on_behalf_of = obo } or nil) do txns[k][#txns[k] + 1] = t end
+    end)
+    if not ok then txns[k] = {} end
+  end
+  return txns[k]
+end
+local function iso_ts(s)
+  local y, mo, d, h, mi, se = tostring(s):match("^(%d+)%-(%d+)%-(%d+)T(%d+):(%d+):(%d+)")
+  if not y then return 0 end
+  return os.time { year = y, month = mo, day = d, hour = h, min = mi, sec = se }
+end
+local WANT = { recharge = "CARD_RECHARGE", withdraw = "CARD_WITHDRAW", transfers = "TRANSFER_OUT" }
+local function match_txn(op)
+  local kind = op.path:match("^/v1/issuing/cards/[^/]+/(%a+)$") or op.path:match("^/v1/issuing/(transfers)$")
+  local want, amount = WANT[kind or ""], amount_of(op)
+  if not want or not amount then return nil end
+  local card = op.path:match("^/v1/issuing/cards/([^/]+)/")
+  for i, t in ipairs(balance_txns(op.obo ~= "" and op.obo or nil)) do
+    local key = (op.obo or "") .. "#" .. i
+    if not txn_used[key] and t.transaction_type == want and tostring(t.amount) == tostring(amount)
+        and (not card or tostring(t.description):find(card, 1, true)) and iso_ts(t.create_time) >= (op.ts or 0) - 120 then
+      txn_used[key] = true
+      return t
+    end
+  end
+end
+
+local function evidence(op, response)
+  local ok, res = pcall(json.decode, response or "")
+  res = ok and type(res) == "table" and res or {}
+  local o = opts_of(op)
+  if res.card_order_id then
+    local got, order = pcall(uqpay.cards.order, res.card_order_id, o)
+    return got and ("card order " .. res.card_order_id .. " " .. tostring(order.order_status)) or nil
+  elseif res.transfer_id then
+    local get = op.path:find("^/v1/transfer") and uqpay.banking.transfers.get or uqpay.transfers.get
+    local got, t = pcall(get, res.transfer_id, o)
+    return got and ("transfer " .. res.transfer_id .. " " .. tostring(t.transfer_status)) or nil
+  end
+  return nil
+end
+
+local records = J.parse(run.path)
+local responses = {}
+for _, r in ipairs(records) do if r.t == "outcome" and r.state == "applied" then responses[r.key] = r.body end end
+
+local rows, in_doubt, counts = {}, 0, { matched = 0, missing = 0, unexpected = 0 }
+for i, op in ipairs(run.ops) do
+  local state = (settled[op.key] or {}).state or op.state
+  local check, note
+  if state == "applied" then
+    local ev = evidence(op, responses[op.key])
+    local t = match_txn(op)
+    if ev or t then
+      check, note = "matched", ev or ("balance transaction " .. t.transaction_id)
+    elseif responses[op.key] and (responses[op.key]:find("card_order_id", 1, true) or responses[op.key]:find("transfer_id", 1, true)) then
+      check, note = "missing", "the server does not show what the journal recorded"
+    else
+      check, note = "matched", "recorded answer " .. (op.status and ("HTTP " .. op.status) or "")
+    end
+  elseif state == "in_doubt" or state == "unsent" or state == "intent" then
+    in_doubt = in_doubt + 1
+    local t = match_txn(op)
+    check = "in doubt"
+    note = t and ("possibly applied: balance transaction " .. t.transaction_id .. " matches") or
+      "no trace found on the server"
+    if settled[op.key] then note = settled[op.key].note .. "; " .. note end
+  else
+    check, note = "rejected", "applied nothing"
+  end
+  if check == "matched" or check == "missing" then counts[check] = counts[check] + 1 end
+  rows[#rows + 1] = { n = i, journal = state, check = check, method = op.method, path = op.path,
+                      amount = amount_of(op), key = op.key, note = note }
+end
+
+-- Money movements in the run's window that no write of the journal explains.
+local started = iso_ts(run.head.started)
+local unexpected = {}
+for k, list in pairs(txns) do
+  for i, t in ipairs(list) do
+    if not txn_used[k .. "#" .. i] and iso_ts(t.create_time) >= started and WANT[t.transaction_type:lower():match("card_(%a+)") or ""] then
+      unexpected[#unexpected + 1] = { transaction_id = t.transaction_id, type = t.transaction_type, amount = t.amount,
+                                      time = t.create_time, note = t.description }
+    end
+  end
+end
+counts.unexpected = #unexpected
+
+if args.format == "json" then
+  for _, r in ipairs(rows) do require("uqpay.jsonout").emit { operation = r } end
+  for _, u in ipairs(unexpected) do require("uqpay.jsonout").emit { unexpected = u } end
+  require("uqpay.jsonout").emit { summary = { run = run.id, operations = #rows, matched = counts.matched,
+    missing = counts.missing, in_doubt = in_doubt, unexpected = counts.unexpected } }
+else
+  print(string.format("run %s  %s  %s", run.id, run.state, run.head.script or "?"))
+  if #rows > 0 then
+    print(ops.table(rows, { "n", "journal", "check", "method", "path", "amount", "key", "note" }))
+  end
+  if #unexpected > 0 then
+    print("\nnot in this run's journal:")
+    print(ops.table(unexpected, { "transaction_id", "type", "amount", "time", "note" }))
+  end
+end
+io.stderr:write(string.format("reconcile %s: %d operations, %d matched, %d missing, %d in doubt, %d unexpected\n",
+  run.id, #rows, counts.matched, counts.missing, in_doubt, counts.unexpected))
+os.exit(in_doubt > 0 and 3 or 0)

@@ -1,0 +1,168 @@
+-- The bundled ops scripts end to end against a standalone simulator, judged
+-- by its ledger: success, bad input (nothing sent), dry runs, --json, and
+-- resuming after SIGKILL.
+--   uqlua tests/integration/ops.lua UQLUA
+local UQ = assert(arg[1], "usage: ops.lua UQLUA")
+local core = require "uqpay.core"
+local json = require "uqpay.json"
+local T = require("tests.helpers.proc").new(UQ)
+local H = require "tests.helpers.sim"
+
+local sim = T:serve()
+local base = sim.base
+local function uq(rest) return sim.env .. "UQLUA_NO_PROGRESS=1 " .. UQ .. " " .. rest end
+local function reset()
+  H.reset(base)
+  os.execute("rm -rf " .. T.dir .. "/state")
+end
+local function state() return H.state(base) end
+local function applied(op) return H.applied(state(), op) end
+local function card(st, id)
+  for _, c in ipairs(st.cards) do if c.card_id == id then return c end end
+end
+
+-- ---- uqlua ops ----
+local code, out = T:run(UQ .. " ops")
+local names = {}
+for name in out:gmatch("  ([%w%-]+)  ") do names[#names + 1] = name end
+T:check("uqlua ops lists the seven scripts", code == 0 and #names == 7 and out:find("reconcile") ~= nil, out)
+for _, name in ipairs { "balance-report", "fund-subaccounts", "bulk-recharge", "sweep-cards", "freeze-cards",
+                        "card-report", "reconcile" } do
+  T:expect(name .. " --help exits 0", UQ .. " " .. name .. " --help", 0, "Usage: uqlua " .. name:gsub("%-", "%%-"))
+end
+
+-- ---- balance-report ----
+reset()
+local err
+code, out, err = T:run(uq("balance-report --sub-accounts --format csv"))
+T:check("balance-report: every account by name, with totals per currency", code == 0
+  and out:find("issuing,Ops Team SG,22222222%-2222%-4222%-8222%-222222222222,USD,1000%.00") ~= nil
+  and out:find("issuing,TOTAL,,USD,101250%.00") ~= nil, out .. err)
+
+-- ---- fund-subaccounts ----
+reset()
+T:expect("fund-subaccounts: a master balance that cannot cover the total sends nothing (exit 2)",
+  uq("fund-subaccounts --target 99999999 --currency USD"), 2, nil, "cannot cover")
+T:check("...nothing was applied", applied() == 0)
+local targets = T:file("targets.csv", "account_id,currency,target\n" ..
+  H.SUB1 .. ",USD,1500.00\n" .. H.SUB2 .. ",USD,100.00\nnot-a-uuid,USD,1\n")
+code, _, err = T:run(uq("fund-subaccounts --targets " .. targets))
+T:check("fund-subaccounts: a bad line lists its line number, nothing is sent (exit 2)", code == 2
+  and err:find("targets.csv:4: account_id") ~= nil and applied() == 0, err)
+targets = T:file("targets.csv", "account_id,currency,target\n" .. H.SUB1 .. ",USD,1500.00\n" .. H.SUB2 .. ",USD,100.00\n")
+code, _, err = T:run(uq("--dry-run fund-subaccounts --targets " .. targets))
+T:check("fund-subaccounts --dry-run sends nothing", code == 0 and applied() == 0 and err:find("dry%-run 1") ~= nil, err)
+code, _, err = T:run(uq("fund-subaccounts --targets " .. targets))
+local st = state()
+T:check("fund-subaccounts: tops up to the target, leaves an account above it alone", code == 0
+  and H.applied(st, "issuing_transfer") == 1 and st.issuing_balances[H.SUB1].USD == "1500.00"
+  and st.issuing_balances[H.SUB2].USD == "250.00" and err:find("left alone " .. H.SUB2:gsub("%-", "%%-")) ~= nil, err)
+code = T:run(uq("fund-subaccounts --target 1500 --currency USD"))
+st = state()
+T:check("fund-subaccounts --target: every sub-account up to it", code == 0
+  and st.issuing_balances[H.SUB2].USD == "1500.00" and H.applied(st, "issuing_transfer") == 2)
+
+-- ---- bulk-recharge ----
+reset()
+local bad = T:file("bad.csv", "card_id,amount,colour\n" .. H.SINGLE_CARD .. ",1.00,red\n")
+T:expect("bulk-recharge: an unknown column is refused (exit 2)", uq("bulk-recharge " .. bad), 2, nil, 'unknown column "colour"')
+bad = T:file("bad.csv", "\239\187\191card_id,amount\n" .. H.SINGLE_CARD .. ",1.00\n\n\"" .. H.SHARE_CARD ..
+  "\",0.1234\nxyz,1\n" .. H.SINGLE_CARD .. ",2.00\n")
+code, _, err = T:run(uq("bulk-recharge " .. bad))
+T:check("bulk-recharge: every bad line listed (amount, UUID, duplicate), nothing sent", code == 2
+  and err:find("bad.csv:4: amount") ~= nil and err:find("bad.csv:5: card_id") ~= nil
+  and err:find("bad.csv:6: card_id .- repeats line 2") ~= nil and applied() == 0, err)
+bad = T:file("bad.csv", "card_id,amount,currency\n" .. H.SGD_CARD .. ",1.00,USD\n")
+code, _, err = T:run(uq("bulk-recharge " .. bad))
+T:check("bulk-recharge: a currency that is not the card's is refused before any write", code == 2
+  and err:find("is a SGD card, the line says USD") ~= nil and applied() == 0, err)
+local good = T:file("good.csv", "card_id,amount,currency\n" .. H.SINGLE_CARD .. ",10.00,USD\n" .. H.SGD_CARD ..
+  ",2.50,\n" .. H.SHARE_CARD .. ',"1,000.00",\n')
+T:expect("bulk-recharge: a quoted field is one field", uq("bulk-recharge " .. good), 2, nil, "good.csv:4: amount")
+good = T:file("good.csv", "card_id,amount,currency\r\n" .. H.SINGLE_CARD .. ",10.00,USD\r\n" .. H.SGD_CARD ..
+  ",2.50,\r\n" .. H.SHARE_CARD .. ',"7.00",\r\n')
+code, _, err = T:run(uq("--dry-run bulk-recharge " .. good))
+T:check("bulk-recharge --dry-run sends nothing", code == 0 and applied() == 0, err)
+code, out, err = T:run(uq("--json bulk-recharge " .. good))
+st = state()
+local lines = {}
+for l in out:gmatch("[^\n]+") do lines[#lines + 1] = json.decode(l, { money = false }) end
+T:check("bulk-recharge: CRLF, BOM-less CSV, three recharges applied", code == 0 and H.applied(st, "recharge") == 3
+  and card(st, H.SINGLE_CARD).available_balance == "510.00" and card(st, H.SGD_CARD).available_balance == "202.50", err)
+T:check("bulk-recharge --json: one object per operation and a summary", #lines == 4 and lines[1].operation
+  and lines[4].summary and lines[4].summary.done == 3 and lines[4].summary.totals.USD == "17.00", out)
+
+-- resume after SIGKILL: 40 recharges on three cards, killed midway
+reset()
+local many = { "card_id,amount" }
+for i = 1, 40 do many[#many + 1] = ({ H.SINGLE_CARD, H.SHARE_CARD, H.SGD_CARD })[i % 3 + 1] .. "," .. string.format("0.%02d", i) end
+local manyf = T:file("many.csv", table.concat(many, "\n") .. "\n")
+H.faults("latency=1:ms=60:path=/v1/issuing/cards/*/recharge", base)
+local kills = 0
+for _ = 1, 3 do
+  code = T:run(string.format("sh -c '%s & p=$!; sleep 0.4; kill -KILL $p 2>/dev/null; wait $p'",
+    uq("bulk-recharge --allow-duplicates --concurrency 4 " .. manyf)))
+  if code == 137 then kills = kills + 1 end
+  if code == 0 then break end -- done: the same command again would be a new run
+end
+H.faults("", base)
+if code ~= 0 then code, _, err = T:run(uq("bulk-recharge --allow-duplicates --concurrency 4 " .. manyf)) end
+st = state()
+local total = 0
+for _, a in ipairs(st.applied) do if a.op == "recharge" then total = total + math.floor(tonumber(a.amount) * 100 + 0.5) end end
+T:check("bulk-recharge after SIGKILL: killed, resumed, each line applied exactly once", kills >= 1 and code == 0
+  and H.applied(st, "recharge") == 40 and total == 820 and H.duplicate_key(st) == nil,
+  string.format("kills %d exit %d recharges %d cents %d\n%s", kills, code, H.applied(st, "recharge"), total, err))
+
+-- ---- sweep-cards ----
+reset()
+code, _, err = T:run(uq("--dry-run sweep-cards --all --keep 10"))
+T:check("sweep-cards --dry-run sends nothing", code == 0 and applied() == 0, err)
+code, _, err = T:run(uq("sweep-cards --all --keep 10"))
+st = state()
+T:check("sweep-cards: ACTIVE SINGLE cards down to --keep, SHARE skipped with a note", code == 0
+  and H.applied(st, "withdraw") == 2 and card(st, H.SINGLE_CARD).available_balance == "10.00"
+  and card(st, H.SHARE_CARD).available_balance == "1000.00" and err:find("SHARE card") ~= nil, err)
+T:expect("sweep-cards needs a selection (exit 2)", uq("sweep-cards"), 2, nil, "choose the cards")
+
+-- ---- freeze-cards ----
+reset()
+local list = T:file("cards.csv", "card_id\n" .. H.SINGLE_CARD .. "\n" .. H.SGD_CARD .. "\n")
+code, _, err = T:run(uq("freeze-cards cancel --cards " .. list))
+T:check("freeze-cards cancel without a terminal or --yes is refused (exit 2)", code == 2 and applied() == 0, err)
+code, _, err = T:run(uq("freeze-cards freeze --status ACTIVE --reason audit"))
+st = state()
+T:check("freeze-cards freeze --status ACTIVE: every active card frozen", code == 0
+  and card(st, H.SINGLE_CARD).card_status == "FROZEN" and card(st, H.SHARE_CARD).card_status == "FROZEN", err)
+code, _, err = T:run(uq("freeze-cards cancel --yes --cards " .. list))
+st = state()
+T:check("freeze-cards cancel --yes --cards FILE", code == 0 and card(st, H.SINGLE_CARD).card_status == "CANCELLED"
+  and card(st, H.SGD_CARD).card_status == "CANCELLED" and card(st, H.SHARE_CARD).card_status == "FROZEN", err)
+
+-- ---- card-report ----
+reset()
+local report = T.dir .. "/cards-out.csv"
+code, _, err = T:run(uq("card-report --format csv --output " .. report .. " --status ACTIVE"))
+local text = T.slurp(report)
+T:check("card-report --format csv --output FILE --status ACTIVE", code == 0
+  and text:find("^card_id,status,mode,currency,available_balance,card_limit,cardholder,account\n") ~= nil
+  and select(2, text:gsub("\n", "")) == 4 and text:find("FROZEN") == nil, text .. err)
+
+-- ---- reconcile ----
+reset()
+local two = T:file("two.csv", "card_id,amount\n" .. H.SINGLE_CARD .. ",3.00\n" .. H.SGD_CARD .. ",4.00\n")
+H.faults("fail_after:next=1:path=/v1/issuing/cards/" .. H.SGD_CARD .. "/recharge", base)
+code = T:run("UQLUA_MAX_ATTEMPTS=1 " .. uq("bulk-recharge " .. two))
+T:check("reconcile setup: one recharge in doubt (exit 3)", code == 3 and applied("recharge") == 2)
+code, out, err = T:run(uq("reconcile"))
+T:check("reconcile: the in-doubt write beside the server's evidence (exit 3)", code == 3
+  and out:find("in doubt") ~= nil and out:find("possibly applied") ~= nil and out:find("matched") ~= nil, out .. err)
+code, out, err = T:run(uq("reconcile --settle"))
+T:check("reconcile --settle: sent again with its own key, settled (exit 0), applied once", code == 0
+  and applied("recharge") == 2 and H.duplicate_key(state()) == nil, out .. err)
+code, _, err = T:run(uq("bulk-recharge " .. two))
+T:check("...and the original run then completes from its journal, sending nothing", code == 0
+  and applied("recharge") == 2 and err:find("2 answered from the journal") ~= nil, err)
+
+T:stop(sim)
+T:finish()

@@ -3,7 +3,6 @@
 -- resuming after SIGKILL.
 --   uqlua tests/integration/ops.lua UQLUA
 local UQ = assert(arg[1], "usage: ops.lua UQLUA")
-local core = require "uqpay.core"
 local json = require "uqpay.json"
 local T = require("tests.helpers.proc").new(UQ)
 local H = require "tests.helpers.sim"
@@ -33,7 +32,7 @@ end
 
 -- ---- balance-report ----
 reset()
-local err
+local err, _
 code, out, err = T:run(uq("balance-report --sub-accounts --format csv"))
 T:check("balance-report: every account by name, with totals per currency", code == 0
   and out:find("issuing,Ops Team SG,22222222%-2222%-4222%-8222%-222222222222,USD,1000%.00") ~= nil

@@ -1,8 +1,12 @@
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include "lauxlib.h"
 #include "lua-cjson.h"
@@ -123,6 +127,66 @@ void uqlua_close_host(lua_State *L) {
   inproc_sim = NULL;
 }
 
+/* Writes text to path through a temporary file and a rename (0600). */
+static int write_file(const char *path, const char *text) {
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return -1;
+  size_t n = strlen(text), off = 0;
+  while (off < n) {
+    ssize_t w = write(fd, text + off, n - off);
+    if (w <= 0) { close(fd); unlink(tmp); return -1; }
+    off += (size_t)w;
+  }
+  if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) { unlink(tmp); return -1; }
+  return 0;
+}
+
+static char *read_file(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  size_t cap = 1 << 16, n = 0;
+  char *buf = malloc(cap);
+  for (size_t r; buf && (r = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
+    n += r;
+    if (n + 1 >= cap) {
+      char *b = realloc(buf, cap *= 2);
+      if (!b) { free(buf); buf = NULL; }
+      else buf = b;
+    }
+  }
+  fclose(f);
+  if (buf) buf[n] = '\0';
+  return buf;
+}
+
+/* --detach: the parent prints what the server writes to the pipe (the
+ * export lines, once it is listening) and exits; the server goes on in a
+ * session of its own. Returns the write end in the child, -1 in the
+ * parent (after it has relayed everything: *code holds its exit code). */
+static int detach(int *code) {
+  int fds[2];
+  if (pipe(fds) != 0) { perror("uqlua: --detach"); *code = 2; return -1; }
+  pid_t pid = fork();
+  if (pid < 0) { perror("uqlua: --detach"); *code = 2; return -1; }
+  if (pid > 0) {
+    close(fds[1]);
+    char buf[512];
+    ssize_t r, got = 0;
+    while ((r = read(fds[0], buf, sizeof buf)) > 0 || (r < 0 && errno == EINTR)) {
+      if (r > 0) { fwrite(buf, 1, (size_t)r, stdout); got += r; }
+    }
+    fflush(stdout);
+    close(fds[0]);
+    *code = got > 0 ? 0 : 2; /* nothing: the server failed (and said why on stderr) */
+    return -1;
+  }
+  close(fds[0]);
+  setsid();
+  return fds[1];
+}
+
 int uqlua_serve_sim(lua_State *L, const struct uqlua_options *o) {
   char host[64] = "127.0.0.1", err[512];
   int port = 8787;
@@ -138,6 +202,12 @@ int uqlua_serve_sim(lua_State *L, const struct uqlua_options *o) {
     host[colon - o->listen] = '\0';
     port = (int)p;
   }
+  int out_fd = -1;
+  if (o->detach) {
+    int code = 0;
+    out_fd = detach(&code);
+    if (out_fd < 0) return code;
+  }
   /* Block the stop signals before any server thread exists; wait for them. */
   sigset_t set;
   sigemptyset(&set);
@@ -151,14 +221,56 @@ int uqlua_serve_sim(lua_State *L, const struct uqlua_options *o) {
     fprintf(stderr, "uqlua: --serve-sim: %s\n", err);
     return 2;
   }
-  printf("export UQPAY_BASE_URL=http://%s:%d/api\n", host, sim_port(s));
-  printf("export UQPAY_CLIENT_ID=%s\n", sim_client_id(s));
-  printf("export UQPAY_API_KEY=%s\n", sim_api_key(s));
-  fflush(stdout);
-  fprintf(stderr, "uqlua: simulator listening on http://%s:%d (Ctrl-C to stop)\n", host, sim_port(s));
+  if (o->state_file) { /* the ledger of the last run, if there is one */
+    char *text = read_file(o->state_file);
+    if (text) {
+      char *ok = sim_call(s, "load", text, err, sizeof err);
+      free(text);
+      if (!ok) {
+        fprintf(stderr, "uqlua: --state %s: %s\n", o->state_file, err);
+        sim_stop(s);
+        return 2;
+      }
+      free(ok);
+    }
+  }
+  if (o->pidfile) {
+    char pid[32];
+    snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (write_file(o->pidfile, pid) != 0) {
+      fprintf(stderr, "uqlua: --pidfile %s: %s\n", o->pidfile, strerror(errno));
+      sim_stop(s);
+      return 2;
+    }
+  }
+  FILE *out = out_fd >= 0 ? fdopen(out_fd, "w") : stdout;
+  fprintf(out, "export UQPAY_BASE_URL=http://%s:%d/api\n", host, sim_port(s));
+  fprintf(out, "export UQPAY_CLIENT_ID=%s\n", sim_client_id(s));
+  fprintf(out, "export UQPAY_API_KEY=%s\n", sim_api_key(s));
+  fflush(out);
+  if (out_fd >= 0) { /* the parent prints them and exits; we stay, quietly */
+    fclose(out);
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+      dup2(null, 0); dup2(null, 1); dup2(null, 2);
+      if (null > 2) close(null);
+    }
+  } else {
+    fprintf(stderr, "uqlua: simulator listening on http://%s:%d (Ctrl-C to stop)\n", host, sim_port(s));
+  }
   int sig = 0;
   sigwait(&set, &sig);
-  fprintf(stderr, "uqlua: simulator stopped\n");
+  int rc = 0;
+  if (o->state_file) {
+    char *text = sim_call(s, "save", NULL, err, sizeof err);
+    if (!text || write_file(o->state_file, text) != 0) {
+      fprintf(stderr, "uqlua: --state %s: cannot save the ledger: %s\n", o->state_file, text ? strerror(errno) : err);
+      rc = 1;
+    }
+    free(text);
+  }
+  if (out_fd < 0) fprintf(stderr, "uqlua: simulator stopped\n");
   sim_stop(s);
-  return 0;
+  if (o->pidfile) unlink(o->pidfile);
+  return rc;
 }

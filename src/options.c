@@ -26,6 +26,9 @@ static const char help_text[] =
   "      --webhook-url URL   deliver signed webhooks there\n"
   "      --token-ttl SECONDS access token lifetime (default 1800)\n"
   "      --rate-limit N      requests per minute before 429 (default: no limit)\n"
+  "      --detach            run in the background once the export lines are printed\n"
+  "      --pidfile FILE      with --detach: write the server's pid there\n"
+  "      --state FILE        keep the ledger in FILE across restarts (saved on stop)\n"
   "  --dry-run             send no write: print each would-be write and a plan\n"
   "  --fresh               start a new run even if this invocation was interrupted\n"
   "  --journal PATH        keep the run journal there (default: one per\n"
@@ -60,7 +63,7 @@ static const struct valued valued_options[] = {
   {"seed", OFF(seed_file)},    {"faults", OFF(faults)},
   {"webhook-url", OFF(webhook_url)}, {"token-ttl", OFF(token_ttl)},
   {"rate-limit", OFF(rate_limit)}, {"journal", OFF(journal)},
-  {"run", OFF(run_id)}, {NULL, 0}};
+  {"run", OFF(run_id)}, {"pidfile", OFF(pidfile)}, {"state", OFF(state_file)}, {NULL, 0}};
 
 static int usage_error(const char *fmt, const char *what) {
   fprintf(stderr, "uqlua: ");
@@ -84,7 +87,7 @@ int uqlua_parse_options(int argc, char **argv, struct uqlua_options *o) {
     if (IS("sim")) { o->sim = 1; o->sim_seed = eq ? eq + 1 : NULL; continue; }
     int *flag = IS("trace") ? &o->trace : IS("yes") ? &o->yes : IS("dry-run") ? &o->dry_run
               : IS("json") ? &o->json : IS("fresh") ? &o->fresh : IS("no-journal") ? &o->no_journal
-              : IS("runs") ? &o->runs : IS("serve-sim") ? &o->serve_sim : NULL;
+              : IS("runs") ? &o->runs : IS("serve-sim") ? &o->serve_sim : IS("detach") ? &o->detach : NULL;
     if (flag) {
       /* --yes=no must not mean yes */
       if (eq) return usage_error("option '%s' takes no value", a);
@@ -110,5 +113,8 @@ int uqlua_parse_options(int argc, char **argv, struct uqlua_options *o) {
   if (o->dry_run && o->fresh) return usage_error("%s", "--dry-run sends no write: --fresh makes no sense with it");
   if (!o->serve_sim && (o->listen || o->seed_file))
     return usage_error("%s", "--listen and --seed go with --serve-sim (use --sim=SEED in-process)");
+  if (!o->serve_sim && (o->detach || o->pidfile || o->state_file))
+    return usage_error("%s", "--detach, --pidfile and --state go with --serve-sim");
+  if (o->pidfile && !o->detach) return usage_error("%s", "--pidfile goes with --detach");
   return -1;
 }

@@ -420,6 +420,29 @@ struct sim *sim_start(lua_State *from, int cfg, const char *host, int port, char
   return s;
 }
 
+char *sim_call(struct sim *s, const char *fn, const char *arg, char *err, size_t errn) {
+  lua_State *L = s->L;
+  char *out = NULL;
+  pthread_mutex_lock(&s->mu);
+  int top = lua_gettop(L);
+  lua_getfield(L, LUA_REGISTRYINDEX, "uqpay.sim");
+  lua_getfield(L, -1, fn);
+  if (arg) lua_pushstring(L, arg);
+  if (lua_pcall(L, arg ? 1 : 0, 1, 0) != LUA_OK || !lua_isstring(L, -1)) {
+    const char *m = lua_tostring(L, -1);
+    snprintf(err, errn, "%s", m ? m : "no result");
+  } else {
+    size_t n;
+    const char *r = lua_tolstring(L, -1, &n);
+    out = malloc(n + 1);
+    if (out) memcpy(out, r, n + 1);
+    else snprintf(err, errn, "out of memory");
+  }
+  lua_settop(L, top);
+  pthread_mutex_unlock(&s->mu);
+  return out;
+}
+
 int sim_port(const struct sim *s) { return s->port; }
 const char *sim_client_id(const struct sim *s) { return s->client_id; }
 const char *sim_api_key(const struct sim *s) { return s->api_key; }

@@ -12,4 +12,7 @@ int sim_port(const struct sim *s);
 const char *sim_client_id(const struct sim *s);
 const char *sim_api_key(const struct sim *s);
 void sim_stop(struct sim *s);
+/* Calls the rules' sim[fn](arg) under the lock and lua_pcall; returns its
+ * string result (malloc'ed; the caller frees it) or NULL with err set. */
+char *sim_call(struct sim *s, const char *fn, const char *arg, char *err, size_t errn);
 #endif

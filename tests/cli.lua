@@ -90,6 +90,10 @@ local inst = dir .. "/inst"
 expect("make install honours PREFIX and DESTDIR", "make -s install DESTDIR=" .. inst .. " PREFIX=/opt/uq" ..
   " && test -x " .. inst .. "/opt/uq/bin/uqlua && test -f " .. inst .. "/opt/uq/lib/lua/5.4/uqpay.so && test -f " .. inst ..
   "/opt/uq/share/man/man1/uqlua.1 && " .. inst .. "/opt/uq/bin/uqlua -e 'print(uqpay.version)'", 0, "^%d+%.%d+%.%d+\n$")
+do
+  local _, out = run(inst .. "/opt/uq/bin/uqlua ops")
+  check("the installed uqlua carries the seven ops scripts", select(2, out:gsub("\n  %S", "")) + (out:match("^  %S") and 1 or 0) == 7, out)
+end
 
 -- ---- configuration ----
 os.execute("mkdir -p " .. dir .. "/cfg/uqlua && chmod 700 " .. dir .. "/cfg/uqlua")
@@ -147,6 +151,31 @@ end
 expect("--json prints what -e returns, one JSON line per value", UQ .. " --json --sim -e " ..
   "'return uqpay.money(\"1.50\"), {a = 1}'", 0, '^"1%.50"\n{"a":1}\n$')
 expect("an unknown NAME that is no file points at uqlua ops", UQ .. " no-such-script", 2, nil, "uqlua ops lists them")
+do -- a rehearsal that spans several commands: --detach, --pidfile, --state
+  local pidf, ledger = dir .. "/sim.pid", dir .. "/ledger.json"
+  local serve = UQ .. " --serve-sim --listen 127.0.0.1:0 --detach --pidfile " .. pidf .. " --state " .. ledger
+  local function stop()
+    run("kill $(cat " .. pidf .. ")")
+    for _ = 1, 50 do
+      if not io.open(pidf) then break end
+      require("uqpay.core").sleep_ms(100)
+    end
+  end
+  local code, out = run(serve)
+  local env = out:gsub("export ", ""):gsub("\n", " ")
+  check("--serve-sim --detach prints the export lines and returns; the pid file names the server",
+    code == 0 and out:find("UQPAY_BASE_URL=http://127%.0%.0%.1:%d+/api") ~= nil and io.open(pidf) ~= nil, out)
+  local card = "66666666-6666-4666-8666-666666666661"
+  code = run(env .. UQ .. " -e 'uqpay.recharge(\"" .. card .. "\", \"7.00\")'")
+  stop()
+  check("stopping it saves the ledger (0600) and removes the pid file", code == 0 and io.open(pidf) == nil
+    and io.open(ledger) ~= nil and io.popen("stat -c %a " .. ledger):read("a"):match("^600") ~= nil)
+  code, out = run(serve)
+  env = out:gsub("export ", ""):gsub("\n", " ")
+  local _, bal = run(env .. UQ .. " -e 'print(uqpay.cards.get(\"" .. card .. "\").available_balance)'")
+  stop()
+  check("--state FILE: the next server starts from that ledger", code == 0 and bal == "507.00\n", bal)
+end
 expect("--yes=no is a usage error, not --yes", UQ .. " --yes=no -e ''", 2, nil, "takes no value")
 expect("--dry-run=false is a usage error", UQ .. " --dry-run=false -e ''", 2, nil, "takes no value")
 expect("max_response_bytes is configurable", "UQLUA_MAX_RESPONSE_BYTES=100 " .. UQ ..

@@ -126,8 +126,21 @@ local records = J.parse(run.path)
 local responses = {}
 for _, r in ipairs(records) do if r.t == "outcome" and r.state == "applied" then responses[r.key] = r.body end end
 
-local rows, in_doubt, counts = {}, 0, { matched = 0, missing = 0, unexpected = 0 }
+-- Applied writes claim their balance transactions first, so that one in
+-- doubt is never matched with a movement another write explains.
+local order = {}
 for i, op in ipairs(run.ops) do
+  if ((settled[op.key] or {}).state or op.state) == "applied" then order[#order + 1] = i end
+end
+for i, op in ipairs(run.ops) do
+  if ((settled[op.key] or {}).state or op.state) ~= "applied" then order[#order + 1] = i end
+end
+
+local rows, in_doubt, counts = {}, 0, { matched = 0, missing = 0, unexpected = 0 }
+local touched = {}
+for _, i in ipairs(order) do
+  local op = run.ops[i]
+  touched[op.path:match("^/v1/issuing/cards/([^/]+)/") or ""] = true
   local state = (settled[op.key] or {}).state or op.state
   local check, note
   if state == "applied" then
@@ -151,16 +164,19 @@ for i, op in ipairs(run.ops) do
     check, note = "rejected", "applied nothing"
   end
   if check == "matched" or check == "missing" then counts[check] = counts[check] + 1 end
-  rows[#rows + 1] = { n = i, journal = state, check = check, method = op.method, path = op.path,
-                      amount = amount_of(op), key = op.key, note = note }
+  rows[i] = { n = i, journal = state, check = check, method = op.method, path = op.path,
+              amount = amount_of(op), key = op.key, note = note }
 end
 
--- Money movements in the run's window that no write of the journal explains.
+-- Card movements on the run's cards, in the run's window, that no write of
+-- its journal explains.
 local started = iso_ts(run.head.started)
 local unexpected = {}
 for k, list in pairs(txns) do
   for i, t in ipairs(list) do
-    if not txn_used[k .. "#" .. i] and iso_ts(t.create_time) >= started and WANT[t.transaction_type:lower():match("card_(%a+)") or ""] then
+    local on_card = tostring(t.description):match("^Card %a+ ([%x%-]+)$")
+    if not txn_used[k .. "#" .. i] and iso_ts(t.create_time) >= started and on_card and touched[on_card]
+        and WANT[t.transaction_type:lower():match("card_(%a+)") or ""] then
       unexpected[#unexpected + 1] = { transaction_id = t.transaction_id, type = t.transaction_type, amount = t.amount,
                                       time = t.create_time, note = t.description }
     end

@@ -146,6 +146,39 @@ function sim.init(c)
   return { client_id = seed.client_id, api_key = seed.api_key }
 end
 
+-- ---------- the ledger across restarts (--state FILE) ----------
+
+local function plain(v, seen)
+  if type(v) ~= "table" or core.money.is(v) then return v end
+  seen = seen or {}
+  if seen[v] then return seen[v] end
+  local out = setmetatable({}, getmetatable(v))
+  seen[v] = out
+  for k, x in pairs(v) do if type(x) ~= "function" then out[k] = plain(x, seen) end end
+  return out
+end
+
+-- Everything a restart must keep: the ledger, keys and their answers,
+-- tokens, counters and the clock. Keys still in flight are left out.
+function sim.save()
+  local keys = {}
+  for scope, e in pairs(idem) do if e.state ~= "in_flight" then keys[scope] = e end end
+  return encode(plain { version = 1, st = st, idem = keys, tokens = tokens, revoked = revoked,
+    request_count = request_count, tokens_issued = tokens_issued, clock_offset = clock_offset,
+    token_ttl = cfg.token_ttl, rate_limit = cfg.rate_limit }, true)
+end
+
+function sim.load(text)
+  local t = core.json_decode(text, true)
+  if type(t) ~= "table" or t.version ~= 1 or type(t.st) ~= "table" then error("not a simulator state file", 0) end
+  st = t.st
+  st.now = sim.now
+  idem, tokens, revoked = t.idem or {}, t.tokens or {}, t.revoked or {}
+  request_count, tokens_issued, clock_offset = t.request_count or 0, t.tokens_issued or 0, t.clock_offset or 0
+  cfg.token_ttl, cfg.rate_limit = t.token_ttl or cfg.token_ttl, t.rate_limit or cfg.rate_limit
+  return "loaded"
+end
+
 -- ---------- admin (/__sim/..., loopback only) ----------
 
 local function dump_state()

@@ -31,7 +31,7 @@ help:
 	@echo "make check      the test suite under AddressSanitizer + UndefinedBehaviorSanitizer only"
 	@echo "make chaos      long runs: the exactly-once chaos test (CHAOS_SEED=N replays one),"
 	@echo "                resume memory at 200,000 journaled writes"
-	@echo "make fuzz       libFuzzer over the JSON, money, journal, URL and redaction parsers"
+	@echo "make fuzz       libFuzzer over the JSON, money, journal, URL, redaction and CSV parsers"
 	@echo "                (FUZZ_SECONDS=60 per target; regressions in tests/fuzz/regress/ first)"
 	@echo "make bench      benchmarks, figures side by side"
 	@echo "make docs       regenerate the endpoint reference in docs/api.md"
@@ -92,7 +92,7 @@ chaos: deps
 # libFuzzer (clang): one harness, tests/fuzz/fuzz.c, built per target over
 # the core objects; each target first replays its regressions, then runs
 # FUZZ_SECONDS on its corpus (tests/fuzz/corpus/T, grown in build-fuzz/).
-FUZZ_TARGETS = json money journal url redact
+FUZZ_TARGETS = json money journal url redact csv
 FUZZ_SECONDS ?= 60
 FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 fuzz: deps

@@ -6,6 +6,7 @@
  *   journal  the journal reader: the input as a journal file, scanned
  *   url      the base URL check (CURLU)
  *   redact   uqpay.redact text() and body()
+ *   csv      the ops scripts' CSV reader (uqpay.ops.csv_parse)
  * Any crash or sanitizer report is a finding; so is an error raised from C
  * that is not an error object with a kind (the one error convention).
  */
@@ -70,6 +71,10 @@ static const char *const chunk =
   "  R.body(s)\n"
   "  -- a Luhn-valid card number never survives free text\n"
   "  if t:find('%f[%w]4111111111111111%f[%W]') then error('a card number survived: ' .. t, 0) end\n"
+  "end\n"
+  "function run.csv(s)\n"
+  "  local ok, e = pcall(require('uqpay.ops').csv_parse, s)\n"
+  "  if not ok and not object(e) then error('bare error: ' .. tostring(e), 0) end\n"
   "end\n"
   "return run[target]\n";
 

@@ -113,6 +113,14 @@ T:check("bulk-recharge after SIGKILL: killed, resumed, each line applied exactly
   and H.applied(st, "recharge") == 40 and total == 820 and H.duplicate_key(st) == nil,
   string.format("kills %d exit %d recharges %d cents %d\n%s", kills, code, H.applied(st, "recharge"), total, err))
 
+-- a progress bar on a terminal's stderr (script(1) gives the run a pty), none otherwise
+reset()
+code, out = T:run("script -qec '" .. sim.env .. UQ .. " bulk-recharge --allow-duplicates " .. manyf .. "' /dev/null")
+T:check("on a terminal, a progress bar with count, rate and ETA", code == 0 and out:find("40/40") ~= nil
+  and out:find("/s") ~= nil and out:find("ETA") ~= nil, out)
+code, _, err = T:run(sim.env .. UQ .. " bulk-recharge --allow-duplicates " .. manyf)
+T:check("...and none when stderr is not a terminal", code == 0 and not err:find("ETA"), err)
+
 -- ---- sweep-cards ----
 reset()
 code, _, err = T:run(uq("--dry-run sweep-cards --all --keep 10"))

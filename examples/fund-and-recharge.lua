@@ -9,8 +9,7 @@ local HOLDER = arg[3]
 for _, a in ipairs(uqpay.accounts.list()) do
   if a.account_id == SUB then print(("sub-account: %s (%s)"):format(a.account_name, a.account_id)) end
 end
-local master = uqpay.config().env == "sim" and "11111111-1111-4111-8111-111111111111" or assert(os.getenv("MASTER_ACCOUNT_ID"),
-  "set MASTER_ACCOUNT_ID")
+local master = uqpay.account().account_id -- the account the credentials belong to
 
 -- 1. Top the sub-account's USD issuing balance up to 2,000.00.
 local target = uqpay.money("2000.00")

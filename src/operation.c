@@ -398,8 +398,16 @@ static int l_op_replay(lua_State *L) {
   return 2;
 }
 
+/* op:dispatch(): the operation is about to be answered without the
+ * transport (a dry run's twin): the same check and IN_FLIGHT as m:add. */
+static int l_op_dispatch(lua_State *L) {
+  op_t *op = op_check_sendable(L, 1);
+  op_mark_in_flight(op);
+  return 0;
+}
+
 static const luaL_Reg op_methods[] = {
-  {"info", l_op_info}, {"intent", l_op_intent}, {"observe", l_op_observe},
+  {"info", l_op_info}, {"dispatch", l_op_dispatch}, {"intent", l_op_intent}, {"observe", l_op_observe},
   {"settle", l_op_settle}, {"replay", l_op_replay}, {NULL, NULL}};
 
 void uqpay_open_operation(lua_State *L) {

@@ -57,8 +57,11 @@ expect("--json: a plain script error too", UQ .. " --json -e 'error(\"boom\")'",
 expect("--json --dry-run: each would-be write and the plan as JSON lines", UQ .. " --json --sim --dry-run -e " ..
   "'uqpay.recharge(\"66666666-6666-4666-8666-666666666661\", \"2.50\")' " .. file("dummy.lua", ""), 0,
   '^{"dry_run":{"body":"{\\"amount\\":2.50}","idempotency_key":"%x+.-","method":"POST","n":1,' ..
-  '"path":"/v1/issuing/cards/66666666%-6666%-4666%-8666%-666666666661/recharge"}}\n' ..
-  '{"plan":{"operations":%[{"count":1,"operation":"recharge","totals":{"USD":"2%.50"}}%],"writes":1}}\n$')
+  '"path":"/v1/issuing/cards/66666666%-6666%-4666%-8666%-666666666661/recharge","status":200}}\n' ..
+  '{"plan":{"balances":%[{"account_id":"11111111%-1111%-4111%-8111%-111111111111","after":"99997%.50",' ..
+  '"before":"100000%.00","currency":"USD","scope":"issuing"}%],"cards":%[{"after":"502%.50","before":"500%.00",' ..
+  '"card_id":"66666666%-6666%-4666%-8666%-666666666661","currency":"USD","status":"ACTIVE"}%],' ..
+  '"moved":{"USD":"2%.50"},"writes":1}}\n$')
 expect("--json makes ops scripts default to JSON", UQ .. " --json --sim balance-report", 0,
   '^{"account_id":"11111111%-1111%-4111%-8111%-111111111111","account_name":"Demo Master Ltd",' ..
   '"available_balance":"50000%.00","currency":"SGD"')

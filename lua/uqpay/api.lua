@@ -167,6 +167,13 @@ function A.spec(ep, fields, opts)
   return spec, locals
 end
 
+-- The request spec an endpoint function would make from these arguments
+-- (validated), for callers that send it themselves (the dry run's twin).
+function A.spec_for(ep, ...)
+  local fields, opts = gather(ep, { ... }, select("#", ...))
+  return A.spec(ep, fields, opts)
+end
+
 -- Pages through a list endpoint lazily.
 local function pages(call, ep, fields, opts)
   local spec = A.spec(ep, fields, opts)

@@ -178,7 +178,7 @@ function Client:exchange(x)
       self:trace("> %s %s%s%s", x.method, x.url, key and ("  key=" .. key) or "", x.body and ("\n  " .. R.body(x.body)) or "")
     end
     local res, kind, msg, sent = Transport.request({ method = x.method, url = x.url, headers = headers, body = x.body,
-      write = op ~= nil, timeout_ms = x.timeout_ms or self.cfg.timeout_ms,
+      write = op ~= nil, real = x.real, timeout_ms = x.timeout_ms or self.cfg.timeout_ms,
       connect_timeout_ms = self.cfg.connect_timeout_ms, max_response_bytes = self.cfg.max_response_bytes }, op)
     self.attempts_total = self.attempts_total + 1
     last_res, last_kind, last_msg = res, kind, msg
@@ -231,7 +231,7 @@ function Client:fetch_token()
   local headers = { "Content-Type: application/json", "x-client-id: " .. self.cfg.client_id,
                     "x-api-key: " .. self.cfg.api_key }
   local res = self:exchange { method = "POST", path = spec.path, url = self.cfg.base_url .. spec.path, body = "{}",
-                              headers = function() return headers end, token = true, spec = spec }
+                              headers = function() return headers end, token = true, spec = spec, real = true }
   local ok, t = pcall(json.decode, res.body, { money = false })
   if ok and type(t) == "table" and type(t.auth_token) == "string" then return t end
   E.raise { kind = "auth", status = res.status, message = "token endpoint returned no auth_token",
@@ -282,7 +282,7 @@ function Client:call(spec, op, intent_ts)
   -- a read that is a POST (Retrieve Issuing Balance) carries a fresh key
   local read_key = not op and spec.method ~= "GET" and (spec.key or core.uuid()) or nil
   local res = self:exchange { method = spec.method, path = spec.path, url = url, body = body, op = op, spec = spec,
-    key = read_key, timeout_ms = spec.timeout_ms, intent_ts = intent_ts, headers = function()
+    key = read_key, timeout_ms = spec.timeout_ms, intent_ts = intent_ts, real = spec.real, headers = function()
       local headers = { "Accept: application/json", "x-auth-token: Bearer " .. self.token:get() }
       if body then headers[#headers + 1] = "Content-Type: application/json" end
       if read_key then headers[#headers + 1] = "x-idempotency-key: " .. read_key end

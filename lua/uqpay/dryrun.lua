@@ -1,96 +1,52 @@
--- --dry-run: no write leaves the process. Each would-be write is printed
--- (method, path, body, the key it would use) and answered with a stand-in
--- result marked dry_run = true; reads still run. At the end, a plan:
--- operations, counts and totals per currency.
-local core = require "uqpay.core"
+-- The end of a dry run: the plan the twin (uqpay.twin) worked out. Every
+-- would-be write in order (printed as it happened), the money moved per
+-- currency, balances and cards before -> after, and the first error the
+-- real run would hit. --json gives the same as one JSON line.
 local json = require "uqpay.json"
 local out = require "uqpay.jsonout"
 
 local D = {}
-D.__index = D
 
-local active -- the plan of this process's dry run
-
-function D.new(read)
-  active = setmetatable({ read = read, ops = {}, order = {}, card_currency = {}, n = 0 }, D)
-  return active
+local function money_text(t)
+  local curs = {}
+  for cur in pairs(t) do curs[#curs + 1] = cur end
+  table.sort(curs)
+  local parts = {}
+  for _, cur in ipairs(curs) do parts[#parts + 1] = cur .. " " .. tostring(t[cur]) end
+  return table.concat(parts, ", ")
 end
 
--- The script ended with success: print the plan, once.
+-- The script ended with success (or through os.exit): print the plan, once.
 function D.finish_active()
-  local plan = active
-  active = nil
-  if plan then plan:finish() end
-end
-
--- The currency an amount is in, as the endpoint table says: a field of the
--- body, or the card's (looked up once with a read, which dry runs allow).
-function D:currency(spec, body, money)
-  if money.currency then return body[money.currency] or "?" end
-  local card = money.currency_of_card and spec.path:match("^/v1/issuing/cards/([^/]+)")
-  if not card then return "?" end
-  if self.card_currency[card] == nil then
-    local ok, c = pcall(self.read, { method = "GET", path = "/v1/issuing/cards/" .. card,
-                                     on_behalf_of = spec.on_behalf_of })
-    self.card_currency[card] = ok and c.card_currency or "?"
-  end
-  return self.card_currency[card]
-end
-
-function D:record(spec, body_text)
-  local key = spec.key or core.uuid()
-  local body = spec.body or {}
-  self.n = self.n + 1
+  local twin = require("uqpay.twin").active()
+  if not twin or D.done then return end
+  D.done = true
+  local p = twin:plan()
   if out.enabled() then
-    out.emit { dry_run = { n = self.n, method = spec.method, path = spec.path, idempotency_key = key,
-                           on_behalf_of = spec.on_behalf_of or nil, body = body_text } }
-  else
-    io.stderr:write(string.format("dry-run %d: %s %s  key=%s%s\n    %s\n", self.n, spec.method, spec.path, key,
-      spec.on_behalf_of and (" on-behalf-of=" .. spec.on_behalf_of) or "", body_text ~= "" and body_text or "(no body)"))
-  end
-  local name = spec.op or (spec.method .. " " .. spec.path)
-  local op = self.ops[name]
-  if not op then
-    op = { count = 0, totals = {} }
-    self.ops[name] = op
-    self.order[#self.order + 1] = name
-  end
-  op.count = op.count + 1
-  local money = spec.ep and spec.ep.money
-  if money and core.money.is(body[money.amount]) then
-    local cur = self:currency(spec, body, money)
-    op.totals[cur] = (op.totals[cur] or core.money("0")) + body[money.amount]
-  end
-  -- a stand-in result, shaped enough for a script to carry on
-  local res = { dry_run = true, idempotency_key = key, card_order_id = core.uuid(), order_status = "DRY_RUN",
-                card_id = spec.path:match("^/v1/issuing/cards/([^/]+)") or core.uuid(), transfer_id = core.uuid() }
-  for k, v in pairs(body) do if res[k] == nil then res[k] = v end end
-  return res, json.encode(res)
-end
-
-function D:finish()
-  if out.enabled() then
-    local ops = json.array {}
-    for _, name in ipairs(self.order) do
-      local op = self.ops[name]
-      ops[#ops + 1] = { operation = name, count = op.count, totals = op.totals }
-    end
-    out.emit { plan = { writes = self.n, operations = ops } }
+    local fe = p.first_error
+    out.emit { plan = { writes = #p.writes, moved = p.moved, balances = json.array(p.balances),
+      cards = json.array(p.cards), first_error = fe and { n = fe.n, method = fe.method, path = fe.path,
+      status = fe.status, message = fe.error } or nil } }
     return
   end
-  if self.n == 0 then
+  if #p.writes == 0 then
     io.stderr:write("dry run: no write would be sent\n")
     return
   end
-  io.stderr:write(string.format("dry run: %d write(s) would be sent, none was:\n", self.n))
-  for _, name in ipairs(self.order) do
-    local op = self.ops[name]
-    local parts = {}
-    local curs = {}
-    for cur in pairs(op.totals) do curs[#curs + 1] = cur end
-    table.sort(curs)
-    for _, cur in ipairs(curs) do parts[#parts + 1] = cur .. " " .. tostring(op.totals[cur]) end
-    io.stderr:write(string.format("  %-28s %5d   %s\n", name, op.count, table.concat(parts, ", ")))
+  io.stderr:write(string.format("dry run: %d write(s) would be sent, none was\n", #p.writes))
+  io.stderr:write("  money moved: ", next(p.moved) and money_text(p.moved) or "none", "\n")
+  for _, b in ipairs(p.balances) do
+    io.stderr:write(string.format("  %s %s %s: %s -> %s\n", b.scope, b.account_id, b.currency, tostring(b.before),
+      tostring(b.after)))
+  end
+  for _, c in ipairs(p.cards) do
+    io.stderr:write(string.format("  card %s %s: %s -> %s%s\n", c.card_id, c.currency, tostring(c.before),
+      tostring(c.after), c.new and " (new card)" or ""))
+  end
+  if p.first_error then
+    local fe = p.first_error
+    io.stderr:write(string.format("  the real run would fail at write %d: %s %s: %s\n", fe.n, fe.method, fe.path,
+      tostring(fe.error)))
   end
 end
 

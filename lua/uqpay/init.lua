@@ -27,7 +27,6 @@ local function get_client()
 end
 
 local Run = require "uqpay.run"
-local dryrun -- the dry-run plan, created at the first would-be write
 
 -- Where a result came from (weak keys): uqpay.wait follows it with the
 -- endpoint its entry names.
@@ -54,12 +53,6 @@ local function dispatch(spec)
   if spec.master then spec.on_behalf_of = false end
   spec.body_text = spec.body ~= nil and json.encode(spec.body, { money = spec.banking and "string" or "number" }) or ""
   if spec.effect ~= "write" then return tag((c:call(spec)), spec) end
-  if cfg.dry_run then
-    if not dryrun then
-      dryrun = require("uqpay.dryrun").new(function(s) return (c:call(s)) end)
-    end
-    return tag((dryrun:record(spec, spec.body_text)), spec)
-  end
   local j = Run.journal()
   local obo = c:account(spec) or ""
   local shown = spec.body ~= nil and json.encode(R.value(spec.body), { money = spec.banking and "string" or "number" })
@@ -88,11 +81,14 @@ local function dispatch(spec)
   else
     Run.count("sent")
   end
-  c:confirm_production(spec, obo ~= "" and obo or nil)
+  -- under --dry-run nothing leaves (the transport answers from the twin)
+  if not cfg.dry_run then c:confirm_production(spec, obo ~= "" and obo or nil) end
   local group = Parallel.active()
   op:intent(group)
   if group then Parallel.dirty(j) end
-  return tag((c:call(spec, op, info.state ~= "new" and info.ts or Run.now())), spec)
+  local res = c:call(spec, op, info.state ~= "new" and info.ts or Run.now())
+  if cfg.dry_run and type(res) == "table" then res.dry_run = true end
+  return tag(res, spec)
 end
 
 -- Inside uqpay.parallel, writes that share a card or an account (as the
@@ -190,7 +186,6 @@ function uqpay.wait(result, opts)
   for k in pairs(opts) do
     if k ~= "timeout_ms" and k ~= "on_behalf_of" then E.usage("opts." .. tostring(k), opts[k], "is not an option of uqpay.wait") end
   end
-  if result.dry_run then return result end -- nothing was sent: nothing to wait for
   local ep = poller(result)
   if not ep or result[ep.poll.id] == nil then E.usage("result", result, "has neither card_order_id nor transfer_id") end
   local timeout = opts.timeout_ms or 60000
@@ -210,26 +205,6 @@ function uqpay.wait(result, opts)
   end
 end
 
--- The claims of a JWT access token (payload decoded, signature not
--- checked, as the official SDKs do), or nil.
-local function claims(token)
-  local payload = type(token) == "string" and token:match("^[%w_%-]+%.([%w_%-]+)%.[%w_%-]+$")
-  if not payload then return nil end
-  local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-  local bits, n, out = 0, 0, {}
-  for ch in payload:gmatch(".") do
-    local v = B64:find(ch, 1, true)
-    if not v then return nil end
-    bits, n = (bits << 6) | (v - 1), n + 6
-    if n >= 8 then
-      n = n - 8
-      out[#out + 1] = string.char((bits >> n) & 255)
-    end
-  end
-  local ok, t = pcall(json.decode, table.concat(out), { money = false })
-  return ok and type(t) == "table" and t or nil
-end
-
 local account_cache
 -- uqpay.account() -> {account_id, account_name, short_account_id}: the
 -- account the credentials belong to (the token's entity_id claim), named
@@ -237,7 +212,7 @@ local account_cache
 function uqpay.account()
   if account_cache then return account_cache end
   local c = get_client()
-  local t = claims(c.token:get())
+  local t = require("uqpay.token").claims(c.token:get())
   if not t or type(t.entity_id) ~= "string" or t.entity_id == "" then
     E.raise { kind = "auth", message = "the access token names no account (no entity_id claim)" }
   end

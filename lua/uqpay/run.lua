@@ -165,7 +165,8 @@ end
 -- resumable (a later run sends them with their keys, never new ones) and
 -- reconcile_required names them.
 function Run.finish(success, code)
-  if success then require("uqpay.dryrun").finish_active() end
+  -- a dry run's plan, also (above all) when the script failed
+  require("uqpay.dryrun").finish_active()
   local j = state.journal
   if not j then return end
   local c = state.counts

@@ -119,4 +119,24 @@ function T:invalidate()
   if cached and cached.auth_token == dead then os.remove(self.path) end
 end
 
+-- The claims of a JWT access token (payload decoded, signature not
+-- checked, as the official SDKs do), or nil.
+function T.claims(token)
+  local payload = type(token) == "string" and token:match("^[%w_%-]+%.([%w_%-]+)%.[%w_%-]+$")
+  if not payload then return nil end
+  local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+  local bits, n, out = 0, 0, {}
+  for ch in payload:gmatch(".") do
+    local v = B64:find(ch, 1, true)
+    if not v then return nil end
+    bits, n = (bits << 6) | (v - 1), n + 6
+    if n >= 8 then
+      n = n - 8
+      out[#out + 1] = string.char((bits >> n) & 255)
+    end
+  end
+  local ok, t = pcall(json.decode, table.concat(out), { money = false })
+  return ok and type(t) == "table" and t or nil
+end
+
 return T

@@ -15,6 +15,10 @@ end
 -- request(req [, op]) -> res | nil, kind, message, sent. A write passes its
 -- operation: the C side refuses it unless its intent is durable.
 function T.request(req, op)
+  -- --dry-run: everything but the twin's own reads goes to the twin
+  if not req.real and require("uqpay.config").active().dry_run then
+    return require("uqpay.twin").get():handle(req, op)
+  end
   local P = require "uqpay.parallel"
   if P.active() then return P.http(req, op) end
   local m = T.multi()

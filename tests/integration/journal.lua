@@ -163,10 +163,12 @@ uqpay.transfer { source_account_id = "11111111-1111-4111-8111-111111111111",
 print(uqpay.wait(o).order_status, uqpay.balance("USD").available_balance)
 ]]))
 st = state()
-T:check("--dry-run: reads run, writes do not, results are marked", code == 0 and out == "DRY_RUN\t100000.00\n"
-  and #st.applied == 0 and st.issuing_balances[H.MASTER].USD == "100000.00", out .. err)
-T:check("--dry-run prints each write with its key and a plan per currency", err:find("dry%-run 1: POST /v1/issuing/cards/.-key=%x+")
-  and err:find("recharge%s+2%s+SGD 1%.25, USD 2%.50") and err:find("transfer%s+1%s+USD 7%.00"), err)
+T:check("--dry-run: later reads see the planned state, nothing is applied, results are marked", code == 0
+  and out == "SUCCESS\t99990.50\n" and #st.applied == 0 and st.issuing_balances[H.MASTER].USD == "100000.00", out .. err)
+T:check("--dry-run prints each write with its key, and a plan: money moved, balances and cards before -> after",
+  err:find("dry%-run 1: POST /v1/issuing/cards/.-key=%x+") and err:find("money moved: SGD 1%.25, USD 9%.50")
+  and err:find("issuing 11111111%-1111%-4111%-8111%-111111111111 USD: 100000%.00 %-> 99990%.50")
+  and err:find("card 66666666%-6666%-4666%-8666%-666666666661 USD: 500%.00 %-> 502%.50"), err)
 
 -- ---- production: --no-journal refused ----
 T:expect("--no-journal is refused in production", "UQPAY_ENV=production " .. sim.env .. UQ ..

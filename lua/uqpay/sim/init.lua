@@ -17,6 +17,8 @@ local revoked = {} -- tokens revoked through /__sim/tokens; a reset brings them 
 local request_count, tokens_issued, sink = 0, 0, {}
 local in_flight, max_in_flight = 0, 0 -- requests held by a latency fault at once
 local clock_offset = 0
+local request_log = {} -- the last requests (method, path): what a dry run's stand-in was asked
+local twin -- set when this pipeline is a dry run's twin (uqpay.twin): no auth, state read through
 
 function sim.now() return core.now() + clock_offset end
 
@@ -185,7 +187,8 @@ local function dump_state()
   local out = { accounts = {}, issuing_balances = {}, banking_balances = {}, cards = {}, transfers = {},
                 banking_transfers = {}, applied = st.applied, master_account_id = st.master_id,
                 now = S.iso(sim.now()), clock_offset_s = clock_offset, request_count = request_count,
-                tokens_issued = tokens_issued, max_in_flight = max_in_flight }
+                tokens_issued = tokens_issued, max_in_flight = max_in_flight,
+                requests = #request_log > 0 and request_log or core.json_decode("[]") }
   for _, id in ipairs(st.account_order) do
     local a = st.accounts[id]
     out.accounts[#out.accounts + 1] = { account_id = id, account_name = a.account_name, master = a.master }
@@ -222,7 +225,7 @@ local function admin(req)
   if p == "/__sim/state" and m == "GET" then return reply(200, dump_state(), nil, true) end
   if p == "/__sim/reset" and m == "POST" then
     reset()
-    rules, request_count, tokens_issued, sink, clock_offset = {}, 0, 0, {}, 0
+    rules, request_count, tokens_issued, sink, clock_offset, request_log = {}, 0, 0, {}, 0, {}
     for t, v in pairs(revoked) do tokens[t] = v end
     revoked = {}
     max_in_flight = in_flight
@@ -400,6 +403,18 @@ local function apply(ctx, r, body, caps, fired, entry)
   return res
 end
 
+-- A dry run's twin (uqpay.twin): the same rules over a state that starts
+-- empty and is filled from the real account on demand by hooks.hydrate
+-- (called before each request is handled). No token: the real API
+-- authorised the reads that fill it.
+function sim.twin_init(twin_seed, hooks)
+  cfg = { token_ttl = 1800, rate_limit = 0 }
+  cfg.initial_token_ttl, cfg.initial_rate_limit = cfg.token_ttl, cfg.rate_limit
+  seed, twin, rules = twin_seed, hooks, {}
+  reset()
+  return st
+end
+
 function sim.handle(req)
   local path = req.path
   if path:sub(1, 7) == "/__sim/" then return admin(req) end
@@ -407,6 +422,12 @@ function sim.handle(req)
   path = path:sub(5)
   request_count = request_count + 1
   local method = req.method
+  if #request_log >= 2000 then table.remove(request_log, 1) end
+  request_log[#request_log + 1] = method .. " " .. path
+  if twin then
+    local obo = req.headers["x-on-behalf-of"]
+    twin.hydrate(method, path, req.body, obo ~= "" and obo or nil, req.query)
+  end
   local fired = F.pick(rules, method, path, math.random)
   if fired.burst429 then return too_many(1) end
   if fired.oversize then return reply(200, "{}" .. string.rep(" ", fired.oversize.bytes - 2)) end
@@ -424,7 +445,8 @@ function sim.handle(req)
     if ra then return too_many(ra) end
     return issue_token(req)
   end
-  local tok, err = authenticate(req)
+  local tok, err
+  if twin then tok = { client_id = st.client_id } else tok, err = authenticate(req) end
   if not tok then return err end
   local ra = rate_limited(tok.client_id)
   if ra then return too_many(ra) end

@@ -1,0 +1,85 @@
+-- Dry runs that tell the truth (#12): with a standalone simulator standing
+-- in for the real API, the examples and every bundled ops script run under
+-- --dry-run exactly as they do for real (same exit code, same output apart
+-- from the plan and the marks), the stand-in's ledger shows no write and
+-- its request log only reads, and a script that would overdraw an account
+-- fails under --dry-run at the same operation with the same error.
+--   uqlua tests/integration/dryrun.lua UQLUA
+local UQ = assert(arg[1], "usage: dryrun.lua UQLUA")
+local T = require("tests.helpers.proc").new(UQ)
+local H = require "tests.helpers.sim"
+
+local sim = T:serve()
+local base = sim.base
+local function uq(rest) return sim.env .. "UQLUA_NO_PROGRESS=1 " .. UQ .. " " .. rest end
+
+-- What may differ between two runs: generated ids and keys, times, run ids.
+local function normal(s)
+  s = s:gsub("%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x", "<id>")
+  s = s:gsub("%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d[%+Z][%d:]*", "<time>")
+  s = s:gsub("run %x+", "run <run>")
+  return s
+end
+
+-- The stand-in was only read from: GETs, the token, Retrieve Issuing Balance.
+local function only_reads(st)
+  for _, r in ipairs(st.requests or {}) do
+    if not (r:match("^GET ") or r == "POST /v1/connect/token" or r == "POST /v1/issuing/balances") then return false, r end
+  end
+  return true
+end
+
+local function compare(name, args)
+  H.reset(base)
+  os.execute("rm -rf " .. T.dir .. "/state")
+  local dcode, dout, derr = T:run(uq("--dry-run " .. args))
+  local st = H.state(base)
+  local reads, bad = only_reads(st)
+  T:check(name .. ": --dry-run applies nothing and only reads", #st.applied == 0 and reads,
+    tostring(bad) .. "\n" .. derr)
+  H.reset(base)
+  os.execute("rm -rf " .. T.dir .. "/state")
+  local rcode, rout, rerr = T:run(uq(args))
+  T:check(string.format("%s: --dry-run exits as the real run (%d) with the same output", name, rcode),
+    dcode == rcode and normal(dout) == normal(rout),
+    string.format("dry run exit %d:\n%s\n%s\nreal run exit %d:\n%s\n%s", dcode, dout, derr, rcode, rout, rerr))
+  return derr, rerr
+end
+
+-- the three examples
+compare("examples/fund-and-recharge.lua", "examples/fund-and-recharge.lua")
+compare("examples/bulk-recharge.lua", "examples/bulk-recharge.lua examples/cards.csv")
+local derr = compare("examples/sweep-cards.lua", "examples/sweep-cards.lua 5")
+T:check("sweep-cards.lua: under --dry-run the balances move as the plan says", derr:find("money moved: SGD 195%.00, USD 495%.00") ~= nil,
+  derr)
+
+-- every bundled ops script
+compare("balance-report", "balance-report --sub-accounts --banking --format csv")
+compare("fund-subaccounts", "fund-subaccounts --target 1500 --currency USD")
+compare("bulk-recharge", "bulk-recharge examples/recharges.csv")
+compare("sweep-cards", "sweep-cards --all --keep 10")
+compare("freeze-cards", "freeze-cards freeze --status ACTIVE --reason audit")
+compare("card-report", "card-report --format csv")
+compare("reconcile", "reconcile")
+
+-- an overdraw fails at the same operation with the same error
+local over = T:file("over.lua", string.format([[
+local MASTER, SUB = "%s", "%s"
+for i = 1, 3 do
+  local t = uqpay.transfer { source_account_id = SUB, destination_account_id = MASTER, currency = "USD", amount = "100.00" }
+  print("transfer " .. i .. " " .. uqpay.wait(t, { on_behalf_of = SUB }).transfer_status)
+end
+]], H.MASTER, H.SUB2))
+local d, r = compare("an overdraw of a sub-account", over)
+local function failure(s) return s:match("uqpay api error: [^\n]*") end
+T:check("...fails under --dry-run at the same operation with the same error", failure(d) ~= nil
+  and normal(failure(d)) == normal(failure(r)) and d:find("the real run would fail at write 3: POST /v1/issuing/transfers") ~= nil,
+  d .. "\n---\n" .. r)
+
+-- --sim --dry-run is a dry run against the in-process simulator
+local code, out, err = T:run(UQ .. " --sim --dry-run examples/fund-and-recharge.lua")
+T:check("--sim --dry-run runs the demo against a twin of the in-process simulator", code == 0
+  and out:find("card balance 420%.30 USD %(expected 420%.30%)") ~= nil and err:find("dry run: 5 write") ~= nil, out .. err)
+
+T:stop(sim)
+T:finish()

@@ -44,10 +44,29 @@ local function splice(doc, tag, body)
   return doc:sub(1, i + #b) .. "\n" .. body .. doc:sub(j)
 end
 
+-- Every endpoint family with its functions (the coverage of the reference).
+local function coverage()
+  local endpoints = require "uqpay.endpoints"
+  local out = { "| family | method and path | function | effect |", "|---|---|---|---|" }
+  local order = { "Issuing", "Banking", "Connect", "Simulation", "Files" }
+  for _, g in ipairs(order) do
+    for _, ep in ipairs(endpoints) do
+      if docs.group(ep) == g then
+        local fn = ep.kind == "list" and ("`uqpay." .. ep.name .. ".list/each`") or ("`uqpay." .. ep.name .. "`")
+        out[#out + 1] = string.format("| %s | `%s %s` | %s | %s |", g, ep.method, ep.path, fn, ep.effect)
+      end
+    end
+  end
+  out[#out + 1] = "| Issuing | (built by the client, from `cards.pan_token`) | `uqpay.cards.secure_iframe_url` | read |"
+  out[#out + 1] = "| Files | `POST /v1/files/upload` (multipart, files host) | `uqpay.files.upload` | write |"
+  return table.concat(out, "\n") .. "\n"
+end
+
 local function generated(doc)
   local utilities = {}
   for _, e in ipairs(docs.entries()) do if e.group == "Utilities" then utilities[#utilities + 1] = e end end
   doc = splice(doc, "UTILITIES", section(utilities))
+  doc = splice(doc, "COVERAGE", coverage())
   return splice(doc, "ENDPOINTS", section(docs.endpoint_entries()))
 end
 

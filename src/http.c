@@ -90,6 +90,7 @@ struct xfer {
   struct buf bb, hb;
   size_t max_body; /* a longer response body ends the transfer */
   int too_big;
+  curl_mime *mime; /* a multipart upload, freed with the transfer */
   struct curl_slist *hdrs;
   lua_Integer id;
   struct xfer *next;
@@ -131,6 +132,21 @@ static void xfer_setup(lua_State *L, int t, struct xfer *x, const op_t *op) {
   lua_getfield(L, t, "max_response_bytes");
   lua_Integer max_body = luaL_optinteger(L, -1, 32 * 1024 * 1024);
   if (max_body < 1) uqpay_raise(L, "usage", "max_response_bytes must be positive");
+  /* multipart = {name=, path=, filename=, content_type=}: one file part */
+  const char *mp_name = NULL, *mp_path = NULL, *mp_file = NULL, *mp_type = NULL;
+  if (lua_getfield(L, t, "multipart") == LUA_TTABLE) {
+    int mt = lua_gettop(L);
+    lua_getfield(L, mt, "name");
+    lua_getfield(L, mt, "path");
+    lua_getfield(L, mt, "filename");
+    lua_getfield(L, mt, "content_type");
+    mp_name = luaL_optstring(L, -4, "file");
+    mp_path = lua_tostring(L, -3);
+    mp_file = lua_tostring(L, -2);
+    mp_type = lua_tostring(L, -1);
+    if (!mp_path) uqpay_raise(L, "usage", "multipart.path must be a string");
+    lua_settop(L, mt); /* the strings stay referenced by the table */
+  }
   lua_getfield(L, t, "headers");
   int ht = lua_gettop(L);
   lua_Integer nh = lua_istable(L, ht) ? (lua_Integer)lua_rawlen(L, ht) : 0;
@@ -185,14 +201,25 @@ static void xfer_setup(lua_State *L, int t, struct xfer *x, const op_t *op) {
   curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, fresh);
   curl_easy_setopt(c, CURLOPT_FORBID_REUSE, fresh);
   curl_easy_setopt(c, CURLOPT_PRIVATE, x);
+  x->mime = NULL;
   if (strcmp(method, "GET") == 0) {
     curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+  } else if (mp_path) {
+    x->mime = curl_mime_init(c);
+    curl_mimepart *part = x->mime ? curl_mime_addpart(x->mime) : NULL;
+    if (part) {
+      curl_mime_name(part, mp_name);
+      curl_mime_filedata(part, mp_path);
+      if (mp_file) curl_mime_filename(part, mp_file);
+      curl_mime_type(part, mp_type ? mp_type : "application/octet-stream");
+    }
+    curl_easy_setopt(c, CURLOPT_MIMEPOST, x->mime);
   } else {
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
     curl_easy_setopt(c, CURLOPT_COPYPOSTFIELDS, body ? body : "");
   }
-  lua_settop(L, ht - 8);
+  lua_settop(L, ht - 9);
   x->hdrs = hdrs;
   x->max_body = (size_t)max_body;
   x->too_big = 0;
@@ -202,6 +229,11 @@ static void xfer_release(struct xfer *x) {
   curl_slist_free_all(x->hdrs);
   x->hdrs = NULL;
   curl_easy_setopt(x->c, CURLOPT_HTTPHEADER, NULL);
+  if (x->mime) {
+    curl_easy_setopt(x->c, CURLOPT_MIMEPOST, NULL);
+    curl_mime_free(x->mime);
+    x->mime = NULL;
+  }
   free(x->bb.data);
   free(x->hb.data);
   memset(&x->bb, 0, sizeof x->bb);

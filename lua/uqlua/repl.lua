@@ -104,7 +104,7 @@ local function find(x)
   end
 end
 
-local GROUPS = { "Issuing", "Banking", "Utilities" }
+local GROUPS = { "Issuing", "Banking", "Connect", "Simulation", "Files", "Utilities" }
 
 local function grouped()
   local groups = {}
@@ -140,7 +140,7 @@ function M.help(x)
       for _, e in ipairs(groups[g] or {}) do names[#names + 1] = e.name end
       print(wrapped(string.format("  %-10s", g .. ":"), names, 96))
     end
-    print('help("issuing"), help("banking") or help("utilities") for one line on each;')
+    print('help("issuing"), help("banking"), help("connect"), ... for one line on each;')
     print('help(uqpay.recharge) or help("uqpay.cards.list") for one function; docs/api.md for everything.')
     return
   end

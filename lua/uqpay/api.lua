@@ -55,6 +55,14 @@ function CHECKS.ccy(field, v)
   if type(v) ~= "string" or not v:match("^%a%a%a$") then usage(field, v, "is not a three-letter currency code") end
   return v:upper()
 end
+function CHECKS.digits(field, v)
+  if type(v) ~= "string" or not v:match("^%d+$") then usage(field, "(hidden)", "must be a string of digits") end
+  return v
+end
+function CHECKS.pin6(field, v)
+  if type(v) ~= "string" or not v:match("^%d%d%d%d%d%d$") then usage(field, "(hidden)", "must be exactly 6 digits") end
+  return v
+end
 function CHECKS.integer(field, v)
   if math.type(v) ~= "integer" then usage(field, v, "is not an integer") end
   return v
@@ -155,6 +163,7 @@ function A.spec(ep, fields, opts)
   local locals = {}
   for name in pairs(ep.local_fields or {}) do locals[name], values[name] = values[name], nil end
   local spec = { op = ep.name, ep = ep, effect = ep.effect, method = ep.method, path = path, banking = ep.banking,
+                 files = ep.files,
                  raw = ep.raw, key = opts.key, on_behalf_of = opts.on_behalf_of, timeout_ms = opts.timeout_ms,
                  master = ep.master, locks = locks }
   if ep.method == "GET" then

@@ -178,6 +178,7 @@ function Client:exchange(x)
       self:trace("> %s %s%s%s", x.method, x.url, key and ("  key=" .. key) or "", x.body and ("\n  " .. R.body(x.body)) or "")
     end
     local res, kind, msg, sent = Transport.request({ method = x.method, url = x.url, headers = headers, body = x.body,
+      multipart = x.multipart,
       write = op ~= nil, real = x.real, timeout_ms = x.timeout_ms or self.cfg.timeout_ms,
       connect_timeout_ms = self.cfg.connect_timeout_ms, max_response_bytes = self.cfg.max_response_bytes }, op)
     self.attempts_total = self.attempts_total + 1
@@ -275,14 +276,15 @@ end
 --        raw (return the body text as is)}; op: the write's operation.
 -- Returns the decoded response and its raw text.
 function Client:call(spec, op, intent_ts)
-  local url = self.cfg.base_url .. spec.path .. Client.query_string(spec.query)
+  local url = (spec.files and self.cfg.files_url or self.cfg.base_url) .. spec.path .. Client.query_string(spec.query)
   local body = spec.body_text
-  if body == "" then body = nil end
+  if body == "" or spec.multipart then body = nil end
   local obo = self:account(spec)
   -- a read that is a POST (Retrieve Issuing Balance) carries a fresh key
   local read_key = not op and spec.method ~= "GET" and (spec.key or core.uuid()) or nil
   local res = self:exchange { method = spec.method, path = spec.path, url = url, body = body, op = op, spec = spec,
-    key = read_key, timeout_ms = spec.timeout_ms, intent_ts = intent_ts, real = spec.real, headers = function()
+    key = read_key, timeout_ms = spec.timeout_ms, intent_ts = intent_ts, real = spec.real, multipart = spec.multipart,
+    headers = function()
       local headers = { "Accept: application/json", "x-auth-token: Bearer " .. self.token:get() }
       if body then headers[#headers + 1] = "Content-Type: application/json" end
       if read_key then headers[#headers + 1] = "x-idempotency-key: " .. read_key end

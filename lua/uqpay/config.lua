@@ -10,6 +10,16 @@ C.BASE_URLS = {
   sandbox = "https://api-sandbox.uqpaytech.com/api",
   production = "https://api.uqpay.com/api",
 }
+-- The file service has hosts of its own (uqpay-api-more.md §5.1).
+C.FILES_URLS = {
+  sandbox = "https://files.uqpaytech.com/api",
+  production = "https://files.uqpay.com/api",
+}
+-- The secure card iframe (uqpay-api-more.md §1.2).
+C.IFRAME_URLS = {
+  sandbox = "https://embedded-sandbox.uqpaytech.com",
+  production = "https://embedded.uqpay.com",
+}
 -- Client-side limits, just under UQPAY's documented per-minute limits
 -- (the lower figure where the docs disagree): sandbox 500, production 200.
 -- None by default against a loopback address (a simulator).
@@ -128,6 +138,11 @@ function C.resolve()
   if not cfg.base_url then E.config("--env sim needs the simulator: use --sim, or set UQPAY_BASE_URL") end
   local is_loopback
   cfg.base_url, is_loopback = C.check_base_url(cfg.base_url)
+  -- a base URL of one's own (a simulator) serves files and the iframe too
+  local own = pick(opts.base_url, "UQPAY_BASE_URL", "base_url") ~= nil
+  cfg.files_url = pick(nil, "UQPAY_FILES_URL", "files_url") or (not own and C.FILES_URLS[cfg.env]) or cfg.base_url
+  cfg.files_url = C.check_base_url(cfg.files_url)
+  cfg.iframe_url = (not own and C.IFRAME_URLS[cfg.env]) or cfg.base_url:gsub("/api$", "")
   cfg.client_id = pick(opts.client_id, "UQPAY_CLIENT_ID", "client_id")
   cfg.api_key = pick(opts.api_key, "UQPAY_API_KEY", "api_key")
   cfg.on_behalf_of = pick(opts.on_behalf_of, "UQPAY_ON_BEHALF_OF", "on_behalf_of")

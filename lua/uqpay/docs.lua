@@ -59,6 +59,18 @@ D.utilities = {
       "returns the text; columns default to the sorted keys of the first record.",
     returns = "string",
     example = 'uqpay.table(uqpay.balances(), { "currency", "available_balance" })' },
+  { name = "cards.secure_iframe_url", signature = "uqpay.cards.secure_iframe_url(card_id [, {lang =, styles =, on_behalf_of =}])",
+    summary = "The secure card iframe's URL (shows the card's number to the cardholder without it reaching you), " ..
+      "built from a fresh single-use PAN token (uqpay.cards.pan_token) on the environment's iframe host; " ..
+      "`styles` is a table of CSS by selector. The token is never printed.",
+    returns = "{iframe_url, expires_in, expires_at}",
+    example = 'local u = uqpay.cards.secure_iframe_url(card_id, { lang = "en" })\nprint(u.expires_in)   --> 60' },
+  { name = "files.upload", signature = "uqpay.files.upload(path [, {notes =, key =, on_behalf_of =}])",
+    summary = "Uploads a jpeg, jpg, png, pdf, doc or docx file (at most 20 MB) to the file service's host as " ..
+      "multipart/form-data; the file_id goes into sub-account documents, payouts and RFI answers. A write " ..
+      "(journaled), known by the file's name, size and content hash.",
+    returns = "{file_id, file_name, file_type, size, create_time, notes}",
+    example = 'local f = uqpay.files.upload("passport.png", { notes = "passport front" })\nprint(f.file_id)' },
   { name = "wait", signature = "uqpay.wait(result [, {timeout_ms = 60000, on_behalf_of =}])",
     summary = "Polls a card order (anything with card_order_id) or a transfer (transfer_id) until a terminal " ..
       "status (SUCCESS, FAILED, completed, failed, ...) and returns the final object; a timeout error after " ..
@@ -110,6 +122,15 @@ local function fields(ep)
   return out
 end
 
+-- The family an endpoint belongs to, for help() and the coverage table.
+function D.group(ep)
+  if ep.files then return "Files" end
+  if ep.banking then return "Banking" end
+  if ep.name:match("^accounts") or ep.name:match("^rfis") then return "Connect" end
+  if ep.name:match("^simulate") then return "Simulation" end
+  return "Issuing"
+end
+
 -- Every endpoint function as a doc entry; list endpoints give two.
 function D.endpoint_entries()
   local out = {}
@@ -119,7 +140,7 @@ function D.endpoint_entries()
       out[#out + 1] = { name = name, signature = signature(ep, name), summary = ep.doc.summary,
         endpoint = ep.method .. " " .. ep.path, banking = ep.banking, fields = fields(ep), fixed = ep.fixed,
         effect = ep.effect,
-        returns = ep.doc.returns, example = ep.doc.example, group = ep.banking and "Banking" or "Issuing" }
+        returns = ep.doc.returns, example = ep.doc.example, group = D.group(ep) }
     end
   end
   return out

@@ -110,6 +110,58 @@ end
 
 A.install(uqpay, require "uqpay.endpoints", call)
 
+-- uqpay.cards.secure_iframe_url(card_id [, {lang=, styles=}]): the secure
+-- card iframe's URL, from a fresh PAN token (built here, no extra call).
+function uqpay.cards.secure_iframe_url(card_id, opts)
+  opts = opts or {}
+  for k in pairs(opts) do
+    if k ~= "lang" and k ~= "styles" and k ~= "on_behalf_of" then
+      E.usage("opts." .. tostring(k), opts[k], "is not an option of uqpay.cards.secure_iframe_url (lang, styles)")
+    end
+  end
+  if opts.styles ~= nil and type(opts.styles) ~= "table" then E.usage("styles", opts.styles, "must be a table") end
+  local t = uqpay.cards.pan_token(card_id, opts.on_behalf_of and { on_behalf_of = opts.on_behalf_of } or nil)
+  local function enc(s) return (tostring(s):gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end)) end
+  local url = C.active().iframe_url .. "/iframe/card?token=" .. enc(t.token) .. "&cardId=" .. enc(card_id)
+  if opts.lang then url = url .. "&lang=" .. enc(opts.lang) end
+  if opts.styles then url = url .. "&styles=" .. enc(json.encode(opts.styles)) end
+  R.secret(t.token) -- a single-use key to the card's number: never printed
+  return { iframe_url = url, expires_in = t.expires_in, expires_at = t.expires_at }
+end
+
+local FILE_TYPES = { jpg = "image/jpeg", jpeg = "image/jpeg", png = "image/png", pdf = "application/pdf",
+  doc = "application/msword", docx = "application/vnd.openxmlformats-officedocument.wordprocessingml.document" }
+
+-- uqpay.files.upload(path [, {notes=, key=, on_behalf_of=}]): a multipart
+-- upload to the file service's host. A write: journaled, known by the
+-- file's name, size and content hash.
+function uqpay.files.upload(path, opts)
+  opts = opts or {}
+  if type(path) ~= "string" then E.usage("path", path, "must be the path of a file") end
+  for k in pairs(opts) do
+    if k ~= "notes" and k ~= "key" and k ~= "on_behalf_of" then
+      E.usage("opts." .. tostring(k), opts[k], "is not an option of uqpay.files.upload (notes, key, on_behalf_of)")
+    end
+  end
+  if opts.notes ~= nil and (type(opts.notes) ~= "string" or #opts.notes > 50) then
+    E.usage("notes", opts.notes, "must be a string of at most 50 characters")
+  end
+  if opts.key ~= nil then C.check_key(opts.key) end
+  local name = path:match("[^/]+$") or path
+  local ctype = FILE_TYPES[(name:match("%.(%w+)$") or ""):lower()]
+  if not ctype then E.usage("path", path, "must be a jpeg, jpg, png, pdf, doc or docx file") end
+  local f, err = io.open(path, "rb")
+  if not f then E.usage("path", path, "cannot be read: " .. tostring(err)) end
+  local data = f:read("a")
+  f:close()
+  if #data > 20 * 1024 * 1024 then E.usage("path", path, "is larger than 20 MB") end
+  local spec = { op = "files.upload", effect = "write", method = "POST", path = "/v1/files/upload", files = true,
+    query = opts.notes and { notes = opts.notes } or nil, key = opts.key, on_behalf_of = opts.on_behalf_of,
+    multipart = { name = "file", path = path, filename = name, content_type = ctype },
+    body = { file = name, size = #data, sha512 = core.hmac_sha512_hex("uqlua-file", data), notes = opts.notes } }
+  return call(spec)
+end
+
 -- uqpay.config(): the active configuration, secrets redacted.
 function uqpay.config()
   return C.redacted(C.active())

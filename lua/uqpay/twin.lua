@@ -355,7 +355,15 @@ function Twin:handle(req, op)
   end
   local key = op and op:info().key or headers["x-idempotency-key"]
   headers["x-idempotency-key"] = key
-  local res = self.sim.handle { method = req.method, path = "/api" .. path, body = req.body or "", headers = headers,
+  local body = req.body or ""
+  if req.multipart then -- the twin reads the file as the server would receive it
+    local f = io.open(req.multipart.path, "rb")
+    local data = f and f:read("a") or ""
+    if f then f:close() end
+    body = "--twin\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" .. (req.multipart.filename or "file") ..
+      "\"\r\n\r\n" .. data .. "\r\n--twin--\r\n"
+  end
+  local res = self.sim.handle { method = req.method, path = "/api" .. path, body = body, headers = headers,
                                 query = query, loopback = false }
   local out = { status = res.status or 200, body = res.body or "", headers = {}, time_ms = 0 }
   for k, v in pairs(res.headers or {}) do out.headers[k:lower()] = v end

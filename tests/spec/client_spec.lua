@@ -135,7 +135,7 @@ describe("uqpay", function()
       assert.equals(2, #uqpay.transactions.list { card_id = H.SHARE_CARD })
       local n = 0
       for _ in uqpay.transactions.each() do n = n + 1 end
-      assert.equals(2, n)
+      assert.equals(3, n) -- and the seed's unsolicited refund
       assert.equals("20.00", tostring(uqpay.transactions.get(auth.transaction_id).billing_amount))
       local r = uqpay.reports.create { report_type = "SETTLEMENT", start_time = "2026-01-01T00:00:00+08:00",
                                        end_time = "2026-12-31T00:00:00+08:00" }

@@ -21,6 +21,7 @@ local RATES = {
   HKD = { USD = 1282 },
 }
 local QUOTE_VALID_S = 75
+B.RATES = RATES
 
 local function balance(st, acct, cur, create)
   st.banking[acct] = st.banking[acct] or {}
@@ -46,6 +47,8 @@ local function move(st, acct, cur, delta, ttype, reference)
   st.btxns[#st.btxns + 1] = t
   return t
 end
+
+B.move = move
 
 -- amount * rate (four decimals), rounded half up to cents, exactly.
 local function convert_amount(amount, rate)
@@ -188,7 +191,7 @@ end
 function B.quote(st, ctx, body)
   local sell = need_currency(ctx, body, "sell_currency")
   local buy = need_currency(ctx, body, "buy_currency")
-  need(ctx, body, "conversion_date")
+  require("uqpay.sim.more").check_date(st, ctx, need(ctx, body, "conversion_date"))
   local ttype = body.transaction_type or "conversion"
   if ttype ~= "conversion" and ttype ~= "payout" then bad(ctx, "invalid_parameter", "transaction_type must be conversion or payout") end
   local s, b, r = amounts(ctx, body, sell, buy)
@@ -207,7 +210,7 @@ function B.convert(st, ctx, body)
   local qid = need(ctx, body, "quote_id")
   local sell = need_currency(ctx, body, "sell_currency")
   local buy = need_currency(ctx, body, "buy_currency")
-  need(ctx, body, "conversion_date")
+  require("uqpay.sim.more").check_date(st, ctx, need(ctx, body, "conversion_date"))
   local q = owned(ctx, st.quotes[qid], "invalid_request_error", "quote_not_found", "quote " .. tostring(qid))
   if st.now() > q.valid_to then bad(ctx, "quote_expired", "quote " .. qid .. " has expired") end
   if q.transaction_type ~= "conversion" then bad(ctx, "invalid_quote", "quote was made for a " .. q.transaction_type) end
@@ -223,6 +226,14 @@ function B.convert(st, ctx, body)
   st.quotes[qid] = nil
   S.applied(st, ctx, "conversion", { conversion_id = id, sell_amount = s, sell_currency = sell, buy_amount = b,
     buy_currency = buy })
+  st.conversions = st.conversions or {}
+  st.conversions_order = st.conversions_order or {}
+  st.conversions[id] = { conversion_id = id, short_reference_id = string.format("C%08d", st.seq), account_id = ctx.account_id,
+    sell_currency = sell, buy_currency = buy, sell_amount = s, buy_amount = b,
+    client_rate = string.format("%d.%04d", rate(ctx, sell, buy) // 10000, rate(ctx, sell, buy) % 10000),
+    conversion_status = "TRADE_SETTLED", create_time = iso(st.now()), settle_time = iso(st.now()),
+    account_name = st.accounts[ctx.account_id].account_name, creator = "api" }
+  st.conversions_order[#st.conversions_order + 1] = id
   return 200, { conversion_id = id, short_reference_id = string.format("C%08d", st.seq), sell_currency = sell,
     sell_amount = s, buy_currency = buy, buy_amount = b, currency_pair = sell .. buy, conversion_status = "COMPLETED",
     create_time = iso(st.now()) }
@@ -243,11 +254,13 @@ function B.get_deposit(st, ctx, _, _, id)
 end
 
 function B.beneficiaries(st, ctx, _, q)
-  return H.page(ctx, owned_list(ctx, st.beneficiary_order, st.beneficiaries), q, view)
+  return H.page(ctx, owned_list(ctx, st.beneficiary_order, st.beneficiaries, function(b) return not b.deleted end), q, view)
 end
 
 function B.get_beneficiary(st, ctx, _, _, id)
-  return 200, view(owned(ctx, st.beneficiaries[id], "invalid_request_error", "beneficiary_not_found", "beneficiary " .. id))
+  local b = st.beneficiaries[id]
+  if b and b.deleted then b = nil end
+  return 200, view(owned(ctx, b, "invalid_request_error", "beneficiary_not_found", "beneficiary " .. id))
 end
 
 return B

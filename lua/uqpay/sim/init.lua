@@ -6,6 +6,7 @@ local S = require "uqpay.sim.state"
 local H = require "uqpay.sim.issuing"
 local B = require "uqpay.sim.banking"
 local F = require "uqpay.sim.faults"
+local X = require "uqpay.sim.more"
 local default_seed = require "uqpay.sim.seed"
 
 local sim = {}
@@ -46,8 +47,50 @@ local R = {}
 local function route(method, pattern, handler, opts)
   opts = opts or {}
   R[#R + 1] = { method = method, pattern = "^" .. pattern .. "$", handler = handler,
-                write = method == "POST", banking = opts.banking, name = opts.name }
+                write = method ~= "GET", banking = opts.banking, name = opts.name, raw = opts.raw }
 end
+-- Specific paths first: /v1/issuing/cards/arts is not a card, nor is
+-- /v1/beneficiaries/paymentmethods a beneficiary.
+route("GET", "/v1/issuing/cards/arts", X.arts)
+route("POST", "/v1/issuing/cards/arts/default", X.set_default_art)
+route("POST", "/v1/issuing/cards/activate", X.activate)
+route("POST", "/v1/issuing/cards/assign", X.assign)
+route("POST", "/v1/issuing/cards/pin", X.reset_pin)
+route("POST", "/v1/issuing/cards/manage/pin", X.manage_pin)
+route("GET", "/v1/issuing/cards/([^/]+)/secure", X.secure)
+route("POST", "/v1/issuing/cards/([^/]+)/token", X.pan_token)
+route("POST", "/v1/issuing/cards/([^/]+)/elevate_limit", X.elevate_limit)
+route("POST", "/v1/issuing/cards/([^/]+)/risk", X.risk)
+route("DELETE", "/v1/issuing/cards/([^/]+)/risk", X.risk)
+route("GET", "/v1/issuing/merchant_brands", X.merchant_brands)
+route("POST", "/v1/issuing/transactions/unsolicited_refund/release", X.release_refund)
+route("GET", "/v1/beneficiaries/paymentmethods", X.payment_methods, { banking = true })
+route("POST", "/v1/beneficiaries/check", X.check_beneficiary, { banking = true })
+route("POST", "/v1/beneficiaries", X.create_beneficiary, { banking = true })
+route("POST", "/v1/beneficiaries/([^/]+)/delete", X.delete_beneficiary, { banking = true })
+route("POST", "/v1/beneficiaries/([^/]+)", X.update_beneficiary, { banking = true })
+route("GET", "/v1/conversion/conversion_dates", X.conversion_dates, { banking = true })
+route("GET", "/v1/conversion", X.conversions, { banking = true })
+route("GET", "/v1/conversion/([^/]+)", X.get_conversion, { banking = true })
+route("GET", "/v1/exchange/rates", function(s, ctx, b, q) return X.rates(s, ctx, b, q, nil, B.RATES) end,
+  { banking = true })
+route("POST", "/v1/virtual/accounts", X.create_virtual_account, { banking = true })
+route("GET", "/v1/virtual/accounts", X.virtual_accounts, { banking = true })
+route("GET", "/v1/virtual/applications", X.va_applications, { banking = true })
+route("GET", "/v1/virtual/applications/([^/]+)", X.get_va_application, { banking = true })
+route("POST", "/v1/accounts/create_accounts", X.create_sub_account)
+route("GET", "/v1/accounts/get_additional", X.additional_docs)
+route("POST", "/v1/accounts", X.create_account)
+route("GET", "/v1/rfis", X.rfis)
+route("POST", "/v1/rfis/answer", X.answer_rfi)
+route("GET", "/v1/rfis/([^/]+)", X.get_rfi)
+route("POST", "/v1/simulation/deposit", function(s, ctx, b, q) return X.simulate_deposit(s, ctx, b, q, nil, B.move) end,
+  { banking = true })
+route("POST", "/v1/files/upload", function(s, ctx, b, q) return X.upload(s, ctx, b, q, nil, nil, ctx.raw) end,
+  { raw = true })
+route("POST", "/v1/files/download_links", function(s, ctx, b, q)
+  return X.download_links(s, ctx, b, q, nil, nil, nil, ctx.base)
+end)
 route("POST", "/v1/issuing/balances", H.retrieve_balance)
 route("GET", "/v1/issuing/balances", H.list_balances)
 route("GET", "/v1/issuing/balances/transactions", H.list_balance_transactions)
@@ -122,6 +165,7 @@ end
 
 local function reset()
   st = S.build(seed, sim.now)
+  X.seed(st, seed)
   idem, window = {}, {}
 end
 
@@ -462,18 +506,19 @@ function sim.handle(req)
   local r, caps = find_route(method, path)
   if not r then
     if caps then return reply(405, { code = 405, message = "method not allowed" }) end
-    return reply(404, { code = 404, message = "route not found: " .. method .. " " .. path })
+    return envelope(404, "not_found", "not_found", "route not found: " .. method .. " " .. path)
   end
   local body = {}
   if req.too_big then return envelope(400, "invalid_request_error", "body_too_large", "request body too large") end
-  if r.write and req.body ~= "" then
+  if r.write and req.body ~= "" and not r.raw then
     local ok, b = pcall(core.json_decode, req.body, true)
     if not ok or type(b) ~= "table" then
       return envelope(400, "invalid_request_error", "invalid_json", "request body is not a JSON object")
     end
     body = b
   end
-  local ctx = { account_id = account_id, method = method, path = path, query = req.query, fail = fail }
+  local ctx = { account_id = account_id, method = method, path = path, query = req.query, fail = fail,
+                raw = r.raw and req.body or nil, base = "http://" .. (req.headers.host or "127.0.0.1") }
   local entry
   if r.write then
     local key = req.headers["x-idempotency-key"]

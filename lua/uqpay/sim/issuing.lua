@@ -278,16 +278,21 @@ local function card_event(c, event, extra)
   return { type = event, source_id = extra.card_order_id or c.card_id, data = d }
 end
 
+local LIMIT_BINS = { ["527735"] = true, ["555071"] = true, ["555243"] = true }
+
 function H.create_card(st, ctx, body)
   local cur = need_currency(ctx, body, "card_currency", ISSUING_CURRENCIES)
   local ch = cardholder(st, ctx, need_uuid(ctx, body, "cardholder_id"))
   local pid = need_uuid(ctx, body, "card_product_id")
   local prod = st.products[pid]
   if not prod then ctx.fail(400, "account_error", "product_not_found", "card_product_id " .. pid .. " not found") end
+  -- card_limit is optional (0) except for the BINs the reference names
   local limit = money("0")
   if body.card_limit ~= nil then limit = need_amount(ctx, body, "card_limit", true) end
+  if LIMIT_BINS[prod.card_bin] and limit:sign() == 0 then
+    bad(ctx, "invalid_amount", "card_limit is required (>= 0.01) for BIN " .. prod.card_bin)
+  end
   if prod.mode_type == "SINGLE" then
-    if limit:sign() == 0 then bad(ctx, "invalid_amount", "card_limit must be >= 0.01 for SINGLE cards") end
     local b = S.balance(st, ctx.account_id, cur)
     if not b or b.available_balance < limit then insufficient(ctx, cur .. " issuing") end
   end
@@ -430,12 +435,14 @@ function H.simulate_authorization(st, ctx, body)
     transaction_type = "AUTHORIZATION", transaction_amount = amount, transaction_currency = cur,
     billing_amount = amount, billing_currency = c.card_currency, transaction_fee = money("0"),
     transaction_fee_currency = c.card_currency, transaction_time = iso(st.now()), posted_time = iso(st.now()),
-    merchant_data = { name = body.merchant_name or "SIM MERCHANT", category_code = body.mcc or "5999",
-                      city = "SINGAPORE", country = "SG" },
+    merchant_data = { name = body.merchant_name or "SIM MERCHANT",
+                      category_code = body.merchant_category_code or body.mcc or "5734", city = "SINGAPORE", country = "SG" },
     authorization_code = math.random(100000, 999999),
   }
   local b = S.balance(st, c.account_id, c.card_currency)
-  if c.card_status ~= "ACTIVE" then
+  if body.transaction_status == "DECLINED" then
+    t.transaction_status, t.description = "DECLINED", "declined as asked"
+  elseif c.card_status ~= "ACTIVE" then
     t.transaction_status, t.description = "DECLINED", "card is " .. c.card_status
   elseif c.available_balance < amount then
     t.transaction_status, t.description = "DECLINED", "1116 - Insufficient funds"

@@ -136,9 +136,17 @@ function M.help(x)
   if x == nil then
     print("uqpay functions (uqpay.NAME):")
     for _, g in ipairs(GROUPS) do
-      local names = {}
-      for _, e in ipairs(groups[g] or {}) do names[#names + 1] = e.name end
-      print(wrapped(string.format("  %-10s", g .. ":"), names, 96))
+      -- families folded: cards.* stands for every uqpay.cards function
+      local names, seen = {}, {}
+      for _, e in ipairs(groups[g] or {}) do
+        local fam = e.name:match("^(banking%.[^%.]+)%.") or e.name:match("^([^%.]+)%.")
+        local shown = fam and (fam .. ".*") or e.name
+        if not seen[shown] then
+          seen[shown] = true
+          names[#names + 1] = shown
+        end
+      end
+      print(wrapped(string.format("  %-11s", g .. ":"), names, 96))
     end
     print('help("issuing"), help("banking"), help("connect"), ... for one line on each;')
     print('help(uqpay.recharge) or help("uqpay.cards.list") for one function; docs/api.md for everything.')

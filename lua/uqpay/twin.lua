@@ -191,8 +191,10 @@ function Twin:put_card(c, acct)
   self:issuing_balance(acct, card.card_currency)
 end
 
+local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
+
 function Twin:card(id, acct)
-  if type(id) ~= "string" or self.st.cards[id] then return end
+  if type(id) ~= "string" or not id:match(UUID) or self.st.cards[id] then return end
   once(self, "card " .. id, function()
     local c = self:read("cards.get", acct, id)
     if c then self:put_card(c, acct) end
@@ -312,6 +314,12 @@ function Twin:hydrate(method, path, body_text, obo, query)
       self:cardholder(body.cardholder_id, acct)
       self:issuing_balance(acct, body.card_currency)
     end
+  elseif path == "/v1/issuing/cards/activate" or path == "/v1/issuing/cards/pin"
+      or path == "/v1/issuing/cards/manage/pin" then
+    self:card(body.card_id, acct)
+  elseif path == "/v1/issuing/cards/assign" then
+    self:cardholder(body.cardholder_id, acct)
+  elseif path:match("^/v1/issuing/cards/arts") then -- luacheck: ignore 542 (the twin's own arts: nothing to read)
   elseif path:match("^/v1/issuing/cards/[^/]+/order$") then
     self:order(path:match("^/v1/issuing/cards/([^/]+)/order$"), acct)
   elseif path:match("^/v1/issuing/cards/") then

@@ -9,7 +9,7 @@ local function err_of(f, ...)
   return e
 end
 
-local CARD, SHARE = H.SINGLE_CARD, H.SHARE_CARD
+local CARD = H.SINGLE_CARD
 
 describe("more of the reference", function()
   before_each(function() H.reset() end)

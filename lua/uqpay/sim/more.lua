@@ -46,7 +46,7 @@ local function need_pin(ctx, body, field, len)
   return v
 end
 
-local function order(st, c, order_type, amount, status)
+local function new_order(st, c, order_type, amount, status)
   local o = { card_order_id = core.uuid(), card_id = c.card_id, order_type = order_type, amount = amount or money("0"),
               card_currency = c.card_currency, create_time = iso(st.now()), update_time = iso(st.now()),
               complete_time = iso(st.now()), order_status = status or "SUCCESS" }
@@ -124,7 +124,7 @@ local function luhn_complete(body)
   return body .. tostring((10 - sum % 10) % 10)
 end
 
-function M.secure(st, ctx, _, _, id)
+function M.secure(st, ctx, _, _, id) -- luacheck: ignore 212
   local c = card(st, ctx, id)
   local digits = (c.card_id:gsub("%X", ""):gsub("%a", function(x) return tostring(x:byte() % 10) end)):sub(1, 7)
   local pan = luhn_complete((c.card_bin or "40963608") .. digits)
@@ -169,7 +169,7 @@ function M.assign(st, ctx, body)
   st.cards[id] = c
   st.card_order[#st.card_order + 1] = id
   ch.number_of_cards = (ch.number_of_cards or 0) + 1
-  local o = order(st, c, "CARD_ASSIGN", money("0"), "PROCESSING")
+  local o = new_order(st, c, "CARD_ASSIGN", money("0"), "PROCESSING")
   S.applied(st, ctx, "assign_card", { card_id = id })
   return 200, { card_id = id, card_order_id = o.card_order_id, create_time = c.create_time, card_status = "PENDING",
                 order_status = "PROCESSING" }
@@ -189,7 +189,7 @@ function M.manage_pin(st, ctx, body)
   need_pin(ctx, body, "pin")
   if kind == "RESET" and not c.pin_set then bad(ctx, "pin_not_set", "no PIN to reset: SET it first") end
   c.pin_set = true
-  local o = order(st, c, "PIN_" .. kind)
+  local o = new_order(st, c, "PIN_" .. kind)
   S.applied(st, ctx, "manage_pin", { card_id = c.card_id })
   return 200, { card_id = c.card_id, card_order_id = o.card_order_id, create_time = o.create_time }
 end
@@ -206,7 +206,7 @@ function M.elevate_limit(st, ctx, body, _, id)
     bad(ctx, "invalid_parameter", "duration_in_days must be an integer from 1 to 30")
   end
   c.elevated_limit, c.elevated_until = amount, iso(st.now() + (days or 1) * 24 * 3600)
-  local o = order(st, c, "ELEVATE_LIMIT", amount)
+  local o = new_order(st, c, "ELEVATE_LIMIT", amount)
   S.applied(st, ctx, "elevate_limit", { card_id = c.card_id, amount = amount, currency = c.card_currency })
   return 200, { card_id = c.card_id, card_order_id = o.card_order_id, order_status = "SUCCESS" }
 end
@@ -231,7 +231,7 @@ function M.risk(st, ctx, body, _, id)
   return 200, risk_view(c)
 end
 
-function M.arts(st, ctx, _, q)
+function M.arts(st, _, _, q)
   local arts = {}
   for _, a in ipairs(st.card_arts or {}) do
     if not q.card_product_id or a.card_product_id == q.card_product_id then arts[#arts + 1] = copy(a) end
@@ -337,7 +337,7 @@ function M.delete_beneficiary(st, ctx, _, _, id)
   return 200, {}
 end
 
-function M.check_beneficiary(st, ctx, body)
+function M.check_beneficiary(_, ctx, body)
   need_enum(ctx, body, "entity_type", { "COMPANY", "INDIVIDUAL" })
   local number = need(ctx, body, "account_number")
   need_enum(ctx, body, "payment_method", { "LOCAL", "SWIFT" })
@@ -362,7 +362,7 @@ local METHODS = {
   { country = "GB", currency = "GBP", payment_method = "LOCAL", clearing_systems = "Faster Payments" },
 }
 
-function M.payment_methods(st, ctx, _, q)
+function M.payment_methods(_, ctx, _, q)
   if not q.country or not q.currency then bad(ctx, "missing_parameter", "country and currency are required") end
   local out = {}
   for _, m in ipairs(METHODS) do
@@ -409,12 +409,12 @@ function M.check_date(st, ctx, date)
     "(GET /v1/conversion/conversion_dates)")
 end
 
-function M.conversion_dates(st, ctx, _, q)
+function M.conversion_dates(st, ctx, _, q) -- luacheck: ignore 212
   if not q.currency_from or not q.currency_to then bad(ctx, "missing_parameter", "currency_from and currency_to are required") end
   return 200, M.dates(st.now())
 end
 
-function M.rates(st, ctx, _, q, _, rates)
+function M.rates(st, _, _, q, _, rates)
   local pairs_, out, missing = {}, {}, {}
   for p in (q.currency_pairs or "USDSGD,SGDUSD,EURUSD,USDEUR,USDHKD"):gmatch("[^,]+") do pairs_[#pairs_ + 1] = p:upper() end
   for _, p in ipairs(pairs_) do
@@ -548,7 +548,7 @@ function M.create_sub_account(st, ctx, body)
                 verification_status = a.verification_status }
 end
 
-function M.additional_docs(st, ctx, _, q)
+function M.additional_docs(_, ctx, _, q)
   if not q.country or not q.business_code then bad(ctx, "missing_parameter", "country and business_code are required") end
   return 200, {
     { profile_key = "business_articles_of_association", profile_name = "Articles of association", profile_option = 1 },
@@ -624,7 +624,7 @@ function M.upload(st, ctx, _, q, _, _, raw)
   return 200, copy(f, { account_id = true })
 end
 
-function M.download_links(st, ctx, body, _, _, _, _, base)
+function M.download_links(st, ctx, body, _, _, _, _, base) -- luacheck: ignore 212
   if type(body.file_ids) ~= "table" or #body.file_ids == 0 then bad(ctx, "missing_parameter", "file_ids is required") end
   list_of(st, "files")
   local files, absent = {}, {}

@@ -43,6 +43,9 @@ for i, row in ipairs(rows) do
     totals[cur] = (totals[cur] or uqpay.money("0")) + results[i].amount
   end
 end
-for cur, total in pairs(totals) do print(("recharged %s %s"):format(cur, tostring(total))) end
+local curs = {}
+for cur in pairs(totals) do curs[#curs + 1] = cur end
+table.sort(curs)
+for _, cur in ipairs(curs) do print(("recharged %s %s"):format(cur, tostring(totals[cur]))) end
 print(("%d recharged, %d failed"):format(#rows - failed, failed))
 os.exit(failed == 0 and 0 or 1)

@@ -4,16 +4,17 @@ DESTDIR ?=
 CC      ?= cc
 PKGS     = lua5.4 libcurl libmicrohttpd libedit uuid libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libcurl and libmicrohttpd are not linked: src/lazy.c opens them on first use
+PKG_LIBS   := $(shell pkg-config --libs $(filter-out libcurl libmicrohttpd,$(PKGS)) 2>/dev/null)
 OPT     ?= -O2 -g
 WARN     = -Wall -Wextra -Wno-unused-parameter -fvisibility=hidden
 CFLAGS_ALL = $(OPT) $(WARN) -std=gnu11 -fPIC -D_GNU_SOURCE -Isrc -I$(B) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
-LDLIBS_ALL = $(PKG_LIBS) -lpthread -lm
+LDLIBS_ALL = $(PKG_LIBS) -ldl -lpthread -lm
 
 # B is the build directory: build/ normally, build-asan/ for `make check`.
 B ?= build
 
-CORE = money json errors class http url sys sim journal operation embed module
+CORE = money json errors class lazy http url sys sim journal operation embed module
 BIN_ONLY = main docall options host repl
 LUA_SRC := $(shell find lua -name '*.lua' | LC_ALL=C sort)
 
@@ -120,7 +121,7 @@ demo: deps
 	./uqlua --sim examples/fund-and-recharge.lua
 
 bench: deps
-	@sh scripts/deps.sh wrk
+	@sh scripts/deps.sh uuid-runtime
 	@$(MAKE) --no-print-directory all
 	@sh scripts/bench.sh ./uqlua
 

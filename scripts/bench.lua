@@ -1,79 +1,103 @@
--- Benchmarks. Run by `make bench` (scripts/bench.sh), which starts a
--- standalone simulator, exports its address, and puts the figures of
--- several runs side by side. Prints "label<TAB>figure<TAB>unit" lines.
---   uqlua scripts/bench.lua http|local [seconds-per-figure]
+-- Benchmarks, one figure per invocation. Run by `make bench`
+-- (scripts/bench.sh), which starts the servers, exports the address and
+-- credentials, repeats each figure and prints min, median and max.
+-- Prints "label<TAB>figure[<TAB>cpu-us-per-request]".
+--   uqlua [--no-journal] scripts/bench.lua recharge SECONDS CARD
+--   uqlua scripts/bench.lua parallel SECONDS N CARDS_FILE
+--   uqlua scripts/bench.lua bulk N CARDS_FILE           (seconds for N recharges, 64 at a time)
+--   uqlua [--no-journal] scripts/bench.lua rss OPS CARD  (peak RSS in KB after OPS recharges)
+--   uqlua scripts/bench.lua seed N                       (a seed with N extra SHARE cards)
+--   uqlua scripts/bench.lua local SECONDS                (JSON and money, in process)
 local core = require "uqpay.core"
 local json = require "uqpay.json"
-local cjson = require "cjson"
 
-local PART = arg[1] or "http"
-local SECONDS = tonumber(arg[2]) or 2
+local PART = arg[1]
 
-local function rate(label, f, unit)
-  local n, t0 = 0, core.monotonic_ms()
-  local deadline = t0 + SECONDS * 1000
+local function lines(path)
+  local t = {}
+  for l in io.lines(path) do t[#t + 1] = l end
+  return t
+end
+
+local function peak_rss_kb()
+  for l in io.lines("/proc/self/status") do
+    local kb = l:match("^VmHWM:%s*(%d+)")
+    if kb then return tonumber(kb) end
+  end
+end
+
+-- Runs f (which does `per` requests) until SECONDS have passed; returns
+-- requests per second and CPU microseconds (user + system) per request.
+local function rate(seconds, f, per)
+  local n, t0, c0 = 0, core.monotonic_ms(), os.clock()
   repeat
-    for _ = 1, 50 do f() end
-    n = n + 50
-  until core.monotonic_ms() >= deadline
-  local per_s = n * 1000 / (core.monotonic_ms() - t0)
-  io.write(string.format("%s\t%.0f\t%s/s\n", label, per_s, unit or "req"))
-  return per_s
+    f()
+    n = n + (per or 1)
+  until core.monotonic_ms() - t0 >= seconds * 1000
+  return n * 1000 / (core.monotonic_ms() - t0), (os.clock() - c0) * 1e6 / n
 end
 
-if PART == "http" then
-local base = assert(os.getenv("UQPAY_BASE_URL"), "run through scripts/bench.sh")
-local http = core.http_new()
-local tok = json.decode(http:request { method = "POST", url = base .. "/v1/connect/token",
-  headers = { "x-client-id: " .. os.getenv("UQPAY_CLIENT_ID"), "x-api-key: " .. os.getenv("UQPAY_API_KEY") } }.body).auth_token
-local auth = { "x-auth-token: Bearer " .. tok }
-rate("GET /v1/issuing/products (raw transport)", function()
-  assert(http:request { method = "GET", url = base .. "/v1/issuing/products", headers = auth }.status == 200)
-end)
-local card = "66666666-6666-4666-8666-666666666662"
-rate("POST recharge, SHARE card, new key each (raw transport)", function()
-  local h = { auth[1], "Content-Type: application/json", "x-idempotency-key: " .. core.uuid() }
-  assert(http:request { method = "POST", url = base .. "/v1/issuing/cards/" .. card .. "/recharge", headers = h,
-    body = '{"amount":0.01}' }.status == 200)
-end)
-rate("uqpay.products.list() (full client: validation, retries, decode)", function() uqpay.products.list() end)
-rate("uqpay.recharge(card, \"0.01\") (full client, journaled: a sync per write)",
-  function() uqpay.recharge(card, "0.01") end)
-local cards = {}
-for c in uqpay.cards.each { card_status = "ACTIVE" } do cards[#cards + 1] = c.card_id end
-local batch = {}
-for i = 1, 48 do batch[i] = cards[i % #cards + 1] end
-local ops, t0p = 0, core.monotonic_ms()
-while core.monotonic_ms() - t0p < SECONDS * 1000 do
-  uqpay.parallel(batch, function(c) return uqpay.recharge(c, "0.01") end, { concurrency = 8 })
-  ops = ops + #batch
+if PART == "seed" then
+  local seed = require "uqpay.sim.seed"
+  seed = type(seed) == "function" and seed() or seed
+  seed.issuing_balances.master.USD = "100000000.00"
+  for i = 1, tonumber(arg[2]) do
+    seed.cards[#seed.cards + 1] = { card_id = string.format("99999999-9999-4999-8999-%012d", i),
+      cardholder_id = "55555555-5555-4555-8555-555555555551", card_product_id = "44444444-4444-4444-8444-444444444442",
+      card_currency = "USD", card_limit = "1000.00", card_status = "ACTIVE", last4 = string.format("%04d", i % 10000) }
+  end
+  io.write(json.encode(seed), "\n")
+elseif PART == "recharge" then
+  local seconds, card = tonumber(arg[2]), arg[3]
+  uqpay.recharge(card, "0.01") -- the token and the card's currency, outside the measurement
+  local rps, cpu = rate(seconds, function() uqpay.recharge(card, "0.01") end)
+  io.write(string.format("%.0f\t%.1f\n", rps, cpu))
+elseif PART == "parallel" then
+  local seconds, n, cards = tonumber(arg[2]), tonumber(arg[3]), lines(arg[4])
+  local batch = {}
+  for i = 1, n * 4 do batch[i] = cards[(i - 1) % n + 1] end -- n distinct cards, 4 writes each
+  uqpay.parallel(batch, function(c) return uqpay.recharge(c, "0.01") end, { concurrency = n })
+  local rps, cpu = rate(seconds, function()
+    uqpay.parallel(batch, function(c) return uqpay.recharge(c, "0.01") end, { concurrency = n })
+  end, #batch)
+  io.write(string.format("%.0f\t%.1f\n", rps, cpu))
+elseif PART == "bulk" then
+  local n, cards = tonumber(arg[2]), lines(arg[3])
+  local batch = {}
+  for i = 1, n do batch[i] = cards[(i - 1) % #cards + 1] end
+  local t0 = core.monotonic_ms()
+  uqpay.parallel(batch, function(c) return uqpay.recharge(c, "0.01") end, { concurrency = 64 })
+  io.write(string.format("%.2f\n", (core.monotonic_ms() - t0) / 1000))
+elseif PART == "rss" then
+  local ops, card = tonumber(arg[2]), arg[3]
+  for _ = 1, ops do uqpay.recharge(card, "0.01") end
+  io.write(string.format("%d\n", peak_rss_kb()))
+elseif PART == "local" then
+  local cjson = require "cjson"
+  local seconds = tonumber(arg[2])
+  local page = { total_pages = 1, total_items = 100, data = {} }
+  for i = 1, 100 do
+    page.data[i] = { card_id = core.uuid(), card_status = "ACTIVE", mode_type = "SINGLE", card_currency = "USD",
+                     available_balance = "1234.56", card_limit = 2100.02, card_number = "************5668",
+                     metadata = { team = "ops", n = i } }
+  end
+  local text = cjson.encode(page)
+  local decoded = json.decode(text)
+  local a, b = uqpay.money("1234.56"), uqpay.money("0.01")
+  local figures = {
+    { "uqpay.json.decode, 100-card page (exact money, integers)", function() json.decode(text) end, "doc/s" },
+    { "cjson.decode, same page (doubles)", function() cjson.decode(text) end, "doc/s" },
+    { "uqpay.json.encode, same page (sorted keys)", function() json.encode(decoded) end, "doc/s" },
+    { "cjson.encode, same page", function() cjson.encode(page) end, "doc/s" },
+    { "uqpay.money add", function() local _ = a + b end, "op/s" },
+    { "uqpay.money parse \"1234.56\"", function() local _ = uqpay.money("1234.56") end, "op/s" },
+  }
+  for _, f in ipairs(figures) do
+    local fn = f[2]
+    local r = rate(seconds, function() for _ = 1, 50 do fn() end end, 50)
+    io.write(string.format("%s\t%.0f\t%s\n", f[1], r, f[3]))
+  end
+else
+  io.stderr:write("usage: see the top of scripts/bench.lua\n")
+  os.exit(2)
 end
-io.write(string.format("%s\t%.0f\treq/s\n", "uqpay.recharge in uqpay.parallel, 8 at a time (group commit)",
-  ops * 1000 / (core.monotonic_ms() - t0p)))
-local curl_n, t0 = 0, core.monotonic_ms()
-while core.monotonic_ms() - t0 < SECONDS * 1000 do
-  os.execute("curl -s -o /dev/null " .. base .. "/v1/issuing/products -H 'x-auth-token: Bearer " .. tok .. "'")
-  curl_n = curl_n + 1
-end
-io.write(string.format("%s\t%.0f\treq/s\n", "a curl process per request (the shell-loop baseline)",
-  curl_n * 1000 / (core.monotonic_ms() - t0)))
-return
-end
-
--- local: JSON on a card list page of 100 items, and money
-local page = { total_pages = 1, total_items = 100, data = {} }
-for i = 1, 100 do
-  page.data[i] = { card_id = core.uuid(), card_status = "ACTIVE", mode_type = "SINGLE", card_currency = "USD",
-                   available_balance = "1234.56", card_limit = 2100.02, card_number = "************5668",
-                   metadata = { team = "ops", n = i } }
-end
-local text = cjson.encode(page)
-rate("uqpay.json.decode, 100-card page (exact money, integers)", function() json.decode(text) end, "doc")
-rate("cjson.decode, same page (doubles)", function() cjson.decode(text) end, "doc")
-local decoded = json.decode(text)
-rate("uqpay.json.encode, same page (sorted keys)", function() json.encode(decoded) end, "doc")
-rate("cjson.encode, same page", function() cjson.encode(page) end, "doc")
-
-local a, b = uqpay.money("1234.56"), uqpay.money("0.01")
-rate("uqpay.money add", function() local _ = a + b end, "op")
-rate("uqpay.money parse \"1234.56\"", function() local _ = uqpay.money("1234.56") end, "op")

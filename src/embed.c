@@ -11,7 +11,7 @@ const struct uqlua_embedded *uqlua_find_embedded(const char *name) {
 }
 
 int uqlua_load_embedded(lua_State *L, const struct uqlua_embedded *e) {
-  return luaL_loadbufferx(L, (const char *)e->data, e->len, e->chunkname, "t");
+  return luaL_loadbufferx(L, (const char *)e->data, e->len, e->chunkname, e->bytecode ? "b" : "t");
 }
 
 static int searcher(lua_State *L) {

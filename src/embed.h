@@ -9,6 +9,7 @@ struct uqlua_embedded {
   const char *chunkname;
   const unsigned char *data;
   size_t len;
+  int bytecode;         /* 1: luac output (modules); 0: source (bundled scripts) */
 };
 
 extern const struct uqlua_embedded uqlua_embedded_files[];

@@ -18,6 +18,7 @@
 #include "core.h"
 #include "buf.h"
 #include "journal.h"
+#include "lazy.h"
 
 #define HTTP_MT "uqpay.Http"
 
@@ -48,7 +49,7 @@ static int l_http_new(lua_State *L) {
   h->curl = NULL;
   luaL_setmetatable(L, HTTP_MT);
   h->curl = curl_easy_init();
-  if (!h->curl) return uqpay_raise(L, "config", "cannot initialise libcurl");
+  if (!h->curl) return uqpay_raise(L, "config", "cannot initialise libcurl: %s", lazy_error());
   return 1;
 }
 
@@ -335,7 +336,7 @@ static int l_multi_new(lua_State *L) {
   memset(mt, 0, sizeof *mt);
   luaL_setmetatable(L, MULTI_MT);
   mt->m = curl_multi_init();
-  if (!mt->m) return uqpay_raise(L, "config", "cannot initialise libcurl multi");
+  if (!mt->m) return uqpay_raise(L, "config", "cannot initialise libcurl: %s", lazy_error());
   return 1;
 }
 
@@ -359,7 +360,7 @@ static int l_multi_add(lua_State *L) {
   x->c = mt->npool > 0 ? mt->pool[--mt->npool] : curl_easy_init();
   if (!x->c) {
     free(x);
-    return uqpay_raise(L, "config", "cannot initialise libcurl");
+    return uqpay_raise(L, "config", "cannot initialise libcurl: %s", lazy_error());
   }
   /* set up under pcall: a bad request must not leak x or its handle */
   lua_pushcfunction(L, setup_protected);
@@ -479,11 +480,6 @@ static const luaL_Reg multi_methods[] = {
   {"add", l_multi_add}, {"run", l_multi_run}, {"remove", l_multi_remove}, {"count", l_multi_count}, {"close", l_multi_close}, {NULL, NULL}};
 
 void uqpay_open_http(lua_State *L) {
-  static int curl_ready = 0;
-  if (!curl_ready) { /* process-wide; never cleaned up mid-run */
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    curl_ready = 1;
-  }
   uqpay_class(L, HTTP_MT, http_methods, l_http_close);
   uqpay_class(L, MULTI_MT, multi_methods, l_multi_close);
   lua_pushcfunction(L, l_http_new);

@@ -84,6 +84,40 @@ static uint64_t fnv1a(const char *s, size_t n) {
 
 /* ---------- the file ---------- */
 
+static int pwrite_all(int fd, const char *s, size_t n, int64_t at) {
+  size_t off = 0;
+  while (off < n) {
+    ssize_t w = pwrite(fd, s + off, n - off, (off_t)(at + (int64_t)off));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      if (w == 0) errno = ENOSPC;
+      return -1;
+    }
+    off += (size_t)w;
+  }
+  return 0;
+}
+
+/* The file is written ahead with zeros, in chunks that double from 64 KiB
+ * to 4 MiB, and synced once per chunk: a record then overwrites bytes that
+ * already exist, so its fdatasync flushes the data and no metadata (the
+ * file's size does not change). Readers stop at the first zero byte. */
+static int preallocate(journal_t *j, size_t need) {
+  static const char zeros[65536];
+  int64_t chunk = j->alloc < 65536 ? 65536 : (j->alloc > 4194304 ? 4194304 : j->alloc);
+  int64_t to = j->alloc + chunk;
+  while (to < j->size + (int64_t)need) to += chunk;
+  for (int64_t at = j->alloc; at < to; at += (int64_t)sizeof zeros) {
+    size_t n = (size_t)(to - at < (int64_t)sizeof zeros ? to - at : (int64_t)sizeof zeros);
+    if (pwrite_all(j->fd, zeros, n, at) != 0) return -1;
+  }
+  while (fdatasync(j->fd) != 0) {
+    if (errno != EINTR) return -1;
+  }
+  j->alloc = to;
+  return 0;
+}
+
 /* Appends one whole line. A write that fails halfway (a full disk) is cut
  * off again, so that the file never holds half a line before good ones,
  * and the journal takes no more records: the run stops where it is. */
@@ -97,18 +131,13 @@ int journal_append(journal_t *j, const char *s, size_t n, int sync) {
     j->synced = j->appended;
     return 0;
   }
-  size_t off = 0;
-  while (off < n) {
-    ssize_t w = write(j->fd, s + off, n - off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      int e = w == 0 ? ENOSPC : errno;
-      if (ftruncate(j->fd, (off_t)j->size) != 0) { /* nothing more to do: the next scan cuts a torn tail */ }
-      j->broken = 1;
-      errno = e;
-      return -1;
-    }
-    off += (size_t)w;
+  if ((j->size + (int64_t)n > j->alloc && preallocate(j, n) != 0) || pwrite_all(j->fd, s, n, j->size) != 0) {
+    int e = errno;
+    if (ftruncate(j->fd, (off_t)j->size) != 0) { /* nothing more to do: the next scan cuts a torn tail */ }
+    j->alloc = j->size;
+    j->broken = 1;
+    errno = e;
+    return -1;
   }
   j->size += (int64_t)n;
   return sync ? journal_sync(j) : 0;
@@ -206,6 +235,8 @@ journal_t *journal_check(lua_State *L, int idx) {
 }
 
 static void journal_free(journal_t *j) {
+  /* the room written ahead goes back; a crash leaves it, and readers stop at it */
+  if (j->fd >= 0 && j->alloc > j->size && !j->broken && ftruncate(j->fd, (off_t)j->size) == 0) j->alloc = j->size;
   if (j->fd >= 0) close(j->fd); /* drops the lock */
   j->fd = -1;
   j->closed = 1;
@@ -252,7 +283,7 @@ static int l_journal_open(lua_State *L) {
     struct stat st;
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
       return uqpay_raise(L, "config", "run journal %s is not a regular file", path);
-    int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
     if (fd < 0) return uqpay_raise(L, "config", "cannot open the run journal %s: %s", path, strerror(errno));
     j->fd = fd;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
@@ -265,7 +296,7 @@ static int l_journal_open(lua_State *L) {
     /* the path may have been renamed away (archived) before we locked */
     struct stat now;
     if (stat(path, &now) == 0 && now.st_ino == st.st_ino && now.st_dev == st.st_dev) {
-      j->size = st.st_size;
+      j->size = j->alloc = st.st_size; /* scan() finds where the records end */
       return 1;
     }
     close(fd);
@@ -345,6 +376,10 @@ static int l_journal_scan(lua_State *L) {
     char *line;
     ssize_t n = journal_read_line(j, off, &line);
     if (n < 0) return uqpay_raise(L, "config", "out of memory");
+    if (n > 0 && line[0] == '\0') { /* the zero-filled room ahead: the records end here */
+      free(line);
+      break;
+    }
     int has_nl = off + n < st.st_size;
     line_no++;
     int ok = has_nl && journal_push_record(L, line, (size_t)n);
@@ -398,6 +433,7 @@ static int l_journal_scan(lua_State *L) {
       return uqpay_raise(L, "config", "cannot cut the torn tail of %s: %s", j->path, strerror(errno));
   }
   j->size = good;
+  j->alloc = torn ? good : st.st_size;
   size_t counts[OP_NSTATES] = {0};
   for (size_t i = 0; i < j->slotcap; i++)
     if (j->slots[i].h) counts[SLOT_STATE(&j->slots[i])]++;
@@ -421,7 +457,7 @@ static int l_journal_reset(lua_State *L) {
   journal_t *j = journal_check(L, 1);
   if (j->fd >= 0 && (ftruncate(j->fd, 0) != 0 || fsync(j->fd) != 0))
     return uqpay_raise(L, "config", "cannot reset the run journal %s: %s", j->path, strerror(errno));
-  j->size = 0;
+  j->size = j->alloc = 0;
   if (j->slots) memset(j->slots, 0, j->slotcap * sizeof *j->slots);
   j->nslots = 0;
   if (getrandom(j->salt, sizeof j->salt, 0) != (ssize_t)sizeof j->salt)

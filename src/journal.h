@@ -59,7 +59,8 @@ typedef struct {
                                 INTENT, IN_FLIGHT or IN_DOUBT (a run with
                                 any cannot complete) */
   int closed, broken;        /* closed: no more use; broken: a write failed */
-  int64_t size;              /* end of the good prefix */
+  int64_t size;              /* end of the good prefix: the next record's offset */
+  int64_t alloc;             /* zero-filled bytes on disk (>= size): see journal_append */
 } journal_t;
 
 typedef struct {

@@ -73,10 +73,16 @@ static void addl(struct enc *e, const char *s, size_t n) {
 static void adds(struct enc *e, const char *s) { addl(e, s, strlen(s)); }
 static void addc(struct enc *e, char c) { addl(e, &c, 1); }
 
+/* Runs that need no escape are copied in one piece (a reply of a few
+ * hundred bytes is one addl, not one per character). */
 static void enc_string(struct enc *e, const char *s, size_t n) {
   addc(e, '"');
+  size_t run = 0;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
+    if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f) continue;
+    addl(e, s + run, i - run);
+    run = i + 1;
     switch (c) {
       case '"': adds(e, "\\\""); break;
       case '\\': adds(e, "\\\\"); break;
@@ -86,15 +92,14 @@ static void enc_string(struct enc *e, const char *s, size_t n) {
       case '\b': adds(e, "\\b"); break;
       case '\f': adds(e, "\\f"); break;
       default:
-        if (c < 0x20 || c == 0x7f) {
+        {
           char u[8];
           snprintf(u, sizeof u, "\\u%04x", c);
           adds(e, u);
-        } else {
-          addc(e, (char)c);
         }
     }
   }
+  addl(e, s + run, n - run);
   addc(e, '"');
 }
 

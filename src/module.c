@@ -49,10 +49,11 @@ static int l_host_options(lua_State *L) {
   return 1;
 }
 
-/* embedded_source(name) -> source text of an embedded chunk, or nil */
+/* embedded_source(name) -> source text of an embedded bundled script, or
+ * nil (modules are embedded as bytecode) */
 static int l_embedded_source(lua_State *L) {
   const struct uqlua_embedded *e = uqlua_find_embedded(luaL_checkstring(L, 1));
-  if (!e) return 0;
+  if (!e || e->bytecode) return 0;
   lua_pushlstring(L, (const char *)e->data, e->len);
   return 1;
 }

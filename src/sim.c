@@ -22,6 +22,7 @@
 #include "errors.h"
 #include "lualib.h"
 #include "core.h"
+#include "lazy.h"
 #include "embed.h"
 #include "sim.h"
 
@@ -410,7 +411,10 @@ struct sim *sim_start(lua_State *from, int cfg, const char *host, int port, char
   if (s->d && pthread_create(&s->worker, NULL, webhook_worker, s) == 0) s->worker_started = 1;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (!s->d) {
-    snprintf(err, errn, "cannot listen on %s:%d (address in use?)", host, port);
+    if (!lazy_have_mhd())
+      snprintf(err, errn, "cannot start the simulator: %s", lazy_error());
+    else
+      snprintf(err, errn, "cannot listen on %s:%d (address in use?)", host, port);
     lua_close(s->L);
     free(s);
     return NULL;

@@ -11,6 +11,7 @@
 #include "lauxlib.h"
 #include "core.h"
 #include "errors.h"
+#include "lazy.h"
 
 static int is_loopback(const char *host) {
   if (strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0) return 1;
@@ -24,7 +25,7 @@ static int is_loopback(const char *host) {
 static int l_url_check(lua_State *L) {
   const char *url = luaL_checkstring(L, 1);
   CURLU *u = curl_url();
-  if (!u) return uqpay_raise(L, "config", "out of memory");
+  if (!u) return uqpay_raise(L, "config", "cannot check the URL: %s", lazy_error());
   char *scheme = NULL, *user = NULL, *password = NULL, *host = NULL, *query = NULL, *fragment = NULL, *full = NULL;
   const char *why = NULL;
   if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {

@@ -284,6 +284,18 @@ check("--serve-sim stops on SIGTERM", run("curl -s -m 2 " .. admin .. "/__sim/st
 
 expect("--serve-sim refuses a bad --listen", UQ .. " --serve-sim --listen nowhere", 2, nil, "HOST:PORT")
 expect("--serve-sim refuses bad faults", UQ .. " --serve-sim --listen 127.0.0.1:0 --faults explode", 2, nil, "unknown fault kind")
+-- libcurl and libmicrohttpd are opened on first use (src/lazy.c): a start
+-- that sends nothing maps neither
+local maps = [[local m = io.open("/proc/self/maps"):read("a"); return m:find("libcurl") ~= nil, m:find("libmicrohttpd") ~= nil]]
+expect("a start that sends nothing loads neither libcurl nor libmicrohttpd",
+  UQ .. " --json -e '" .. maps .. "'", 0, "^false\nfalse\n")
+expect("the first HTTP handle loads libcurl (and not the server's library)",
+  UQ .. " --json -e 'require(\"uqpay.core\").http_new(); " .. maps .. "'", 0, "^true\nfalse\n")
+expect("--sim loads both", UQ .. " --sim --json -e 'uqpay.products.list(); " .. maps .. "'", 0, "^true\ntrue\n")
+expect("modules are embedded as bytecode that keeps file and line (for tracebacks)",
+  UQ .. " -e 'local i = debug.getinfo(uqpay.recharge, \"S\"); local src = require(\"uqpay.core\").embedded_source(\"uqpay.api\"); " ..
+  "print(i.short_src, i.linedefined > 0, src == nil)'", 0, "^lua/uqpay/api%.lua\ttrue\ttrue\n")
+expect("bundled ops scripts stay source (uqlua ops reads their headers)", UQ .. " ops", 0, "bulk%-recharge%s+Recharge")
 expect("--listen needs --serve-sim", UQ .. " --listen 127.0.0.1:1 -e 1", 2, nil, "go with %-%-serve%-sim")
 
 T:finish()

@@ -32,6 +32,7 @@ function J.parse(path)
   local records, good, pos, torn = {}, 0, 1, false
   local line_no = 0
   while pos <= #text do
+    if text:byte(pos) == 0 then break end -- the zero-filled room written ahead
     local nl = text:find("\n", pos, true)
     local line = text:sub(pos, (nl or #text + 1) - 1)
     line_no = line_no + 1

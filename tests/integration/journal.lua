@@ -174,6 +174,37 @@ T:check("--dry-run prints each write with its key, and a plan: money moved, bala
 T:expect("--no-journal is refused in production", "UQPAY_ENV=production " .. sim.env .. UQ ..
   " --no-journal --yes " .. one, 2, nil, "refused in production")
 
+-- ---- preallocation: the file is zero-filled ahead, cut back on close ----
+reset()
+os.execute("rm -rf " .. runs)
+local hang = T:file("slow.lua", [[
+for _ = 1, 3 do uqpay.recharge("66666666-6666-4666-8666-666666666661", "1.00") end
+if os.getenv("HANG") then
+  io.stdout:write("three done\n"); io.stdout:flush()
+  while true do end
+end
+uqpay.recharge("66666666-6666-4666-8666-666666666661", "2.00")
+]])
+code = T:run(string.format("sh -c 'HANG=1 %s%s %s > %s/slow.out & p=$!; i=0; " ..
+  "while ! grep -q done %s/slow.out 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; " ..
+  "kill -KILL $p; wait $p'", sim.env, UQ, hang, T.dir, T.dir))
+files = journal_files()
+local raw = files[1] and T.slurp(runs .. "/" .. files[1]) or ""
+local records_end = raw:find("\0", 1, true)
+T:check("a killed run leaves its journal zero-filled ahead of the last record", code == 137 and #files == 1
+  and records_end and records_end > 1 and raw:sub(records_end - 1, records_end - 1) == "\n"
+  and not raw:sub(records_end):find("[^%z]"), #raw .. " bytes, zeros from " .. tostring(records_end))
+code, out = T:run(UQ .. " --runs")
+T:check("--runs reads a journal with zeros ahead (not torn, not damaged)", code == 0 and out:find("interrupted")
+  and not out:find("damaged"), out)
+code, _, err = T:run(sim.env .. UQ .. " " .. hang)
+T:check("the re-run resumes from the zero-filled journal: 3 answered from it, 1 sent", code == 0
+  and applied("recharge") == 4 and err:find("3 answered from the journal", 1, true), err)
+local archived = ""
+for _, name in ipairs(journal_files()) do archived = archived .. T.slurp(runs .. "/" .. name) end
+T:check("a closed journal is cut back to its records (ends with a newline, no zeros)", #archived > 0
+  and not archived:find("\0", 1, true) and archived:sub(-1) == "\n", #archived .. " bytes")
+
 -- ---- card data never reaches the journal ----
 reset()
 os.execute("rm -rf " .. runs)

@@ -41,6 +41,7 @@ header() {
 
 # ---- the simulator, with enough distinct cards for parallel and bulk runs
 "$UQLUA" "$here/bench.lua" seed 1100 >"$tmp/seed.json"
+: >"$tmp/env"
 taskset -c $SRV "$UQLUA" --serve-sim --seed "$tmp/seed.json" --listen 127.0.0.1:0 >"$tmp/env" 2>/dev/null &
 pids="$pids $!"
 i=0

@@ -50,20 +50,18 @@ function Client.query_string(q)
 end
 
 -- Token bucket: rate_limit requests per minute, bursts up to a tenth of it.
+-- A caller takes its token first and then waits out the debt, so callers
+-- waiting together in uqpay.parallel queue one behind the other instead of
+-- all leaving when the first wait ends.
 function Client:throttle()
   local per_min = self.cfg.rate_limit
   if not per_min or per_min <= 0 then return end
   local b = self.bucket
   local cap = math.max(1, per_min // 10)
   local now = core.monotonic_ms()
-  b.tokens = math.min(cap, b.tokens + (now - b.last) * per_min / 60000)
+  b.tokens = math.min(cap, b.tokens + (now - b.last) * per_min / 60000) - 1
   b.last = now
-  if b.tokens < 1 then
-    local wait = math.ceil((1 - b.tokens) * 60000 / per_min)
-    self:sleep(wait)
-    b.tokens, b.last = 1, core.monotonic_ms()
-  end
-  b.tokens = b.tokens - 1
+  if b.tokens < 0 then self:sleep(math.ceil(-b.tokens * 60000 / per_min)) end
 end
 
 function Client:sleep(ms)

@@ -421,6 +421,19 @@ describe("uqpay", function()
       assert.is_true(core.monotonic_ms() - t0 >= 1800)
     end)
 
+    it("paces concurrent callers in uqpay.parallel as one budget (each waits its own turn)", function()
+      local c = client_with { rate_limit = 60 }
+      c.token:get()
+      local t0 = core.monotonic_ms()
+      local _, errs = uqpay.parallel({ 1, 2, 3, 4, 5, 6, 7, 8 }, function()
+        c:call { method = "GET", path = "/v1/issuing/products" }
+      end, { concurrency = 8 })
+      assert.is_nil(next(errs))
+      -- six at once, then the 7th after a second and the 8th after two
+      -- (waiting together, they used to leave together)
+      assert.is_true(core.monotonic_ms() - t0 >= 1800)
+    end)
+
     it("reuses one token, and refreshes it before it expires", function()
       local c = client_with {}
       for _ = 1, 3 do c:call { method = "GET", path = "/v1/issuing/products" } end

@@ -131,6 +131,10 @@ int journal_append(journal_t *j, const char *s, size_t n, int sync) {
     j->synced = j->appended;
     return 0;
   }
+  if (j->unscanned) { /* appending after the zeros would hide the record from every reader */
+    errno = EINVAL;
+    return -1;
+  }
   if ((j->size + (int64_t)n > j->alloc && preallocate(j, n) != 0) || pwrite_all(j->fd, s, n, j->size) != 0) {
     int e = errno;
     if (ftruncate(j->fd, (off_t)j->size) != 0) { /* nothing more to do: the next scan cuts a torn tail */ }
@@ -297,6 +301,7 @@ static int l_journal_open(lua_State *L) {
     struct stat now;
     if (stat(path, &now) == 0 && now.st_ino == st.st_ino && now.st_dev == st.st_dev) {
       j->size = j->alloc = st.st_size; /* scan() finds where the records end */
+      j->unscanned = st.st_size > 0;
       return 1;
     }
     close(fd);
@@ -434,6 +439,7 @@ static int l_journal_scan(lua_State *L) {
   }
   j->size = good;
   j->alloc = torn ? good : st.st_size;
+  j->unscanned = 0;
   size_t counts[OP_NSTATES] = {0};
   for (size_t i = 0; i < j->slotcap; i++)
     if (j->slots[i].h) counts[SLOT_STATE(&j->slots[i])]++;
@@ -458,6 +464,7 @@ static int l_journal_reset(lua_State *L) {
   if (j->fd >= 0 && (ftruncate(j->fd, 0) != 0 || fsync(j->fd) != 0))
     return uqpay_raise(L, "config", "cannot reset the run journal %s: %s", j->path, strerror(errno));
   j->size = j->alloc = 0;
+  j->unscanned = 0;
   if (j->slots) memset(j->slots, 0, j->slotcap * sizeof *j->slots);
   j->nslots = 0;
   if (getrandom(j->salt, sizeof j->salt, 0) != (ssize_t)sizeof j->salt)

@@ -59,6 +59,8 @@ typedef struct {
                                 INTENT, IN_FLIGHT or IN_DOUBT (a run with
                                 any cannot complete) */
   int closed, broken;        /* closed: no more use; broken: a write failed */
+  int unscanned;             /* opened non-empty, not yet scanned or reset: where the
+                                records end (before the zeros) is not known yet */
   int64_t size;              /* end of the good prefix: the next record's offset */
   int64_t alloc;             /* zero-filled bytes on disk (>= size): see journal_append */
 } journal_t;

@@ -76,6 +76,37 @@ describe("operation lifecycle", function()
       m:close()
     end)
 
+    it("a journal reopened with zeros ahead takes records only after a scan, and they land before the zeros", function()
+      local path = dir .. "/z.journal"
+      local j = core.journal_open(path, "test")
+      j:scan()
+      j:record({ t = "run", run = "test" }, true)
+      local f = assert(io.open(path, "rb"))
+      local written = f:read("a")
+      f:close()
+      assert.is_true(#written >= 65536 and written:find("\0", 1, true) ~= nil) -- written ahead while open
+      j:close()
+      -- a copy stands in for the file a SIGKILL leaves: records, then zeros
+      local killed = dir .. "/killed.journal"
+      f = assert(io.open(killed, "wb"))
+      f:write(written)
+      f:close()
+      local j2 = core.journal_open(killed, "test")
+      local ok, e = pcall(j2.record, j2, { t = "resume" }, true)
+      assert.is_false(ok) -- not scanned: it would have gone after the zeros, unseen by every reader
+      assert.equals("config", e.kind)
+      local info = j2:scan()
+      assert.equals(1, info.records)
+      j2:record({ t = "resume" }, true)
+      j2:close()
+      f = assert(io.open(killed, "rb"))
+      local text = f:read("a")
+      f:close()
+      assert.is_nil(text:find("\0", 1, true)) -- cut back on close
+      local lines = select(2, text:gsub("\n", ""))
+      assert.equals(2, lines)
+    end)
+
     it("refuses a write whose intent is not durable, sends it once it is", function()
       local j = core.journal_open(dir .. "/t.journal", "test")
       j:scan()

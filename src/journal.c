@@ -374,7 +374,7 @@ static int l_journal_scan(lua_State *L) {
   lua_newtable(L); /* 2: result */
   if (j->fd < 0) return 1;
   int64_t off = 0, good = 0, line_no = 0, records = 0;
-  int complete = 0, torn = 0;
+  int complete = 0, torn = 0, zeros = 0;
   struct stat st;
   fstat(j->fd, &st);
   while (off < st.st_size) {
@@ -383,15 +383,19 @@ static int l_journal_scan(lua_State *L) {
     if (n < 0) return uqpay_raise(L, "config", "out of memory");
     if (n > 0 && line[0] == '\0') { /* the zero-filled room ahead: the records end here */
       free(line);
+      zeros = 1;
       break;
     }
     int has_nl = off + n < st.st_size;
+    /* a record never holds a zero byte (the encoder escapes it): a line with
+     * one was never completely written, a crash's doing and not an edit's */
+    int has_zero = memchr(line, '\0', (size_t)n) != NULL;
     line_no++;
     int ok = has_nl && journal_push_record(L, line, (size_t)n);
     free(line);
     if (!ok) {
       if (has_nl) lua_pop(L, 1);
-      if (has_nl && off + n + 1 < st.st_size)
+      if (has_nl && off + n + 1 < st.st_size && !has_zero)
         return uqpay_raise(L, "config", "run journal %s is damaged at line %d; inspect it, or start over "
                              "with --fresh", j->path, (int)line_no);
       torn = 1;
@@ -433,12 +437,14 @@ static int l_journal_scan(lua_State *L) {
     off += n + 1;
     good = off;
   }
-  if (torn) {
+  /* Cut what follows the records: a torn line, or the zeros and whatever a
+   * crash left beyond them (after a power loss, bytes of records that were
+   * never synced; each synced record has every byte before it durable) */
+  if ((torn || zeros) && good < st.st_size) {
     if (ftruncate(j->fd, (off_t)good) != 0 || fsync(j->fd) != 0)
       return uqpay_raise(L, "config", "cannot cut the torn tail of %s: %s", j->path, strerror(errno));
   }
-  j->size = good;
-  j->alloc = torn ? good : st.st_size;
+  j->size = j->alloc = good < st.st_size ? good : st.st_size;
   j->unscanned = 0;
   size_t counts[OP_NSTATES] = {0};
   for (size_t i = 0; i < j->slotcap; i++)

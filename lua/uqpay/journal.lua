@@ -40,7 +40,8 @@ function J.parse(path)
     local ok, rec = false, nil
     if nl and sum and core.checksum(body) == sum then ok, rec = pcall(json.decode, body, { money = false }) end
     if not ok or type(rec) ~= "table" then
-      if nl and text:find("\n", nl + 1, true) then
+      -- a line holding a zero byte was never completely written (a crash)
+      if nl and text:find("\n", nl + 1, true) and not line:find("\0", 1, true) then
         E.config(string.format("run journal %s is damaged at line %d", path, line_no))
       end
       torn = true

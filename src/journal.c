@@ -135,16 +135,22 @@ int journal_append(journal_t *j, const char *s, size_t n, int sync) {
     errno = EINVAL;
     return -1;
   }
-  if ((j->size + (int64_t)n > j->alloc && preallocate(j, n) != 0) || pwrite_all(j->fd, s, n, j->size) != 0) {
-    int e = errno;
-    if (ftruncate(j->fd, (off_t)j->size) != 0) { /* nothing more to do: the next scan cuts a torn tail */ }
-    j->alloc = j->size;
-    j->broken = 1;
-    errno = e;
-    return -1;
-  }
+  /* no room to write ahead (a nearly full disk): give back what was zeroed
+   * and write the record at the end, as a plain append would */
+  if (j->size + (int64_t)n > j->alloc && preallocate(j, n) != 0 &&
+      (errno != ENOSPC || ftruncate(j->fd, (off_t)j->alloc) != 0))
+    goto failed;
+  if (pwrite_all(j->fd, s, n, j->size) != 0) goto failed;
   j->size += (int64_t)n;
+  if (j->size > j->alloc) j->alloc = j->size;
   return sync ? journal_sync(j) : 0;
+failed:;
+  int e = errno;
+  if (ftruncate(j->fd, (off_t)j->size) != 0) { /* nothing more to do: the next scan cuts a torn tail */ }
+  j->alloc = j->size;
+  j->broken = 1;
+  errno = e;
+  return -1;
 }
 
 int journal_sync(journal_t *j) {
@@ -238,7 +244,23 @@ journal_t *journal_check(lua_State *L, int idx) {
   return j;
 }
 
+/* The journals this process holds open. Closing any descriptor of a file
+ * drops the process's POSIX lock on it, so a file that is an open journal
+ * is read through the journal's own descriptor (journal_read), never
+ * opened and closed again. Journals belong to the main Lua state only. */
+static journal_t *open_journals;
+
+static void unlist(journal_t *j) {
+  for (journal_t **p = &open_journals; *p; p = (journal_t **)&(*p)->next_open)
+    if (*p == j) {
+      *p = j->next_open;
+      break;
+    }
+  j->next_open = NULL;
+}
+
 static void journal_free(journal_t *j) {
+  unlist(j);
   /* the room written ahead goes back; a crash leaves it, and readers stop at it */
   if (j->fd >= 0 && j->alloc > j->size && !j->broken && ftruncate(j->fd, (off_t)j->size) == 0) j->alloc = j->size;
   if (j->fd >= 0) close(j->fd); /* drops the lock */
@@ -302,12 +324,42 @@ static int l_journal_open(lua_State *L) {
     if (stat(path, &now) == 0 && now.st_ino == st.st_ino && now.st_dev == st.st_dev) {
       j->size = j->alloc = st.st_size; /* scan() finds where the records end */
       j->unscanned = st.st_size > 0;
+      j->dev = st.st_dev;
+      j->ino = st.st_ino;
+      j->next_open = open_journals;
+      open_journals = j;
       return 1;
     }
     close(fd);
     j->fd = -1;
   }
   return uqpay_raise(L, "config", "run journal %s keeps changing under us", path);
+}
+
+/* Whether [from, to) of the file holds only zero bytes. */
+static int all_zero(journal_t *j, int64_t from, int64_t to) {
+  char buf[65536];
+  while (from < to) {
+    size_t want = (size_t)(to - from < (int64_t)sizeof buf ? to - from : (int64_t)sizeof buf);
+    ssize_t r = pread(j->fd, buf, want, (off_t)from);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return 1;
+    for (ssize_t i = 0; i < r; i++)
+      if (buf[i]) return 0;
+    from += r;
+  }
+  return 1;
+}
+
+/* Whether a line that is not a record could be the start of one cut short
+ * (checksum digits, a space, a brace), up to its first zero byte. */
+static int torn_record(const char *line, size_t n) {
+  for (size_t i = 0; i < n && line[i]; i++) {
+    char c = line[i];
+    int ok = i < 16 ? ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) : i == 16 ? c == ' ' : i == 17 ? c == '{' : 1;
+    if (!ok) return 0;
+  }
+  return 1;
 }
 
 /* Decodes a record line "<sum> <json>" under protection: the table, or
@@ -392,9 +444,14 @@ static int l_journal_scan(lua_State *L) {
     int has_zero = memchr(line, '\0', (size_t)n) != NULL;
     line_no++;
     int ok = has_nl && journal_push_record(L, line, (size_t)n);
+    int ours = ok || torn_record(line, (size_t)n);
     free(line);
     if (!ok) {
       if (has_nl) lua_pop(L, 1);
+      /* the file's first line is not even a record cut short: not a journal */
+      if (records == 0 && !ours)
+        return uqpay_raise(L, "config", "run journal %s is damaged at line 1 (it is not a journal?); inspect it, "
+                             "or start over with --fresh", j->path);
       if (has_nl && off + n + 1 < st.st_size && !has_zero)
         return uqpay_raise(L, "config", "run journal %s is damaged at line %d; inspect it, or start over "
                              "with --fresh", j->path, (int)line_no);
@@ -437,6 +494,10 @@ static int l_journal_scan(lua_State *L) {
     off += n + 1;
     good = off;
   }
+  /* zeros first and then something else: not a journal this process wrote */
+  if (zeros && records == 0 && !all_zero(j, off, st.st_size))
+    return uqpay_raise(L, "config", "run journal %s is damaged at line 1 (it is not a journal?); inspect it, "
+                         "or start over with --fresh", j->path);
   /* Cut what follows the records: a torn line, or the zeros and whatever a
    * crash left beyond them (after a power loss, bytes of records that were
    * never synced; each synced record has every byte before it durable) */
@@ -595,6 +656,46 @@ static int l_journal_path(lua_State *L) {
   return 1;
 }
 
+/* journal_read(path) -> the file's bytes, or nil, message. Reads through
+ * the descriptor of an open journal when path is one (see open_journals). */
+static int l_journal_read(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  struct stat st;
+  int bad = stat(path, &st) != 0 ? errno : 0;
+  if (bad || !S_ISREG(st.st_mode)) {
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s", path, bad ? strerror(bad) : "not a regular file");
+    return 2;
+  }
+  int fd = -1, own = 0;
+  for (journal_t *j = open_journals; j; j = j->next_open)
+    if (j->fd >= 0 && j->dev == st.st_dev && j->ino == st.st_ino) {
+      fd = j->fd;
+      own = 1;
+      break;
+    }
+  if (fd < 0) fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0 || fstat(fd, &st) != 0) {
+    int e = errno;
+    if (fd >= 0 && !own) close(fd);
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(e));
+    return 2;
+  }
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, (size_t)st.st_size);
+  size_t got = 0;
+  while (got < (size_t)st.st_size) {
+    ssize_t r = pread(fd, p + got, (size_t)st.st_size - got, (off_t)got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  if (!own) close(fd);
+  luaL_pushresultsize(&b, got);
+  return 1;
+}
+
 /* checksum(s) -> 16 hex digits of FNV-1a 64: detects torn or garbled lines. */
 static int l_checksum(lua_State *L) {
   size_t n;
@@ -616,5 +717,7 @@ void uqpay_open_journal(lua_State *L) {
   lua_setfield(L, -2, "journal_open");
   lua_pushcfunction(L, l_checksum);
   lua_setfield(L, -2, "checksum");
+  lua_pushcfunction(L, l_journal_read);
+  lua_setfield(L, -2, "journal_read");
   uqpay_open_operation(L);
 }

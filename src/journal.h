@@ -63,6 +63,9 @@ typedef struct {
                                 records end (before the zeros) is not known yet */
   int64_t size;              /* end of the good prefix: the next record's offset */
   int64_t alloc;             /* zero-filled bytes on disk (>= size): see journal_append */
+  dev_t dev;                 /* the file, to find it by path (journal_read) */
+  ino_t ino;
+  void *next_open;           /* the process's open journals (journal_read) */
 } journal_t;
 
 typedef struct {

@@ -46,16 +46,17 @@ MHD_FNS(POINTER)
   }
 
 static void *open_first(const char *const *names, const char **used) {
-  const char *why = "";
+  size_t n = (size_t)snprintf(err, sizeof err, "cannot load");
   for (; *names; names++) {
     void *lib = dlopen(*names, RTLD_NOW | RTLD_LOCAL);
     if (lib) {
+      err[0] = '\0';
       *used = *names;
       return lib;
     }
-    why = dlerror();
+    const char *why = dlerror(); /* each candidate's reason, not only the last */
+    if (n < sizeof err) n += (size_t)snprintf(err + n, sizeof err - n, " %s%s", why ? why : *names, names[1] ? ";" : "");
   }
-  snprintf(err, sizeof err, "cannot load %s", why ? why : "a library");
   return NULL;
 }
 

@@ -61,7 +61,13 @@ function Client:throttle()
   local now = core.monotonic_ms()
   b.tokens = math.min(cap, b.tokens + (now - b.last) * per_min / 60000) - 1
   b.last = now
-  if b.tokens < 0 then self:sleep(math.ceil(-b.tokens * 60000 / per_min)) end
+  if b.tokens < 0 then
+    local ok, err = pcall(self.sleep, self, math.ceil(-b.tokens * 60000 / per_min))
+    if not ok then -- interrupted: the turn was not used, so later callers do not wait for it
+      b.tokens = b.tokens + 1
+      error(err, 0)
+    end
+  end
 end
 
 function Client:sleep(ms)

@@ -25,10 +25,10 @@ local J = {}
 -- Reads a journal file: records, the byte length of its good prefix, and
 -- whether a torn tail was found. A bad line before good ones is corruption.
 function J.parse(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
+  -- not io.open: closing a descriptor of this process's own open journal
+  -- would drop its lock (core.journal_read reads through the journal's)
+  local text = core.journal_read(path)
+  if not text then return nil end
   local records, good, pos, torn = {}, 0, 1, false
   local line_no = 0
   while pos <= #text do

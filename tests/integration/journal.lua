@@ -174,6 +174,29 @@ T:check("--dry-run prints each write with its key, and a plan: money moved, bala
 T:expect("--no-journal is refused in production", "UQPAY_ENV=production " .. sim.env .. UQ ..
   " --no-journal --yes " .. one, 2, nil, "refused in production")
 
+-- ---- a file that is not a journal is refused, and left as it was ----
+for name, content in pairs { zeros_then_text = "\0\0\0\0PRECIOUS line 1\nline 2\nline 3\n", one_line = "hello" } do
+  local path = T:file(name .. ".bin", content)
+  code, _, err = T:run(sim.env .. UQ .. " --journal " .. path .. " " .. script)
+  T:check("--journal on a file that is not a journal (" .. name .. ") exits 2 and leaves it untouched",
+    code == 2 and err:find("damaged at line 1", 1, true) and T.slurp(path) == content, err)
+end
+
+-- ---- reading the journals mid-run keeps this run's lock ----
+reset()
+os.execute("rm -rf " .. runs)
+local reader = T:file("reader.lua", [[
+if os.getenv("INNER") then print("inner ran"); return end
+uqpay.recharge("66666666-6666-4666-8666-666666666661", "1.00")
+assert(#require("uqpay.journal").runs() >= 1) -- reads this run's own journal too
+local p = io.popen("INNER=1 " .. os.getenv("SELF") .. " 2>&1; echo rc=$?")
+io.write(p:read("a"))
+p:close()
+]])
+code, out = T:run("SELF='" .. sim.env .. UQ .. " " .. reader .. "' " .. sim.env .. UQ .. " " .. reader)
+T:check("after uqpay.journal.runs() a second copy of the run is still refused (in progress)", code == 0
+  and out:find("in progress", 1, true) and out:find("rc=2", 1, true) and not out:find("inner ran", 1, true), out)
+
 -- ---- preallocation: the file is zero-filled ahead, cut back on close ----
 reset()
 os.execute("rm -rf " .. runs)

@@ -667,6 +667,10 @@ static int l_journal_read(lua_State *L) {
     lua_pushfstring(L, "%s: %s", path, bad ? strerror(bad) : "not a regular file");
     return 2;
   }
+  /* the buffer first: its allocation may raise, and must not leak a descriptor */
+  luaL_Buffer b;
+  char *p = luaL_buffinitsize(L, &b, (size_t)st.st_size);
+  size_t size = (size_t)st.st_size;
   int fd = -1, own = 0;
   for (journal_t *j = open_journals; j; j = j->next_open)
     if (j->fd >= 0 && j->dev == st.st_dev && j->ino == st.st_ino) {
@@ -675,18 +679,15 @@ static int l_journal_read(lua_State *L) {
       break;
     }
   if (fd < 0) fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-  if (fd < 0 || fstat(fd, &st) != 0) {
+  if (fd < 0) {
     int e = errno;
-    if (fd >= 0 && !own) close(fd);
     luaL_pushfail(L);
     lua_pushfstring(L, "%s: %s", path, strerror(e));
     return 2;
   }
-  luaL_Buffer b;
-  char *p = luaL_buffinitsize(L, &b, (size_t)st.st_size);
-  size_t got = 0;
-  while (got < (size_t)st.st_size) {
-    ssize_t r = pread(fd, p + got, (size_t)st.st_size - got, (off_t)got);
+  size_t got = 0; /* up to the size seen by stat: a journal only grows at its end */
+  while (got < size) {
+    ssize_t r = pread(fd, p + got, size - got, (off_t)got);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) break;
     got += (size_t)r;

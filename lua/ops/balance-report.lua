@@ -10,11 +10,7 @@ p:flag("--sub-accounts", "Every connected sub-account too.")
 p:flag("--banking", "Banking balances too.")
 local args = p:parse(arg)
 
-local master = uqpay.account()
-local accounts = { { id = master.account_id, name = master.account_name or "master", obo = false } }
-if args.sub_accounts then
-  for a in uqpay.accounts.each() do accounts[#accounts + 1] = { id = a.account_id, name = a.account_name, obo = a.account_id } end
-end
+local accounts = ops.accounts(args.sub_accounts)
 
 local rows, totals, order = {}, {}, {}
 local function add(scope, a, b)

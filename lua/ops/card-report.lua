@@ -9,9 +9,7 @@ p:option("--output", "Write to this file instead of standard output.")
 p:option("--status", "Only cards with this status (ACTIVE, FROZEN, CANCELLED, ...).")
 local args = p:parse(arg)
 
-local master = uqpay.account()
-local accounts = { { id = master.account_id, name = master.account_name or "master", obo = false } }
-for a in uqpay.accounts.each() do accounts[#accounts + 1] = { id = a.account_id, name = a.account_name, obo = a.account_id } end
+local accounts = ops.accounts(true)
 
 local rows = {}
 for _, a in ipairs(accounts) do

@@ -31,6 +31,17 @@ function ops.parser(name, description, epilog)
   return p
 end
 
+-- The master account, then (with_subs) every connected sub-account, as
+-- {id, name, obo}: obo is the x-on-behalf-of value (false for the master).
+function ops.accounts(with_subs)
+  local master = uqpay.account()
+  local list = { { id = master.account_id, name = master.account_name or "master", obo = false } }
+  if with_subs then
+    for a in uqpay.accounts.each() do list[#list + 1] = { id = a.account_id, name = a.account_name, obo = a.account_id } end
+  end
+  return list
+end
+
 -- ---------- CSV ----------
 
 -- Splits CSV text into records of fields (RFC 4180: quoted fields, ""

@@ -97,4 +97,14 @@ end
 
 H.UQLUA = os.getenv("UQLUA") or "./uqlua"
 
+-- err_of(f, ...) -> the error object f raised (a spec fails if f returns,
+-- or raises anything but a table)
+function H.err_of(f, ...)
+  local check = require "luassert"
+  local ok, e = pcall(f, ...)
+  check.is_false(ok, "expected an error")
+  check.is_table(e, "errors are tables")
+  return e
+end
+
 return H

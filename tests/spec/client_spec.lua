@@ -10,12 +10,7 @@ local function card(state, id)
   for _, c in ipairs(state.cards) do if c.card_id == id then return c end end
 end
 
-local function err_of(f, ...)
-  local ok, e = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  assert.is_table(e, "errors are tables")
-  return e
-end
+local err_of = H.err_of
 
 -- A client of our own over the same simulator, with settings changed.
 local function client_with(changes)

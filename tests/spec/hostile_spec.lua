@@ -4,11 +4,7 @@ local H = require "tests.helpers.sim"
 local E = require "uqpay.errors"
 local money = uqpay.money
 
-local function err_of(f, ...)
-  local ok, e = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  return e
-end
+local err_of = H.err_of
 
 local function transfer(amount, currency)
   return uqpay.transfer { source_account_id = H.MASTER, destination_account_id = H.SUB1, currency = currency or "USD",

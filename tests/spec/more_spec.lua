@@ -3,11 +3,7 @@
 local H = require "tests.helpers.sim"
 local money = uqpay.money
 
-local function err_of(f, ...)
-  local ok, e = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  return e
-end
+local err_of = H.err_of
 
 local CARD = H.SINGLE_CARD
 

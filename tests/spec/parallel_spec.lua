@@ -1,11 +1,7 @@
 -- uqpay.parallel against the in-process simulator.
 local H = require "tests.helpers.sim"
 
-local function err_of(f, ...)
-  local ok, e = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  return e
-end
+local err_of = H.err_of
 
 describe("uqpay.parallel", function()
   before_each(function() H.reset() end)

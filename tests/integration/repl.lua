@@ -102,9 +102,10 @@ line("help('issuing')")
 ok, s = wait_for("uqpay%.recharge%s+Add funds")
 T:check("help('issuing') gives one line on each function", ok, s)
 line("help(uqpay.recharge)")
-ok, s = wait_for("endpoint: POST /v1/issuing/cards/{card_id}/recharge")
+-- wait for the last part: the screen may be read while the text is still arriving
+ok, s = wait_for("example:")
 T:check("help(f) prints signature, endpoint, returns and example", ok and s:find("uqpay%.recharge%(card_id, amount")
-  and s:find("example:"), s)
+  and s:find("endpoint: POST /v1/issuing/cards/{card_id}/recharge", 1, true), s)
 
 -- Ctrl-C during a slow request returns to the prompt
 line("require('tests.helpers.sim').faults('latency=1:ms=8000:path=/v1/issuing/products')")

@@ -108,6 +108,13 @@ expect("the config file is read once private", UQ .. " -e 'print(uqpay.config().
   "^sandbox\tdefault\n$")
 expect("--profile picks a profile", UQ .. " --profile ops -e 'print(uqpay.config().env)'", 0, "^production\n$")
 expect("env beats the config file", "UQPAY_ENV=production " .. UQ .. " -e 'print(uqpay.config().env)'", 0, "^production\n$")
+expect("UQPAY's sandbox API spelled out keeps its files and iframe hosts",
+  "UQPAY_BASE_URL=https://api-sandbox.uqpaytech.com/api " .. UQ ..
+  " -e 'local c = uqpay.config(); print(c.files_url, c.iframe_url)'", 0,
+  "^https://files%.uqpaytech%.com/api\thttps://embedded%-sandbox%.uqpaytech%.com\n$")
+expect("a base URL of one's own serves files and the iframe itself",
+  "UQPAY_BASE_URL=http://127.0.0.1:9/api " .. UQ .. " -e 'local c = uqpay.config(); print(c.files_url, c.iframe_url)'",
+  0, "^http://127%.0%.0%.1:9/api\thttp://127%.0%.0%.1:9\n$")
 expect("flags beat the environment", "UQPAY_ENV=production " .. UQ .. " --env sandbox -e 'print(uqpay.config().env)'",
   0, "^sandbox\n$")
 expect("an unknown profile is a config error", UQ .. " --profile nope -e 'uqpay.config()'", 2, nil, "profile 'nope' not found")

@@ -56,15 +56,23 @@ function CHECKS.ccy(field, v)
   return v:upper()
 end
 function CHECKS.digits(field, v)
-  if type(v) ~= "string" or not v:match("^%d+$") then usage(field, "(hidden)", "must be a string of digits") end
+  if type(v) ~= "string" or not v:match("^%d+$") then usage(field, v, "must be a string of digits") end
   return v
 end
 function CHECKS.pin6(field, v)
-  if type(v) ~= "string" or not v:match("^%d%d%d%d%d%d$") then usage(field, "(hidden)", "must be exactly 6 digits") end
+  if type(v) ~= "string" or not v:match("^%d%d%d%d%d%d$") then usage(field, v, "must be exactly 6 digits") end
   return v
 end
 function CHECKS.integer(field, v)
   if math.type(v) ~= "integer" then usage(field, v, "is not an integer") end
+  return v
+end
+function CHECKS.count(field, v)
+  if math.type(v) ~= "integer" or v < 1 then usage(field, v, "must be a whole number, 1 or more") end
+  return v
+end
+function CHECKS.bin(field, v)
+  if type(v) ~= "string" or not v:match("^%d+$") or #v < 6 or #v > 8 then usage(field, v, "must be a BIN of 6 to 8 digits") end
   return v
 end
 function CHECKS.table(field, v, banking)
@@ -246,10 +254,9 @@ function A.install(root, endpoints, call)
         local spec, locals = A.spec(ep, fields, opts)
         local res = call(spec)
         if ep.raw and locals.path then
-          local f, err = io.open(locals.path, "wb")
-          if not f then E.raise { kind = "usage", field = "path", value = locals.path, message = "cannot write " .. err } end
-          f:write(res)
-          f:close()
+          -- 0600, replaced atomically: a report can hold card numbers
+          local ok, err = core.write_private(locals.path, res)
+          if not ok then E.raise { kind = "usage", field = "path", value = locals.path, message = "cannot write " .. err } end
           return locals.path
         end
         return res

@@ -317,7 +317,7 @@ function Client:call(spec, op, intent_ts)
       local red, changed = R.value(decoded)
       if changed then kept = json.encode(red) end
     elseif spec.raw then
-      kept = R.text(res.body)
+      kept = R.body(res.body)
     end
     op:observe("done", true, res.status, kept)
   end

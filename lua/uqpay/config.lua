@@ -138,11 +138,15 @@ function C.resolve()
   if not cfg.base_url then E.config("--env sim needs the simulator: use --sim, or set UQPAY_BASE_URL") end
   local is_loopback
   cfg.base_url, is_loopback = C.check_base_url(cfg.base_url)
-  -- a base URL of one's own (a simulator) serves files and the iframe too
-  local own = pick(opts.base_url, "UQPAY_BASE_URL", "base_url") ~= nil
-  cfg.files_url = pick(nil, "UQPAY_FILES_URL", "files_url") or (not own and C.FILES_URLS[cfg.env]) or cfg.base_url
+  -- UQPAY's own API host (named by env or spelled out) has its files and
+  -- iframe hosts; a base URL of one's own (a simulator) serves them too
+  local uqpay_env
+  for env, url in pairs(C.BASE_URLS) do
+    if C.check_base_url(url) == cfg.base_url then uqpay_env = env end
+  end
+  cfg.files_url = pick(nil, "UQPAY_FILES_URL", "files_url") or C.FILES_URLS[uqpay_env] or cfg.base_url
   cfg.files_url = C.check_base_url(cfg.files_url)
-  cfg.iframe_url = (not own and C.IFRAME_URLS[cfg.env]) or cfg.base_url:gsub("/api$", "")
+  cfg.iframe_url = C.IFRAME_URLS[uqpay_env] or cfg.base_url:gsub("/api$", "")
   cfg.client_id = pick(opts.client_id, "UQPAY_CLIENT_ID", "client_id")
   cfg.api_key = pick(opts.api_key, "UQPAY_API_KEY", "api_key")
   cfg.on_behalf_of = pick(opts.on_behalf_of, "UQPAY_ON_BEHALF_OF", "on_behalf_of")
@@ -179,7 +183,8 @@ end
 -- What uqpay.config() shows: no secret, ever.
 function C.redacted(cfg)
   return {
-    env = cfg.env, base_url = cfg.base_url, profile = cfg.profile, on_behalf_of = cfg.on_behalf_of,
+    env = cfg.env, base_url = cfg.base_url, files_url = cfg.files_url, iframe_url = cfg.iframe_url,
+    profile = cfg.profile, on_behalf_of = cfg.on_behalf_of,
     client_id = cfg.client_id and "[REDACTED]" or nil, api_key = cfg.api_key and "[REDACTED]" or nil,
     rate_limit_per_minute = cfg.rate_limit, timeout_ms = cfg.timeout_ms, connect_timeout_ms = cfg.connect_timeout_ms,
     max_attempts = cfg.max_attempts, max_response_bytes = cfg.max_response_bytes, trace = cfg.trace, yes = cfg.yes,

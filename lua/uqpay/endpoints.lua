@@ -9,7 +9,8 @@
 --           may follow the last one.
 --   fields  name -> type, "!" = required. Types: uuid, string, amount (> 0,
 --           at most two decimals), amount0 (>= 0), currency (Issuing: USD,
---           SGD), ccy (any ISO 4217), integer, table, enum:A|B
+--           SGD), ccy (any ISO 4217), integer, count (integer >= 1), bin
+--           (6 to 8 digits), table, enum:A|B
 --   kind    "call" (default), "list" (adds NAME.list and NAME.each over
 --           every page), "all" (returns every item of every page), "iter"
 --           (a lazy iterator)
@@ -150,6 +151,12 @@ return {
     doc = { summary = "Assign a physical (or bulk-created) card to a cardholder by its number.",
             returns = "{card_id, card_order_id, create_time, card_status, order_status}",
             example = 'uqpay.cards.assign { cardholder_id = CH, card_number = "4096360800001234", card_currency = "USD",\n  card_mode = "SHARE" }' } },
+  { name = "cards.bulk_create", effect = "write", method = "POST", path = "/v1/issuing/cards/bulk", args = { "{}" },
+    locks = { "account:@" },
+    fields = { card_bin = "bin!", numbers = "count!" },
+    doc = { summary = "Create a batch of unassigned virtual cards on one of your products' BINs; their numbers come as a report for uqpay.cards.assign (Java SDK only: uqpay-api-more.md §1.13).",
+            returns = "{report_id, expire_date}; uqpay.reports.download(report_id) lists card_number, expire_date, card_status",
+            example = 'local b = uqpay.cards.bulk_create { card_bin = "40963609", numbers = 50 }\nuqpay.reports.download(b.report_id, "bulk-cards.csv")   -- written 0600' } },
   { name = "cards.reset_pin", effect = "write", method = "POST", path = "/v1/issuing/cards/pin", args = { "{}" },
     locks = { "card:card_id" }, fields = { card_id = "uuid!", pin = "pin6!" },
     doc = { summary = "Reset a physical card's PIN (6 digits).", returns = "{request_status}",
@@ -236,7 +243,7 @@ return {
             example = 'local r = uqpay.reports.create{report_type = "LEDGER",\n  start_time = "2026-11-01T00:00:00+08:00", end_time = "2026-11-24T00:00:00+08:00"}' } },
   { name = "reports.download", effect = "read", method = "GET", path = "/v1/issuing/reports/{report_id}", args = { "report_id", "path" },
     fields = { report_id = "uuid!", path = "string" }, raw = true, local_fields = { path = true },
-    doc = { summary = "Download a report as CSV, into a file when a path is given.",
+    doc = { summary = "Download a report as CSV, into a file when a path is given (created 0600: a bulk-card report holds card numbers).",
             returns = "the CSV text (or the path written)", example = 'uqpay.reports.download(r.report_id, "ledger.csv")' } },
   { name = "accounts.get", effect = "read", method = "GET", path = "/v1/accounts/{account_id}", args = { "account_id" },
     fields = { account_id = "uuid!" }, master = true,

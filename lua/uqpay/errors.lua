@@ -18,8 +18,15 @@ function E.raise(t) error(E.new(t), 2) end
 
 function E.is(v) return type(v) == "table" and getmetatable(v) == core.error_mt end
 
+-- The value is shown redacted by its field's name (the last part of a path
+-- like spending_controls[1].cvv): a card number, CVV or PIN passed to the
+-- wrong function is not echoed back.
 function E.usage(field, value, why)
-  local shown = type(value) == "string" and string.format("%q", value) or tostring(value)
+  local R = require "uqpay.redact"
+  local name = tostring(field):match("([%w_%-]+)[%]]?$") or tostring(field)
+  local red = R.field(name, value)
+  if red then value = red end
+  local shown = type(value) == "string" and string.format("%q", R.text(value)) or R.text(tostring(value))
   error(E.new { kind = "usage", field = field, value = shown, message = field .. " " .. shown .. " " .. why }, 3)
 end
 

@@ -10,6 +10,7 @@
 local core = require "uqpay.core"
 local json = require "uqpay.json"
 local E = require "uqpay.errors"
+local CSV = require "uqpay.csv"
 local out = require "uqpay.jsonout"
 
 local ops = {}
@@ -44,51 +45,8 @@ end
 
 -- ---------- CSV ----------
 
--- Splits CSV text into records of fields (RFC 4180: quoted fields, ""
--- escapes, CRLF or LF); each record carries its first line number.
-function ops.csv_parse(text)
-  if text:sub(1, 3) == "\239\187\191" then text = text:sub(4) end -- UTF-8 BOM
-  local records, rec, field, i, n, line = {}, {}, {}, 1, #text, 1
-  local start_line, quoted = 1, false
-  local function end_field()
-    rec[#rec + 1] = table.concat(field)
-    field = {}
-  end
-  local function end_record()
-    end_field()
-    if not (#rec == 1 and rec[1] == "") then -- blank lines are skipped
-      rec.line = start_line
-      records[#records + 1] = rec
-    end
-    rec = {}
-  end
-  while i <= n do
-    local c = text:sub(i, i)
-    if quoted then
-      if c == '"' then
-        if text:sub(i + 1, i + 1) == '"' then field[#field + 1] = '"'; i = i + 1 else quoted = false end
-      else
-        if c == "\n" then line = line + 1 end
-        field[#field + 1] = c
-      end
-    elseif c == '"' and #field == 0 then
-      quoted = true
-    elseif c == "," then
-      end_field()
-    elseif c == "\n" or (c == "\r" and text:sub(i + 1, i + 1) == "\n") then
-      if c == "\r" then i = i + 1 end -- CRLF: one end of record
-      end_record()
-      line = line + 1
-      start_line = line
-    else
-      field[#field + 1] = c
-    end
-    i = i + 1
-  end
-  if quoted then E.raise { kind = "usage", message = "line " .. start_line .. ": unterminated quoted field" } end
-  if #field > 0 or #rec > 0 then end_record() end
-  return records
-end
+-- Splits CSV text into records of fields (uqpay.csv).
+ops.csv_parse = CSV.parse
 
 local A -- uqpay.api, for the field checks the endpoint functions use
 local function check(field, typ, v)
@@ -182,11 +140,7 @@ local function cell(v)
   return tostring(v)
 end
 
-local function csv_cell(v)
-  local s = cell(v)
-  if s:find('[",\r\n]') then s = '"' .. s:gsub('"', '""') .. '"' end
-  return s
-end
+local function csv_cell(v) return CSV.cell(cell(v)) end
 
 -- Writes rows as CSV (header first) to a file handle.
 function ops.csv_write(fh, rows, columns)

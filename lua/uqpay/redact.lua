@@ -144,7 +144,31 @@ function R.value(v, seen)
   return out or v, out ~= nil
 end
 
--- A body as sent or received, for trace and errors.
+-- CSV (reports) by structure: the header names the columns, and a column
+-- named like card data or a secret is redacted in every row. Text whose
+-- first line is not a header of plain names is returned as it is.
+function R.csv(s)
+  local header = s:match("^([%w_,]+)\r?\n")
+  if not header then return s end
+  local sensitive = false
+  for name in header:gmatch("[^,]+") do
+    if R.field(name, "00000000") then sensitive = true end
+  end
+  if not sensitive then return s end
+  local CSV = require "uqpay.csv"
+  local ok, records = pcall(CSV.parse, s)
+  if not ok then return s end
+  local names, out = records[1], { header }
+  for i = 2, #records do
+    local row = {}
+    for c, v in ipairs(records[i]) do row[c] = R.field(names[c] or "", v) or v end
+    out[#out + 1] = CSV.line(row)
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
+-- A body as sent or received, for trace, errors and the journal: JSON and
+-- CSV by structure, then as free text (literal secrets, card-like numbers).
 function R.body(s)
   if type(s) ~= "string" or s == "" then return s end
   local json = require "uqpay.json"
@@ -152,6 +176,8 @@ function R.body(s)
   if ok and type(v) == "table" then
     local red, changed = R.value(v)
     if changed then s = json.encode(red) end
+  elseif not ok then
+    s = R.csv(s)
   end
   return R.text(s)
 end

@@ -96,8 +96,7 @@ function Twin.new()
   self.sim = require "uqpay.sim"
   self.st = self.sim.twin_init({ client_id = "twin", api_key = "twin", webhook_secret = "twin",
     master = { account_id = master, account_name = a and a.account_name or "master",
-               short_reference_id = a and a.short_reference_id or nil } },
-    { hydrate = function(...) return self:hydrate(...) end })
+               short_reference_id = a and a.short_reference_id or nil } })
   self.S = require "uqpay.sim.state"
   return self
 end
@@ -220,6 +219,17 @@ function Twin:products()
   end)
 end
 
+function Twin:arts()
+  once(self, "arts", function()
+    local got = self:read("cards.arts", nil)
+    if type(got) ~= "table" then return end
+    for _, a in ipairs(type(got.card_arts) == "table" and got.card_arts or {}) do
+      self.st.card_arts[#self.st.card_arts + 1] = copy(a)
+    end
+    if got.default_card_art_id ~= "" then self.st.default_card_art_id = got.default_card_art_id end
+  end)
+end
+
 function Twin:cardholders(acct)
   once(self, "cardholders " .. acct, function()
     for _, ch in ipairs(self:read_all("cardholders", acct)) do self:cardholder(ch.cardholder_id, acct, ch) end
@@ -279,7 +289,10 @@ function Twin:banking_transfer(id, acct)
   end)
 end
 
--- Before the twin's rules handle a request: fetch what it needs.
+-- Before the twin's rules handle a request: fetch what it needs. Returns
+-- true when the twin models what the request reads (it holds the family's
+-- real objects, so its answer is the real one plus the plan); any other
+-- read is answered by the real API (Twin:forward).
 function Twin:hydrate(method, path, body_text, obo, query)
   local acct = obo or self.master
   self:account(obo)
@@ -288,7 +301,6 @@ function Twin:hydrate(method, path, body_text, obo, query)
     local ok, b = pcall(json.decode, body_text)
     if ok and type(b) == "table" then body = b end
   end
-  local id
   if path == "/v1/issuing/balances" then
     if method == "POST" then self:issuing_balance(acct, body.currency) else self:issuing_balances(acct) end
   elseif path == "/v1/issuing/balances/transactions" then
@@ -300,7 +312,7 @@ function Twin:hydrate(method, path, body_text, obo, query)
     self:issuing_balance(body.destination_account_id, body.currency)
   elseif path:match("^/v1/issuing/transfers/") then
     self:transfer(path:match("^/v1/issuing/transfers/([^/]+)"), acct)
-  elseif path == "/v1/issuing/products" then
+  elseif path == "/v1/issuing/products" or path == "/v1/issuing/cards/bulk" then
     self:products()
   elseif path == "/v1/issuing/cardholders" then
     self:cardholders(acct)
@@ -319,9 +331,12 @@ function Twin:hydrate(method, path, body_text, obo, query)
     self:card(body.card_id, acct)
   elseif path == "/v1/issuing/cards/assign" then
     self:cardholder(body.cardholder_id, acct)
-  elseif path:match("^/v1/issuing/cards/arts") then -- luacheck: ignore 542 (the twin's own arts: nothing to read)
+  elseif path:match("^/v1/issuing/cards/arts") then
+    self:arts()
   elseif path:match("^/v1/issuing/cards/[^/]+/order$") then
     self:order(path:match("^/v1/issuing/cards/([^/]+)/order$"), acct)
+  elseif path:match("^/v1/issuing/cards/[^/]+/secure$") or path:match("^/v1/issuing/cards/[^/]+/token$") then
+    return false -- secure data and PAN tokens are the real card's
   elseif path:match("^/v1/issuing/cards/") then
     self:card(path:match("^/v1/issuing/cards/([^/]+)"), acct)
   elseif path:match("^/v1/simulation/issuing/") then
@@ -334,11 +349,43 @@ function Twin:hydrate(method, path, body_text, obo, query)
     self:banking_balances(body.source_account_id)
     self:banking_balances(body.target_account_id)
   elseif path:match("^/v1/transfer/") then
-    id = path:match("^/v1/transfer/([^/]+)")
-    self:banking_transfer(id, acct)
-  elseif path:match("^/v1/payouts") or path:match("^/v1/conversion") then
+    self:banking_transfer(path:match("^/v1/transfer/([^/]+)"), acct)
+  elseif (path:match("^/v1/payouts") or path:match("^/v1/conversion")) and method ~= "GET" then
     self:banking_balances(acct)
+  else
+    return false
   end
+  return true
+end
+
+-- A read the twin does not model, sent to the real API as it is (only
+-- reads: the caller checks). A list gets the twin's own items (what the
+-- script created in this dry run) after the real ones, on the last page;
+-- a single object the twin created or changed is the twin's. Returns the
+-- transport's answer, or nil to let the twin answer.
+function Twin:forward(req, path, query, obo, mine)
+  local spec = { method = req.method, path = path, query = query, body_text = req.body or "", raw = true,
+                 real = true, on_behalf_of = obo or false }
+  local ok, text = pcall(self.client.call, self.client, spec)
+  if not ok then
+    if E.is(text) and text.kind == "api" and type(text.status) == "number" and text.status < 500 then return nil end
+    error(text, 0)
+  end
+  local out = { status = 200, body = text, headers = { ["content-type"] = "application/json" }, time_ms = 0 }
+  if req.method ~= "GET" then return out end
+  local okr, real = pcall(json.decode, text)
+  local okm, own = pcall(json.decode, mine.body or "")
+  if not (okr and type(real) == "table" and mine.status == 200 and okm and type(own) == "table") then return out end
+  if type(real.data) == "table" and type(own.data) == "table" then
+    local last = (math.tointeger(tonumber(query.page_number)) or 1) >= (math.tointeger(real.total_pages) or 1)
+    if not last or own.data[1] == nil then return out end
+    for _, x in ipairs(own.data) do real.data[#real.data + 1] = x end
+    if math.type(real.total_items) == "integer" then real.total_items = real.total_items + #own.data end
+    out.body = json.encode(real)
+  elseif real.data == nil and own.data == nil then
+    out.body = mine.body -- the twin's copy: it made or changed it
+  end
+  return out
 end
 
 -- ---------- answering ----------
@@ -371,10 +418,15 @@ function Twin:handle(req, op)
     body = "--twin\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" .. (req.multipart.filename or "file") ..
       "\"\r\n\r\n" .. data .. "\r\n--twin--\r\n"
   end
+  local obo = headers["x-on-behalf-of"]
+  local modelled = self:hydrate(req.method, path, body, obo ~= "" and obo or nil, query)
   local res = self.sim.handle { method = req.method, path = "/api" .. path, body = body, headers = headers,
                                 query = query, loopback = false }
   local out = { status = res.status or 200, body = res.body or "", headers = {}, time_ms = 0 }
   for k, v in pairs(res.headers or {}) do out.headers[k:lower()] = v end
+  if not modelled and not req.write then
+    out = self:forward(req, path, query, obo ~= "" and obo or nil, out) or out
+  end
   if req.write then self:record(req, path, key, headers["x-on-behalf-of"], out) end
   return out
 end

@@ -76,6 +76,43 @@ T:check("...fails under --dry-run at the same operation with the same error", fa
   and normal(failure(d)) == normal(failure(r)) and d:find("the real run would fail at write 3: POST /v1/issuing/transfers") ~= nil,
   d .. "\n---\n" .. r)
 
+-- Reads the twin does not model come from the real API (#13 added families
+-- the twin knows nothing about: it answered them from the simulator's demo
+-- data), with what the dry run created added to lists.
+local families = T:file("families.lua", [[
+local function names(list, field)
+  local out = {}
+  for _, x in ipairs(list) do out[#out + 1] = tostring(x[field]) end
+  table.sort(out)
+  return table.concat(out, " ")
+end
+print("beneficiaries " .. names(uqpay.banking.beneficiaries.list(), "short_reference_id"))
+local addr = { street_address = "1 Quay", city = "Singapore", state = "Singapore", postal_code = "049315", country = "SG" }
+local bank = { bank_name = "Example Bank", bank_address = "1 Quay", bank_country_code = "SG",
+  account_holder = "Harbour Supplies", account_currency_code = "USD", account_number = "0123456789",
+  swift_code = "EXMPSGSG", clearing_system = "SWIFT" }
+local b = uqpay.banking.beneficiaries.create { entity_type = "COMPANY", company_name = "Harbour Supplies",
+  payment_method = "SWIFT", bank_details = bank, address = addr }
+print("after create " .. #uqpay.banking.beneficiaries.list())
+print("get " .. uqpay.banking.beneficiaries.get(b.beneficiary_id).company_name)
+print("brands " .. names(uqpay.merchant_brands.list(), "display_name"))
+local bulk = uqpay.cards.bulk_create { card_bin = "40963609", numbers = 2 }
+local csv = uqpay.reports.download(bulk.report_id)
+local a = uqpay.cards.assign { cardholder_id = "]] .. H.HOLDER1 .. [[", card_number = csv:match("\n(%d+),"),
+  card_currency = "USD", card_mode = "SHARE" }
+print("bulk card " .. a.card_status .. " " .. a.order_status .. " " .. select(2, csv:gsub("\n", "")) .. " lines")
+]])
+compare("beneficiaries, merchant brands, bulk cards and assign", families)
+
+local _, seed_text = H.sh(UQ .. [[ -e 'local s = require "uqpay.sim.seed"; local c = {}; for k, v in pairs(s) do c[k] = v end
+  c.merchant_brands = { { merchant_code = "X1", display_name = "OnlyTheRealOne" } }; io.write(uqpay.json.encode(c))']])
+local seeded = T:serve("--seed " .. T:file("brands-seed.json", seed_text))
+local brands = T:file("brands.lua", 'for _, b in ipairs(uqpay.merchant_brands.list()) do print(b.display_name) end\n')
+local bcode, bout, berr = T:run(seeded.env .. "UQLUA_NO_PROGRESS=1 " .. UQ .. " --dry-run " .. brands)
+T:check("--dry-run lists the real account's merchant brands, never the simulator's demo ones",
+  bcode == 0 and bout == "OnlyTheRealOne\n", bout .. berr)
+T:stop(seeded)
+
 -- --sim --dry-run is a dry run against the in-process simulator
 local code, out, err = T:run(UQ .. " --sim --dry-run examples/fund-and-recharge.lua")
 T:check("--sim --dry-run runs the demo against a twin of the in-process simulator", code == 0

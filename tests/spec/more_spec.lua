@@ -21,6 +21,30 @@ describe("more of the reference", function()
       assert.is_nil(printed:find('"' .. s.cvv .. '"', 1, true))
     end)
 
+    it("secure: the number is the card's (its last four digits), one per card", function()
+      local seen = {}
+      for _, id in ipairs { H.SINGLE_CARD, H.SHARE_CARD, H.FROZEN_CARD, H.SGD_CARD } do
+        local n = uqpay.cards.secure(id).card_number
+        assert.equals(uqpay.cards.get(id).card_number:sub(-4), n:sub(-4))
+        assert.is_true(require("uqpay.redact").luhn(n))
+        assert.is_nil(seen[n])
+        seen[n] = true
+      end
+    end)
+
+    it("a card number, CVV or PIN given to the wrong function is not echoed in the error", function()
+      local s = uqpay.cards.secure(CARD)
+      for field, value in pairs { card_number = s.card_number, cvv = s.cvv, expire_date = s.expire_date } do
+        local e = err_of(uqpay.cards.update, CARD, { [field] = value })
+        assert.equals("usage", e.kind)
+        assert.is_nil(e.message:find(value, 1, true), e.message)
+        assert.is_nil(tostring(e.value):find(value, 1, true))
+      end
+      local e = err_of(uqpay.cards.manage_pin, { card_id = CARD, type = "SET", pin = "12a4" })
+      assert.is_nil(e.message:find("12a4", 1, true), e.message)
+      assert.matches("pin", e.message)
+    end)
+
     it("pan_token and secure_iframe_url: a single-use token, an iframe URL with cardId", function()
       local t = uqpay.cards.pan_token(CARD)
       assert.matches("^pan_", t.token)
@@ -45,6 +69,58 @@ describe("more of the reference", function()
       assert.equals("not_physical", err_of(uqpay.cards.reset_pin, { card_id = CARD, pin = "654321" }).code)
       assert.equals("card_not_found", err_of(uqpay.cards.assign, { cardholder_id = H.HOLDER1,
         card_number = "4096360800001234", card_currency = "USD", card_mode = "SHARE" }).code) -- assigned already
+    end)
+
+    it("bulk_create: numbered virtual cards on a product's BIN, listed in a report, handed out with assign", function()
+      assert.equals("usage", err_of(uqpay.cards.bulk_create, { card_bin = "4096", numbers = 2 }).kind)
+      assert.equals("usage", err_of(uqpay.cards.bulk_create, { card_bin = "40963609", numbers = 0 }).kind)
+      assert.equals("usage", err_of(uqpay.cards.bulk_create, { card_bin = "40963609", numbers = 2.5 }).kind)
+      assert.equals("invalid_parameter", err_of(uqpay.cards.bulk_create, { card_bin = "40963609", numbers = 1001 }).code)
+      assert.equals("product_not_found", err_of(uqpay.cards.bulk_create, { card_bin = "12345678", numbers = 1 }).code)
+      local b = uqpay.cards.bulk_create { card_bin = "40963609", numbers = 3 }
+      assert.matches("^%d%d/%d%d$", b.expire_date)
+      local csv = uqpay.reports.download(b.report_id)
+      local numbers = {}
+      for n in csv:gmatch("\n(%d+),") do numbers[#numbers + 1] = n end
+      assert.equals(3, #numbers)
+      for _, n in ipairs(numbers) do
+        assert.equals("40963609", n:sub(1, 8))
+        assert.is_true(require("uqpay.redact").luhn(n))
+      end
+      -- another account cannot hand out these cards
+      local other = uqpay.cardholders.create({ first_name = "Sub", last_name = "Holder", email = "sub@example.com",
+        country_code = "SG", phone_number = "+6580000000" }, { on_behalf_of = H.SUB1 })
+      assert.equals("card_not_found", err_of(uqpay.cards.assign, { cardholder_id = other.cardholder_id,
+        card_number = numbers[1], card_currency = "USD", card_mode = "SHARE" }, { on_behalf_of = H.SUB1 }).code)
+      local a = uqpay.cards.assign { cardholder_id = H.HOLDER1, card_number = numbers[1], card_currency = "USD", card_mode = "SHARE" }
+      assert.equals("ACTIVE", a.card_status) -- virtual: no activation
+      assert.equals("SUCCESS", uqpay.wait(a).order_status)
+      local c = uqpay.cards.get(a.card_id)
+      assert.equals("VIRTUAL", c.form_factor)
+      assert.is_nil(c.activation_code)
+      assert.is_nil(c.secure)
+      assert.equals(numbers[1], uqpay.cards.secure(a.card_id).card_number)
+      assert.matches("\n" .. numbers[1] .. ",[^\n]*,ASSIGNED\n", uqpay.reports.download(b.report_id))
+      -- written 0600; printed and traced with the numbers and expiry redacted by column
+      local path = os.tmpname()
+      uqpay.reports.download(b.report_id, path)
+      local f = io.popen("stat -c %a " .. path)
+      assert.equals("600", f:read("l"))
+      f:close()
+      os.remove(path)
+      local red = require("uqpay.redact").body(csv)
+      assert.is_nil(red:find(numbers[2], 1, true))
+      assert.is_nil(red:find(b.expire_date, 1, true))
+      assert.matches("\n%*+" .. numbers[2]:sub(-4) .. ",%[REDACTED%],UNASSIGNED\n", red)
+    end)
+
+    it("a physical card's assign order completes when the card is activated", function()
+      local a = uqpay.cards.assign { cardholder_id = H.HOLDER1, card_number = "4096360800001234", card_currency = "USD",
+                                     card_mode = "SHARE" }
+      assert.equals("PROCESSING", uqpay.cards.order(a.card_order_id).order_status)
+      assert.is_nil(uqpay.cards.get(a.card_id).activation_code)
+      uqpay.cards.activate { card_id = a.card_id, activation_code = "ACT123", pin = "123456" }
+      assert.equals("SUCCESS", uqpay.cards.order(a.card_order_id).order_status)
     end)
 
     it("manage_pin: SET before RESET, as a card order", function()
@@ -165,6 +241,32 @@ describe("more of the reference", function()
       assert.equals("COMPLETED", d.deposit_status)
       assert.equals(before + money("500.00"), uqpay.banking.balance("USD").available_balance)
       assert.equals("500.00", tostring(uqpay.banking.deposits.get(d.deposit_id).amount))
+      assert.equals("virtual_account_not_found", err_of(uqpay.simulate.deposit, { amount = "1.00", currency = "USD",
+        sender_swift_code = "EXMPUS33", receiver_account_number = "nope" }).code)
+      assert.equals("currency_mismatch", err_of(uqpay.simulate.deposit, { amount = "1.00", currency = "EUR",
+        sender_swift_code = "EXMPUS33", receiver_account_number = "8812345678" }).code)
+    end)
+
+    it("a deposit into a sub-account's virtual account credits that sub-account", function()
+      local va = uqpay.banking.virtual_accounts.create({ currency = "USD", payment_method = "LOCAL", country = "SG" },
+        { on_behalf_of = H.SUB1 })
+      local number
+      for v in uqpay.banking.virtual_accounts.each({}, { on_behalf_of = H.SUB1 }) do number = v.account_number end
+      assert.is_not_nil(number, require("uqpay.json").encode(va))
+      local function usd(acct)
+        for _, b in ipairs(uqpay.banking.balances({}, { on_behalf_of = acct })) do
+          if b.currency == "USD" then return b.available_balance end
+        end
+        return money("0")
+      end
+      local master, sub = uqpay.banking.balance("USD").available_balance, usd(H.SUB1)
+      uqpay.simulate.deposit { amount = "300.00", currency = "USD", sender_swift_code = "EXMPUS33",
+                               receiver_account_number = number }
+      assert.equals(master, uqpay.banking.balance("USD").available_balance)
+      assert.equals(sub + money("300.00"), usd(H.SUB1))
+      -- another sub-account cannot pay into it as its own
+      assert.equals("virtual_account_not_found", err_of(uqpay.simulate.deposit, { amount = "1.00", currency = "USD",
+        sender_swift_code = "EXMPUS33", receiver_account_number = number }, { on_behalf_of = H.SUB2 }).code)
     end)
   end)
 
@@ -230,6 +332,30 @@ describe("more of the reference", function()
       assert.equals("not_found", body.code)
       status = H.api("GET", "/v1/beneficiaries/paymentmethods?country=SG&currency=SGD")
       assert.equals(200, status)
+      -- a path some route names literally is never taken for an id, whatever the method
+      for _, r in ipairs { { "POST", "/v1/beneficiaries/paymentmethods" }, { "GET", "/v1/beneficiaries/check" },
+                           { "GET", "/v1/conversion/quote" }, { "GET", "/v1/issuing/cards/activate" },
+                           { "GET", "/v1/accounts/create_accounts" }, { "GET", "/v1/rfis/answer" } } do
+        status, body = H.api(r[1], r[2], r[1] == "POST" and {} or nil)
+        assert.equals(405, status, r[1] .. " " .. r[2])
+        assert.equals("method_not_allowed", body.code, r[1] .. " " .. r[2])
+        assert.equals("invalid_request_error", body.type)
+      end
+    end)
+
+    it("card_limit is required for the listed BINs in their 8-digit form too", function()
+      local seed = require("uqpay.json").decode(require("uqpay.json").encode(require "uqpay.sim.seed"))
+      seed.products[#seed.products + 1] = { product_id = "44444444-4444-4444-8444-444444444449", card_bin = "52773512",
+        mode_type = "SHARE", card_scheme = "MASTERCARD", card_currency = { "USD" }, product_status = "ENABLED" }
+      H.admin("POST", "seed", seed)
+      finally(function() H.reset() end)
+      local e = err_of(uqpay.cards.create, { card_currency = "USD", cardholder_id = H.HOLDER1,
+        card_product_id = "44444444-4444-4444-8444-444444444449" })
+      assert.equals("invalid_amount", e.code)
+      assert.equals("ACTIVE", uqpay.cards.create { card_currency = "USD", cardholder_id = H.HOLDER1,
+        card_product_id = "44444444-4444-4444-8444-444444444449", card_limit = "10.00" }.card_status)
+      -- a reseeded simulator keeps the rest of the reference's data
+      assert.is_true(#uqpay.merchant_brands.list() > 0)
     end)
   end)
 end)

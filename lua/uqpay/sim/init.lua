@@ -46,7 +46,7 @@ end
 local R = {}
 local function route(method, pattern, handler, opts)
   opts = opts or {}
-  R[#R + 1] = { method = method, pattern = "^" .. pattern .. "$", handler = handler,
+  R[#R + 1] = { method = method, pattern = "^" .. pattern .. "$", handler = handler, literal = not pattern:find("(", 1, true),
                 write = method ~= "GET", banking = opts.banking, name = opts.name, raw = opts.raw }
 end
 -- Specific paths first: /v1/issuing/cards/arts is not a card, nor is
@@ -55,6 +55,7 @@ route("GET", "/v1/issuing/cards/arts", X.arts)
 route("POST", "/v1/issuing/cards/arts/default", X.set_default_art)
 route("POST", "/v1/issuing/cards/activate", X.activate)
 route("POST", "/v1/issuing/cards/assign", X.assign)
+route("POST", "/v1/issuing/cards/bulk", X.bulk_create)
 route("POST", "/v1/issuing/cards/pin", X.reset_pin)
 route("POST", "/v1/issuing/cards/manage/pin", X.manage_pin)
 route("GET", "/v1/issuing/cards/([^/]+)/secure", X.secure)
@@ -133,17 +134,26 @@ route("GET", "/v1/deposit/([^/]+)", B.get_deposit, { banking = true })
 route("GET", "/v1/beneficiaries", B.beneficiaries, { banking = true })
 route("GET", "/v1/beneficiaries/([^/]+)", B.get_beneficiary, { banking = true })
 
+-- A path that a route names literally (/v1/beneficiaries/check) is never
+-- an id for a route with a placeholder (/v1/beneficiaries/{id}): literal
+-- routes are tried first, and a literal path with another method is a 405.
+-- Returns the route and its captures, or nil and whether the path exists.
 local function find_route(method, path)
   local path_known = false
-  for _, r in ipairs(R) do
-    local caps = { path:match(r.pattern) }
-    if caps[1] ~= nil then
-      path_known = true
-      if r.method == method then
-        if caps[1] == path then caps = {} end -- pattern without captures
-        return r, caps
+  for pass = 1, 2 do
+    for _, r in ipairs(R) do
+      if r.literal == (pass == 1) then
+        local caps = { path:match(r.pattern) }
+        if caps[1] ~= nil then
+          path_known = true
+          if r.method == method then
+            if r.literal then caps = {} end
+            return r, caps
+          end
+        end
       end
     end
+    if path_known then break end
   end
   return nil, path_known
 end
@@ -165,7 +175,9 @@ end
 
 local function reset()
   st = S.build(seed, sim.now)
-  X.seed(st, seed)
+  -- a dry run's twin holds only what it read from the real API and what the
+  -- script planned: never the simulator's demo data
+  if twin then X.empty(st); st.twin = true else X.seed(st, seed) end
   idem, window = {}, {}
 end
 
@@ -291,7 +303,11 @@ local function admin(req)
     end
     -- build the new state first: a seed that does not build leaves the old one
     local new_seed = core.json_decode(req.body, false)
-    local ok, new_st = pcall(S.build, new_seed, sim.now)
+    local ok, new_st = pcall(function()
+      local built = S.build(new_seed, sim.now)
+      X.seed(built, new_seed)
+      return built
+    end)
     if not ok then
       return envelope(400, "invalid_request_error", "invalid_seed", "seed does not build: " .. tostring(new_st))
     end
@@ -448,13 +464,12 @@ local function apply(ctx, r, body, caps, fired, entry)
 end
 
 -- A dry run's twin (uqpay.twin): the same rules over a state that starts
--- empty and is filled from the real account on demand by hooks.hydrate
--- (called before each request is handled). No token: the real API
--- authorised the reads that fill it.
-function sim.twin_init(twin_seed, hooks)
+-- empty and that uqpay.twin fills from the real account before each request
+-- it hands over. No token: the real API authorised the reads that fill it.
+function sim.twin_init(twin_seed)
   cfg = { token_ttl = 1800, rate_limit = 0 }
   cfg.initial_token_ttl, cfg.initial_rate_limit = cfg.token_ttl, cfg.rate_limit
-  seed, twin, rules = twin_seed, hooks, {}
+  seed, twin, rules = twin_seed, true, {}
   reset()
   return st
 end
@@ -468,10 +483,6 @@ function sim.handle(req)
   local method = req.method
   if #request_log >= 2000 then table.remove(request_log, 1) end
   request_log[#request_log + 1] = method .. " " .. path
-  if twin then
-    local obo = req.headers["x-on-behalf-of"]
-    twin.hydrate(method, path, req.body, obo ~= "" and obo or nil, req.query)
-  end
   local fired = F.pick(rules, method, path, math.random)
   if fired.burst429 then return too_many(1) end
   if fired.oversize then return reply(200, "{}" .. string.rep(" ", fired.oversize.bytes - 2)) end
@@ -505,7 +516,9 @@ function sim.handle(req)
   end
   local r, caps = find_route(method, path)
   if not r then
-    if caps then return reply(405, { code = 405, message = "method not allowed" }) end
+    if caps then
+      return envelope(405, "invalid_request_error", "method_not_allowed", "method not allowed: " .. method .. " " .. path)
+    end
     return envelope(404, "not_found", "not_found", "route not found: " .. method .. " " .. path)
   end
   local body = {}

@@ -3,6 +3,7 @@
 -- webhooks]) or raises through ctx.fail(status, type, code, message).
 local core = require "uqpay.core"
 local S = require "uqpay.sim.state"
+local CSV = require "uqpay.csv"
 
 local money = core.money
 local iso = S.iso
@@ -253,8 +254,11 @@ local function card_of(st, ctx, id)
   return owned(ctx, st.cards[id], "card_error", "card_not_found", nil, "card not found or deactivated")
 end
 
+-- what the simulator keeps about a card but the API never shows
+local CARD_PRIVATE = { account_id = true, activation_code = true, secure = true, assign_order_id = true }
+
 local function card_view(st, c)
-  local v = copy(c, { account_id = true })
+  local v = copy(c, CARD_PRIVATE)
   local ch = st.cardholders[c.cardholder_id]
   v.cardholder = ch and { cardholder_id = ch.cardholder_id, cardholder_status = ch.cardholder_status,
     email = ch.email, first_name = ch.first_name, last_name = ch.last_name, create_time = ch.create_time } or nil
@@ -289,7 +293,8 @@ function H.create_card(st, ctx, body)
   -- card_limit is optional (0) except for the BINs the reference names
   local limit = money("0")
   if body.card_limit ~= nil then limit = need_amount(ctx, body, "card_limit", true) end
-  if LIMIT_BINS[prod.card_bin] and limit:sign() == 0 then
+  -- the reference names 6-digit BINs; a product's card_bin may be the 8-digit form
+  if LIMIT_BINS[tostring(prod.card_bin):sub(1, 6)] and limit:sign() == 0 then
     bad(ctx, "invalid_amount", "card_limit is required (>= 0.01) for BIN " .. prod.card_bin)
   end
   if prod.mode_type == "SINGLE" then
@@ -466,7 +471,7 @@ end
 
 function H.simulate_reversal(st, ctx, body)
   local orig_id = body.original_transaction_id or body.transaction_id
-  if not orig_id then need(ctx, body, "original_transaction_id") end
+  if not orig_id then need(ctx, body, "transaction_id") end
   local o = owned(ctx, st.ctxns[orig_id], "card_error", "transaction_not_found", "transaction " .. tostring(orig_id))
   if o.transaction_status ~= "APPROVED" or o.reversed then
     ctx.fail(400, "card_error", "transaction_not_reversible", "transaction cannot be reversed")
@@ -518,16 +523,19 @@ function H.create_report(st, ctx, body)
   return 200, { report_id = id }
 end
 
-local function csv_field(v)
-  v = tostring(v == nil and "" or v)
-  if v:find('[,"\n]') then v = '"' .. v:gsub('"', '""') .. '"' end
-  return v
-end
+local function csv_field(v) return CSV.cell(v == nil and "" or v) end
 
 function H.download_report(st, ctx, _, _, id)
   local r = owned(ctx, st.reports[id], "invalid_request_error", "report_not_found", "report " .. id)
   local rows = {}
-  if r.report_type == "LEDGER" then
+  if r.report_type == "BULK_CARDS" then
+    -- the card numbers of a bulk creation, for assign (card data: the client redacts it when it prints)
+    rows[1] = "card_number,expire_date,card_status"
+    for _, number in ipairs(r.cards) do
+      local pc = st.physical_cards[number]
+      rows[#rows + 1] = table.concat({ number, r.expire_date, pc.assigned and "ASSIGNED" or "UNASSIGNED" }, ",")
+    end
+  elseif r.report_type == "LEDGER" then
     rows[1] = "transaction_id,transaction_type,currency,amount,ending_balance,create_time,description"
     for _, t in ipairs(st.itxns) do
       if t.account_id == ctx.account_id then

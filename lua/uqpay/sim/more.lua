@@ -66,6 +66,11 @@ local DEFAULTS = {
                        card_product_id = "44444444-4444-4444-8444-444444444442" } },
 }
 
+-- The collections these rules use, empty (a dry run's twin starts so).
+function M.empty(st)
+  st.merchant_brands, st.card_arts, st.physical_cards, st.rfis = {}, {}, {}, {}
+end
+
 function M.seed(st, seed)
   local function deep(t) return core.json_decode(core.json_encode(t, true), true) end
   st.merchant_brands = deep(seed.merchant_brands or DEFAULTS.merchant_brands)
@@ -124,12 +129,25 @@ local function luhn_complete(body)
   return body .. tostring((10 - sum % 10) % 10)
 end
 
+-- The full number of a card the simulator issued: its BIN, three digits
+-- from its id, one digit that makes the Luhn check pass, and the last four
+-- digits cards.get shows.
+local function pan_of(c)
+  local salt = (c.card_id:gsub("%X", ""):gsub("%a", function(x) return tostring(x:byte() % 10) end))
+  local head = ((c.card_bin or "40963608") .. salt):sub(1, 11)
+  local last4 = c.card_number:sub(-4)
+  for x = 0, 9 do
+    local pan = head .. x .. last4
+    if luhn_complete(pan:sub(1, -2)) == pan then return pan end
+  end
+end
+
 function M.secure(st, ctx, _, _, id) -- luacheck: ignore 212
   local c = card(st, ctx, id)
-  local digits = (c.card_id:gsub("%X", ""):gsub("%a", function(x) return tostring(x:byte() % 10) end)):sub(1, 7)
-  local pan = luhn_complete((c.card_bin or "40963608") .. digits)
+  local known = c.secure or {}
+  local pan = known.card_number or pan_of(c)
   return 200, { card_number = pan, cvv = string.format("%03d", (pan:sub(-6, -1) + 0) % 1000),
-                expire_date = os.date("!%m/%y", math.floor(st.now()) + 3 * 365 * 24 * 3600) }
+                expire_date = known.expire_date or os.date("!%m/%y", math.floor(st.now()) + 3 * 365 * 24 * 3600) }
 end
 
 function M.pan_token(st, ctx, _, _, id)
@@ -147,6 +165,10 @@ function M.activate(st, ctx, body)
     bad(ctx, "invalid_activation_code", "activation_code does not match the card")
   end
   c.card_status = "ACTIVE"
+  local o = c.assign_order_id and st.orders[c.assign_order_id]
+  if o and o.order_status == "PROCESSING" then
+    o.order_status, o.update_time, o.complete_time = "SUCCESS", iso(st.now()), iso(st.now())
+  end
   S.applied(st, ctx, "activate_card", { card_id = c.card_id })
   return 200, { request_status = "SUCCESS" }
 end
@@ -157,22 +179,70 @@ function M.assign(st, ctx, body)
   local number = need(ctx, body, "card_number")
   local cur = need_currency(ctx, body, "card_currency", { USD = true, SGD = true })
   local mode = need_enum(ctx, body, "card_mode", { "SINGLE", "SHARE" })
-  local pc = st.physical_cards and st.physical_cards[number]
-  if not pc or pc.assigned then bad(ctx, "card_not_found", "no unassigned card with that number") end
+  local pc = st.physical_cards[number]
+  -- the API has no read for unassigned cards: a dry run's twin takes the
+  -- number to be an unassigned physical card (the real run may refuse it)
+  if not pc and st.twin then
+    pc = { card_number = number }
+    st.physical_cards[number] = pc
+  end
+  -- bulk-created cards belong to the account that created them
+  if not pc or pc.assigned or (pc.account_id and pc.account_id ~= ctx.account_id) then
+    bad(ctx, "card_not_found", "no unassigned card with that number")
+  end
   pc.assigned = true
+  local virtual = pc.form_factor == "VIRTUAL"
+  local prod = st.products[pc.card_product_id]
   local id = core.uuid()
+  -- a physical card waits for its mailer's activation code; a bulk virtual card is live at once
   local c = { card_id = id, account_id = ctx.account_id, cardholder_id = chid, card_product_id = pc.card_product_id,
-    card_currency = cur, card_limit = money("0"), available_balance = money("0"), card_status = "PENDING",
-    mode_type = mode, card_bin = number:sub(1, 8), card_scheme = "VISA", form_factor = "PHYSICAL",
+    card_currency = cur, card_limit = money("0"), available_balance = money("0"),
+    card_status = virtual and "ACTIVE" or "PENDING", mode_type = mode, card_bin = prod and prod.card_bin or number:sub(1, 8),
+    card_scheme = prod and prod.card_scheme or "VISA", form_factor = virtual and "VIRTUAL" or "PHYSICAL",
     card_number = "************" .. number:sub(-4), metadata = {}, create_time = iso(st.now()),
-    consumed_amount = money("0"), activation_code = pc.activation_code }
+    consumed_amount = money("0"), activation_code = pc.activation_code,
+    secure = { card_number = number, expire_date = pc.expire_date } }
   st.cards[id] = c
   st.card_order[#st.card_order + 1] = id
   ch.number_of_cards = (ch.number_of_cards or 0) + 1
-  local o = new_order(st, c, "CARD_ASSIGN", money("0"), "PROCESSING")
+  local o = new_order(st, c, "CARD_ASSIGN", money("0"), virtual and "SUCCESS" or "PROCESSING")
+  c.assign_order_id = o.card_order_id
   S.applied(st, ctx, "assign_card", { card_id = id })
-  return 200, { card_id = id, card_order_id = o.card_order_id, create_time = c.create_time, card_status = "PENDING",
-                order_status = "PROCESSING" }
+  return 200, { card_id = id, card_order_id = o.card_order_id, create_time = c.create_time, card_status = c.card_status,
+                order_status = o.order_status }
+end
+
+-- Bulk card creation (uqpay-api-more.md §1.13): numbers unassigned virtual
+-- cards on a BIN of one of the products, listed in a report (number and
+-- expiry) for assign to hand out. The simulator caps a batch at 1000.
+local BULK_MAX = 1000
+
+function M.bulk_create(st, ctx, body)
+  local bin = need(ctx, body, "card_bin")
+  local n = need(ctx, body, "numbers")
+  if math.type(n) ~= "integer" or n < 1 or n > BULK_MAX then
+    bad(ctx, "invalid_parameter", "numbers must be an integer from 1 to " .. BULK_MAX)
+  end
+  local prod
+  for _, pid in ipairs(st.product_order) do
+    if st.products[pid].card_bin == bin then prod = st.products[pid]; break end
+  end
+  if not prod then ctx.fail(400, "account_error", "product_not_found", "no card product with card_bin " .. tostring(bin)) end
+  st.bulk_seq = st.bulk_seq or 0
+  local expire = os.date("!%m/%y", math.floor(st.now()) + 3 * 365 * 24 * 3600)
+  local rows = {}
+  for _ = 1, n do
+    st.bulk_seq = st.bulk_seq + 1
+    local number = luhn_complete(bin .. string.format("%0" .. (15 - #bin) .. "d", st.bulk_seq))
+    st.physical_cards[number] = { card_number = number, card_product_id = prod.product_id, form_factor = "VIRTUAL",
+                                  account_id = ctx.account_id, expire_date = expire }
+    rows[#rows + 1] = number
+  end
+  local id = core.uuid()
+  st.reports[id] = { report_id = id, report_type = "BULK_CARDS", account_id = ctx.account_id, cards = rows,
+                     expire_date = expire }
+  S.applied(st, ctx, "bulk_create_cards", { report_id = id, numbers = n })
+  return 200, { report_id = id, expire_date = expire }
 end
 
 function M.reset_pin(st, ctx, body)
@@ -594,16 +664,34 @@ function M.simulate_deposit(st, ctx, body, _, _, banking_move)
   local amount = need_amount(ctx, body, "amount")
   local cur = need(ctx, body, "currency"):upper()
   need(ctx, body, "sender_swift_code")
+  -- paid into a virtual account: the account that holds it is credited, in its currency
+  local to = ctx.account_id
+  if body.receiver_account_number ~= nil then
+    local va
+    for _, v in pairs(list_of(st, "virtual_accounts")) do
+      if v.account_number == body.receiver_account_number
+          and (v.account_id == ctx.account_id or ctx.account_id == st.master_id) then va = v end
+    end
+    if not va then
+      bad(ctx, "virtual_account_not_found", "no virtual account with receiver_account_number " ..
+        tostring(body.receiver_account_number))
+    end
+    if tostring(va.currency):upper() ~= cur then
+      bad(ctx, "currency_mismatch", "virtual account " .. va.account_number .. " receives " ..
+        tostring(va.currency):upper() .. ", not " .. cur)
+    end
+    to = va.account_id
+  end
   local id = core.uuid()
   local d = { deposit_id = id, short_reference_id = string.format("D%08d", #st.deposit_order + 1), amount = amount,
     currency = cur, deposit_status = "COMPLETED", deposit_fee = money("0"), create_time = iso(st.now()),
     complete_time = iso(st.now()), receiver_account_number = body.receiver_account_number or "",
     sender = { sender_name = body.sender_name or "", sender_country = body.sender_country or "",
                sender_account_number = body.sender_account_number or "", sender_swift_code = body.sender_swift_code },
-    account_id = ctx.account_id }
+    account_id = to }
   st.deposits[id] = d
   st.deposit_order[#st.deposit_order + 1] = id
-  banking_move(st, ctx.account_id, cur, amount, "DEPOSIT", id)
+  banking_move(st, to, cur, amount, "DEPOSIT", id)
   S.applied(st, ctx, "deposit", { deposit_id = id, amount = amount, currency = cur })
   return 200, copy(d, { account_id = true })
 end

@@ -4,10 +4,12 @@
 -- Prints "label<TAB>figure[<TAB>cpu-us-per-request]".
 --   uqlua [--no-journal] scripts/bench.lua recharge SECONDS CARD
 --   uqlua scripts/bench.lua parallel SECONDS N CARDS_FILE
---   uqlua scripts/bench.lua bulk N CARDS_FILE           (seconds for N recharges, 64 at a time)
+--   uqlua scripts/bench.lua bulk N CARDS_FILE           (seconds for N recharges, 64 at a time, and how many failed)
 --   uqlua [--no-journal] scripts/bench.lua rss OPS CARD  (peak RSS in KB after OPS recharges)
 --   uqlua scripts/bench.lua seed N                       (a seed with N extra SHARE cards)
 --   uqlua scripts/bench.lua local SECONDS                (JSON and money, in process)
+--   uqlua scripts/bench.lua simcost N                    (the simulator's rules in process: us per
+--                                                         recharge and per read, bytes kept per write and per read)
 local core = require "uqpay.core"
 local json = require "uqpay.json"
 
@@ -66,8 +68,10 @@ elseif PART == "bulk" then
   local batch = {}
   for i = 1, n do batch[i] = cards[(i - 1) % #cards + 1] end
   local t0 = core.monotonic_ms()
-  uqpay.parallel(batch, function(c) return uqpay.recharge(c, "0.01") end, { concurrency = 64 })
-  io.write(string.format("%.2f\n", (core.monotonic_ms() - t0) / 1000))
+  local _, errs = uqpay.parallel(batch, function(c) return uqpay.recharge(c, "0.01") end, { concurrency = 64 })
+  local failed = 0
+  for _ in pairs(errs) do failed = failed + 1 end
+  io.write(string.format("%.2f\t%d\n", (core.monotonic_ms() - t0) / 1000, failed))
 elseif PART == "rss" then
   local ops, card = tonumber(arg[2]), arg[3]
   for _ = 1, ops do uqpay.recharge(card, "0.01") end
@@ -97,6 +101,35 @@ elseif PART == "local" then
     local r = rate(seconds, function() for _ = 1, 50 do fn() end end, 50)
     io.write(string.format("%s\t%.0f\t%s\n", f[1], r, f[3]))
   end
+elseif PART == "simcost" then
+  -- the simulator's pipeline without HTTP: what its Lua rules cost
+  local n = tonumber(arg[2])
+  local sim = require "uqpay.sim"
+  local creds = sim.init {}
+  local function call(method, path, body, headers)
+    local h = headers or {}
+    return sim.handle { method = method, path = "/api" .. path, body = body or "", headers = h, query = {},
+                        loopback = true }
+  end
+  local tok = json.decode(call("POST", "/v1/connect/token", "{}",
+    { ["x-client-id"] = creds.client_id, ["x-api-key"] = creds.api_key }).body).auth_token
+  local card = "66666666-6666-4666-8666-666666666662"
+  local keys = {}
+  for i = 1, n do keys[i] = core.uuid() end
+  local function kept() collectgarbage("collect"); collectgarbage("collect"); return collectgarbage("count") * 1024 end
+  local m0, c0 = kept(), os.clock()
+  for i = 1, n do
+    call("POST", "/v1/issuing/cards/" .. card .. "/recharge", '{"amount":0.01}',
+      { ["x-auth-token"] = "Bearer " .. tok, ["x-idempotency-key"] = keys[i] })
+  end
+  local c1 = os.clock()
+  local m1 = kept()
+  local c2 = os.clock()
+  for _ = 1, n do call("GET", "/v1/issuing/cards/" .. card, nil, { ["x-auth-token"] = "Bearer " .. tok }) end
+  local c3 = os.clock()
+  local m2 = kept()
+  io.write(string.format("%.1f\t%.1f\t%.0f\t%.0f\n", (c1 - c0) * 1e6 / n, (c3 - c2) * 1e6 / n, (m1 - m0) / n,
+    (m2 - m1) / n))
 else
   io.stderr:write("usage: see the top of scripts/bench.lua\n")
   os.exit(2)

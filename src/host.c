@@ -35,6 +35,7 @@ static void push_sim_config(lua_State *L, const struct uqlua_options *o) {
   set_str(L, "faults", o->faults);
   set_str(L, "token_ttl", o->token_ttl);
   set_str(L, "rate_limit", o->rate_limit);
+  set_str(L, "rate_burst", o->rate_burst);
   set_str(L, "webhook_url", o->webhook_url);
 }
 

@@ -25,7 +25,8 @@ static const char help_text[] =
   "      --faults SPEC       fault injection, see docs/simulator.md\n"
   "      --webhook-url URL   deliver signed webhooks there\n"
   "      --token-ttl SECONDS access token lifetime (default 1800)\n"
-  "      --rate-limit N      requests per minute before 429 (default: no limit)\n"
+  "      --rate-limit N      requests per minute before 429 (default: no limit), a token bucket\n"
+  "      --rate-burst N      requests the bucket holds (default: a tenth of --rate-limit)\n"
   "      --detach            run in the background once the export lines are printed\n"
   "      --pidfile FILE      with --detach: write the server's pid there\n"
   "      --state FILE        keep the ledger in FILE across restarts (saved on stop)\n"
@@ -63,7 +64,7 @@ static const struct valued valued_options[] = {
   {"on-behalf-of", OFF(on_behalf_of)}, {"listen", OFF(listen)},
   {"seed", OFF(seed_file)},    {"faults", OFF(faults)},
   {"webhook-url", OFF(webhook_url)}, {"token-ttl", OFF(token_ttl)},
-  {"rate-limit", OFF(rate_limit)}, {"journal", OFF(journal)},
+  {"rate-limit", OFF(rate_limit)}, {"rate-burst", OFF(rate_burst)}, {"journal", OFF(journal)},
   {"run", OFF(run_id)}, {"pidfile", OFF(pidfile)}, {"state", OFF(state_file)}, {NULL, 0}};
 
 static int usage_error(const char *fmt, const char *what) {

@@ -28,6 +28,7 @@ struct uqlua_options {
   const char *webhook_url;  /* --webhook-url URL (simulator) */
   const char *token_ttl;    /* --token-ttl SECONDS (simulator) */
   const char *rate_limit;   /* --rate-limit N per minute (simulator) */
+  const char *rate_burst;   /* --rate-burst N requests at once (simulator) */
   int detach;               /* --detach: daemonise after printing the exports */
   const char *pidfile;      /* --pidfile FILE (with --detach) */
   const char *state_file;   /* --state FILE: the ledger across restarts */

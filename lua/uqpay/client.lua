@@ -24,6 +24,8 @@ function Client.new(cfg)
   self.token = Token.new(cfg, function() return self:fetch_token() end)
   -- starts full: a script's first burst (a tenth of a minute's quota) does not wait
   self.bucket = { tokens = math.max(1, (cfg.rate_limit or 0) // 10), last = core.monotonic_ms() }
+  -- what 429s taught: a pause for every caller, and the rate when unknown
+  self.learned = { pause_until = 0, ok = 0 }
   R.secret(cfg.api_key)
   R.secret(cfg.client_id)
   return self
@@ -49,15 +51,40 @@ function Client.query_string(q)
   return #parts > 0 and ("?" .. table.concat(parts, "&")) or ""
 end
 
--- Token bucket: rate_limit requests per minute, bursts up to a tenth of it.
--- A caller takes its token first and then waits out the debt, so callers
--- waiting together in uqpay.parallel queue one behind the other instead of
--- all leaving when the first wait ends.
+-- A 429 pauses every caller of this client until its Retry-After, not
+-- only the one that got it (the others would spend attempts on 429s). When
+-- the limit is not known (rate_limit 0), the client learns it: after a
+-- pause the server's bucket starts empty, so the answers that succeed from
+-- the pause's start to the next 429 came at the server's rate, and the
+-- client paces at that rate from then on (a new 429 measures again).
+function Client:rate_limited(wait_ms)
+  local now = core.monotonic_ms()
+  local l = self.learned
+  if now < l.pause_until then return l.pause_until - now end -- the same pause
+  local known = (self.cfg.rate_limit or 0) > 0
+  if not known and l.since and l.ok > 0 then
+    local per_min = l.ok * 60000 / math.max(1, now - l.since)
+    if not l.per_min then self.bucket = { tokens = 0, last = now } end
+    l.per_min = per_min
+  end
+  l.pause_until, l.since, l.ok = now + wait_ms, now, 0
+  return wait_ms
+end
+
+-- Token bucket: rate_limit requests per minute (or the learned rate),
+-- bursts up to a tenth of a known limit (none at a learned one). A caller
+-- takes its token first and then waits out the debt, so callers waiting
+-- together in uqpay.parallel queue one behind the other instead of all
+-- leaving when the first wait ends.
 function Client:throttle()
-  local per_min = self.cfg.rate_limit
-  if not per_min or per_min <= 0 then return end
+  local l = self.learned
+  local pause = l.pause_until - core.monotonic_ms()
+  if pause > 0 then self:sleep(pause) end
+  local known = self.cfg.rate_limit or 0
+  local per_min = known > 0 and known or l.per_min
+  if not per_min then return end
   local b = self.bucket
-  local cap = math.max(1, per_min // 10)
+  local cap = known > 0 and math.max(1, per_min // 10) or 1
   local now = core.monotonic_ms()
   b.tokens = math.min(cap, b.tokens + (now - b.last) * per_min / 60000) - 1
   b.last = now
@@ -193,7 +220,10 @@ function Client:exchange(x)
     elseif not res then
       self:trace("< %s: %s", kind, msg)
     end
-    if class == "done" then return res end
+    if class == "done" then
+      self.learned.ok = self.learned.ok + 1
+      return res
+    end
     if op then op:observe(class, reached, res and res.status or 0, class == "rejected" and R.body(res.body) or nil) end
     if kind == "interrupted" then
       last_err = E.new { kind = "interrupted", message = "interrupted during " .. x.method .. " " .. x.path,
@@ -216,7 +246,11 @@ function Client:exchange(x)
       self.token:invalidate()
       attempt = attempt - 1
     elseif class == "retry" and attempt < self.cfg.max_attempts then
-      self:sleep(wait or backoff_ms(attempt))
+      if res and res.status == 429 then
+        self:rate_limited(wait or backoff_ms(attempt)) -- the next throttle() waits it out, with every caller
+      else
+        self:sleep(wait or backoff_ms(attempt))
+      end
     else
       break
     end

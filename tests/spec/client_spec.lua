@@ -429,6 +429,36 @@ describe("uqpay", function()
       assert.is_true(core.monotonic_ms() - t0 >= 1800)
     end)
 
+    it("learns an unknown limit from 429 + Retry-After: every caller pauses, then paces at the server's rate", function()
+      H.config { rate_limit = 1200, rate_burst = 20 } -- 20 a second, 20 at once
+      local c = client_with { rate_limit = 0, max_attempts = 3 }
+      c.token:get()
+      local before, items = H.requests(), {}
+      for i = 1, 80 do items[i] = i end
+      local _, errs = uqpay.parallel(items, function()
+        c:call { method = "GET", path = "/v1/issuing/products" }
+      end, { concurrency = 16 })
+      assert.is_nil(next(errs))
+      -- each request sent once, plus the 429s of two pauses at most
+      local sent = H.requests() - before
+      assert.is_true(sent <= 80 + 2 * 16, "requests sent: " .. sent)
+      -- answers in flight when a pause starts can add a little to the measure
+      assert.is_true(c.learned.per_min > 900 and c.learned.per_min <= 1560, "learned " .. tostring(c.learned.per_min))
+    end)
+
+    it("a 429 at a known limit pauses every caller until Retry-After", function()
+      H.faults("burst429:next=1:path=/v1/issuing/products")
+      local c = client_with {}
+      c.token:get()
+      local before = H.requests()
+      local _, errs = uqpay.parallel({ 1, 2, 3, 4 }, function()
+        c:call { method = "GET", path = "/v1/issuing/products" }
+      end, { concurrency = 4 })
+      assert.is_nil(next(errs))
+      assert.is_true(c.learned.pause_until > 0)
+      assert.is_true(H.requests() - before <= 8)
+    end)
+
     it("reuses one token, and refreshes it before it expires", function()
       local c = client_with {}
       for _ = 1, 3 do c:call { method = "GET", path = "/v1/issuing/products" } end

@@ -127,7 +127,10 @@ describe("more of the reference", function()
       assert.equals("pin_not_set", err_of(uqpay.cards.manage_pin, { card_id = CARD, type = "RESET", pin = "1234" }).code)
       local r = uqpay.cards.manage_pin { card_id = CARD, type = "SET", pin = "1234" }
       assert.equals("SUCCESS", uqpay.wait(r).order_status)
+      assert.equals("invalid_old_pin", err_of(uqpay.cards.manage_pin,
+        { card_id = CARD, type = "RESET", pin = "4321", old_pin = "9999" }).code)
       uqpay.cards.manage_pin { card_id = CARD, type = "RESET", pin = "4321", old_pin = "1234" }
+      assert.is_nil(uqpay.cards.get(CARD).pin_hash)
     end)
 
     it("elevate_limit within the currency's cap; network protection on and off; arts", function()
@@ -137,6 +140,8 @@ describe("more of the reference", function()
       assert.is_true(on.enabled)
       assert.equals("41", on.action_code)
       assert.is_false(uqpay.cards.remove_network_protection(CARD).enabled)
+      assert.equals("not_enrolled", err_of(uqpay.cards.remove_network_protection, CARD).code)
+      assert.equals("card_not_active", err_of(uqpay.cards.elevate_limit, H.FROZEN_CARD, { limit_amount = "10.00" }).code)
       local arts = uqpay.cards.arts()
       assert.equals("art-0001", arts.default_card_art_id)
       assert.equals(1, #uqpay.cards.arts { card_product_id = H.SHARE_PRODUCT }.card_arts)
@@ -344,11 +349,13 @@ describe("more of the reference", function()
     end)
 
     it("card_limit is required for the listed BINs in their 8-digit form too", function()
-      local seed = require("uqpay.json").decode(require("uqpay.json").encode(require "uqpay.sim.seed"))
+      local json = require "uqpay.json"
+      local seed = json.decode(json.encode(require "uqpay.sim.seed"))
+      -- the simulator keeps a posted seed for its resets: the default one goes back after
+      finally(function() H.admin("POST", "seed", json.decode(json.encode(require "uqpay.sim.seed"))) end)
       seed.products[#seed.products + 1] = { product_id = "44444444-4444-4444-8444-444444444449", card_bin = "52773512",
         mode_type = "SHARE", card_scheme = "MASTERCARD", card_currency = { "USD" }, product_status = "ENABLED" }
       H.admin("POST", "seed", seed)
-      finally(function() H.reset() end)
       local e = err_of(uqpay.cards.create, { card_currency = "USD", cardholder_id = H.HOLDER1,
         card_product_id = "44444444-4444-4444-8444-444444444449" })
       assert.equals("invalid_amount", e.code)

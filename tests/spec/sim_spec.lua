@@ -521,9 +521,9 @@ describe("simulator", function()
   end)
 
   describe("rate limiting", function()
-    it("answers 429 with Retry-After past the per-minute limit", function()
+    it("answers 429 with Retry-After once the client's bucket is empty", function()
       local tok = H.token()
-      H.config { rate_limit = 3 }
+      H.config { rate_limit = 3, rate_burst = 3 }
       local h = { ["x-auth-token"] = "Bearer " .. tok }
       local statuses = {}
       for i = 1, 4 do statuses[i] = (H.raw("GET", "/api/v1/issuing/products", { headers = h })) end

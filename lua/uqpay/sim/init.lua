@@ -18,7 +18,17 @@ local revoked = {} -- tokens revoked through /__sim/tokens; a reset brings them 
 local request_count, tokens_issued, sink = 0, 0, {}
 local in_flight, max_in_flight = 0, 0 -- requests held by a latency fault at once
 local clock_offset = 0
-local request_log = {} -- the last requests (method, path): what a dry run's stand-in was asked
+-- the last requests (method, path): what a dry run's stand-in was asked; a
+-- ring of LOG_SIZE, so that keeping it costs no shifting
+local LOG_SIZE = 2000
+local request_log, logged_count = {}, 0
+local function logged()
+  local out = {}
+  local n = #request_log
+  local start = n < LOG_SIZE and 1 or (logged_count % LOG_SIZE) + 1
+  for i = 0, n - 1 do out[#out + 1] = request_log[(start - 1 + i) % n + 1] end
+  return out
+end
 local twin -- set when this pipeline is a dry run's twin (uqpay.twin): no auth, state read through
 
 function sim.now() return core.now() + clock_offset end
@@ -43,11 +53,28 @@ end
 
 -- ---------- routes ----------
 
-local R = {}
+-- Routes are indexed so that finding one costs no scan of the table: a
+-- literal path by the path itself, a path with placeholders by its number
+-- of segments and its last segment ("*" when that is the placeholder), in
+-- the order declared.
+local LITERAL, BY_SHAPE = {}, {}
+local function shape(path, last)
+  return select(2, path:gsub("/", "")) .. " " .. last
+end
 local function route(method, pattern, handler, opts)
   opts = opts or {}
-  R[#R + 1] = { method = method, pattern = "^" .. pattern .. "$", handler = handler, literal = not pattern:find("(", 1, true),
-                write = method ~= "GET", banking = opts.banking, name = opts.name, raw = opts.raw }
+  local r = { method = method, pattern = "^" .. pattern .. "$", handler = handler,
+              write = method ~= "GET", banking = opts.banking, name = opts.name, raw = opts.raw }
+  if not pattern:find("(", 1, true) then
+    LITERAL[pattern] = LITERAL[pattern] or {}
+    LITERAL[pattern][method] = r
+  else
+    local plain = pattern:gsub("%b()", "()") -- a placeholder's [^/] is no separator
+    local last = plain:match("[^/]*$")
+    local key = shape(plain, last == "()" and "*" or last)
+    BY_SHAPE[key] = BY_SHAPE[key] or {}
+    table.insert(BY_SHAPE[key], r)
+  end
 end
 -- Specific paths first: /v1/issuing/cards/arts is not a card, nor is
 -- /v1/beneficiaries/paymentmethods a beneficiary.
@@ -139,21 +166,20 @@ route("GET", "/v1/beneficiaries/([^/]+)", B.get_beneficiary, { banking = true })
 -- routes are tried first, and a literal path with another method is a 405.
 -- Returns the route and its captures, or nil and whether the path exists.
 local function find_route(method, path)
+  local literal = LITERAL[path]
+  if literal then
+    if literal[method] then return literal[method], {} end
+    return nil, true
+  end
   local path_known = false
-  for pass = 1, 2 do
-    for _, r in ipairs(R) do
-      if r.literal == (pass == 1) then
-        local caps = { path:match(r.pattern) }
-        if caps[1] ~= nil then
-          path_known = true
-          if r.method == method then
-            if r.literal then caps = {} end
-            return r, caps
-          end
-        end
+  for _, key in ipairs { shape(path, path:match("[^/]*$")), shape(path, "*") } do
+    for _, r in ipairs(BY_SHAPE[key] or {}) do
+      local caps = { path:match(r.pattern) }
+      if caps[1] ~= nil then
+        path_known = true
+        if r.method == method then return r, caps end
       end
     end
-    if path_known then break end
   end
   return nil, path_known
 end
@@ -189,10 +215,11 @@ local function set_number(name, value, min)
 end
 
 function sim.init(c)
-  cfg = { token_ttl = 1800, rate_limit = 0, webhook_url = c.webhook_url }
+  cfg = { token_ttl = 1800, rate_limit = 0, rate_burst = 0, webhook_url = c.webhook_url }
   set_number("token_ttl", c.token_ttl, 1)
   set_number("rate_limit", c.rate_limit, 0)
-  cfg.initial_token_ttl, cfg.initial_rate_limit = cfg.token_ttl, cfg.rate_limit
+  set_number("rate_burst", c.rate_burst, 0)
+  cfg.initial_token_ttl, cfg.initial_rate_limit, cfg.initial_rate_burst = cfg.token_ttl, cfg.rate_limit, cfg.rate_burst
   seed = c.seed and load_seed(c.seed) or default_seed
   if c.faults then
     local r, err = F.parse(c.faults)
@@ -223,7 +250,7 @@ function sim.save()
   for scope, e in pairs(idem) do if e.state ~= "in_flight" then keys[scope] = e end end
   return encode(plain { version = 1, st = st, idem = keys, tokens = tokens, revoked = revoked,
     request_count = request_count, tokens_issued = tokens_issued, clock_offset = clock_offset,
-    token_ttl = cfg.token_ttl, rate_limit = cfg.rate_limit }, true)
+    token_ttl = cfg.token_ttl, rate_limit = cfg.rate_limit, rate_burst = cfg.rate_burst }, true)
 end
 
 function sim.load(text)
@@ -234,6 +261,7 @@ function sim.load(text)
   idem, tokens, revoked = t.idem or {}, t.tokens or {}, t.revoked or {}
   request_count, tokens_issued, clock_offset = t.request_count or 0, t.tokens_issued or 0, t.clock_offset or 0
   cfg.token_ttl, cfg.rate_limit = t.token_ttl or cfg.token_ttl, t.rate_limit or cfg.rate_limit
+  cfg.rate_burst = t.rate_burst or cfg.rate_burst
   return "loaded"
 end
 
@@ -244,7 +272,7 @@ local function dump_state()
                 banking_transfers = {}, applied = st.applied, master_account_id = st.master_id,
                 now = S.iso(sim.now()), clock_offset_s = clock_offset, request_count = request_count,
                 tokens_issued = tokens_issued, max_in_flight = max_in_flight,
-                requests = #request_log > 0 and request_log or core.json_decode("[]") }
+                requests = #request_log > 0 and logged() or core.json_decode("[]") }
   for _, id in ipairs(st.account_order) do
     local a = st.accounts[id]
     out.accounts[#out.accounts + 1] = { account_id = id, account_name = a.account_name, master = a.master }
@@ -281,11 +309,11 @@ local function admin(req)
   if p == "/__sim/state" and m == "GET" then return reply(200, dump_state(), nil, true) end
   if p == "/__sim/reset" and m == "POST" then
     reset()
-    rules, request_count, tokens_issued, sink, clock_offset, request_log = {}, 0, 0, {}, 0, {}
+    rules, request_count, tokens_issued, sink, clock_offset, request_log, logged_count = {}, 0, 0, {}, 0, {}, 0
     for t, v in pairs(revoked) do tokens[t] = v end
     revoked = {}
     max_in_flight = in_flight
-    cfg.token_ttl, cfg.rate_limit = cfg.initial_token_ttl, cfg.initial_rate_limit
+    cfg.token_ttl, cfg.rate_limit, cfg.rate_burst = cfg.initial_token_ttl, cfg.initial_rate_limit, cfg.initial_rate_burst
     return reply(200, { reset = true })
   end
   -- A webhook receiver for tests: deliveries POSTed here are kept as sent.
@@ -346,10 +374,12 @@ local function admin(req)
       local ok, err = pcall(function()
         set_number("token_ttl", body.token_ttl, 1)
         set_number("rate_limit", body.rate_limit, 0)
+        set_number("rate_burst", body.rate_burst, 0)
+        if body.rate_limit or body.rate_burst then window = {} end
       end)
       if not ok then return envelope(400, "invalid_request_error", "invalid_config", err) end
     end
-    return reply(200, { token_ttl = cfg.token_ttl, rate_limit = cfg.rate_limit })
+    return reply(200, { token_ttl = cfg.token_ttl, rate_limit = cfg.rate_limit, rate_burst = cfg.rate_burst })
   end
   return reply(404, { code = 404, message = "unknown admin endpoint " .. m .. " " .. p })
 end
@@ -358,13 +388,21 @@ end
 
 local UUID = H.UUID
 
+-- UQPAY's limiter "allows bursting" (uqpay-api.md §7.2): a token bucket
+-- per client, rate_limit per minute, holding up to rate_burst (default a
+-- tenth of a minute's quota). Returns the seconds until the next token when
+-- the request is refused.
 local function rate_limited(who)
-  if cfg.rate_limit <= 0 then return nil end
-  local minute = math.floor(sim.now() / 60)
-  local w = window[who]
-  if not w or w.minute ~= minute then w = { minute = minute, count = 0 }; window[who] = w end
-  w.count = w.count + 1
-  if w.count > cfg.rate_limit then return (minute + 1) * 60 - math.floor(sim.now()) end
+  local per_min = cfg.rate_limit
+  if per_min <= 0 then return nil end
+  local cap = cfg.rate_burst > 0 and cfg.rate_burst or math.max(1, per_min // 10)
+  local now = sim.now()
+  local b = window[who]
+  if not b then b = { tokens = cap, last = now }; window[who] = b end
+  b.tokens = math.min(cap, b.tokens + (now - b.last) * per_min / 60)
+  b.last = now
+  if b.tokens < 1 then return math.ceil((1 - b.tokens) * 60 / per_min) end
+  b.tokens = b.tokens - 1
 end
 
 local function too_many(retry_after)
@@ -467,8 +505,8 @@ end
 -- empty and that uqpay.twin fills from the real account before each request
 -- it hands over. No token: the real API authorised the reads that fill it.
 function sim.twin_init(twin_seed)
-  cfg = { token_ttl = 1800, rate_limit = 0 }
-  cfg.initial_token_ttl, cfg.initial_rate_limit = cfg.token_ttl, cfg.rate_limit
+  cfg = { token_ttl = 1800, rate_limit = 0, rate_burst = 0 }
+  cfg.initial_token_ttl, cfg.initial_rate_limit, cfg.initial_rate_burst = cfg.token_ttl, cfg.rate_limit, cfg.rate_burst
   seed, twin, rules = twin_seed, true, {}
   reset()
   return st
@@ -481,8 +519,8 @@ function sim.handle(req)
   path = path:sub(5)
   request_count = request_count + 1
   local method = req.method
-  if #request_log >= 2000 then table.remove(request_log, 1) end
-  request_log[#request_log + 1] = method .. " " .. path
+  logged_count = logged_count + 1
+  request_log[(logged_count - 1) % LOG_SIZE + 1] = method .. " " .. path
   local fired = F.pick(rules, method, path, math.random)
   if fired.burst429 then return too_many(1) end
   if fired.oversize then return reply(200, "{}" .. string.rep(" ", fired.oversize.bytes - 2)) end

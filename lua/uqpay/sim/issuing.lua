@@ -255,7 +255,8 @@ local function card_of(st, ctx, id)
 end
 
 -- what the simulator keeps about a card but the API never shows
-local CARD_PRIVATE = { account_id = true, activation_code = true, secure = true, assign_order_id = true }
+local CARD_PRIVATE = { account_id = true, activation_code = true, secure = true, assign_order_id = true,
+  pin_hash = true }
 
 local function card_view(st, c)
   local v = copy(c, CARD_PRIVATE)

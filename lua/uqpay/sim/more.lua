@@ -256,9 +256,16 @@ end
 function M.manage_pin(st, ctx, body)
   local c = card(st, ctx, need_uuid(ctx, body, "card_id"))
   local kind = need_enum(ctx, body, "type", { "SET", "RESET" })
-  need_pin(ctx, body, "pin")
-  if kind == "RESET" and not c.pin_set then bad(ctx, "pin_not_set", "no PIN to reset: SET it first") end
-  c.pin_set = true
+  local pin = need_pin(ctx, body, "pin")
+  -- the simulator keeps a keyed hash of the PIN, never the PIN
+  local function hash(v) return core.hmac_sha512_hex("uqlua-sim-pin " .. c.card_id, v) end
+  if kind == "RESET" then
+    if not c.pin_hash then bad(ctx, "pin_not_set", "no PIN to reset: SET it first") end
+    if body.old_pin ~= nil and hash(tostring(body.old_pin)) ~= c.pin_hash then
+      bad(ctx, "invalid_old_pin", "old_pin does not match the card's PIN")
+    end
+  end
+  c.pin_hash = hash(pin)
   local o = new_order(st, c, "PIN_" .. kind)
   S.applied(st, ctx, "manage_pin", { card_id = c.card_id })
   return 200, { card_id = c.card_id, card_order_id = o.card_order_id, create_time = o.create_time }
@@ -268,6 +275,7 @@ local ELEVATE_CAP = { USD = money("20000.00"), SGD = money("27000.00") }
 
 function M.elevate_limit(st, ctx, body, _, id)
   local c = card(st, ctx, id)
+  if c.card_status ~= "ACTIVE" then bad(ctx, "card_not_active", "card is " .. c.card_status .. ", not ACTIVE") end
   local amount = need_amount(ctx, body, "limit_amount")
   local cap = ELEVATE_CAP[c.card_currency]
   if cap and amount > cap then bad(ctx, "limit_too_high", "limit_amount exceeds " .. tostring(cap) .. " " .. c.card_currency) end
@@ -293,6 +301,9 @@ function M.risk(st, ctx, body, _, id)
   local c = card(st, ctx, id)
   if body.risk_control ~= "network_protection" then bad(ctx, "invalid_parameter", "risk_control must be network_protection") end
   if ctx.method == "DELETE" then
+    if not (c.network_protection and c.network_protection.enabled) then
+      bad(ctx, "not_enrolled", "the card is not enrolled in network protection")
+    end
     c.network_protection = { enabled = false, update_time = iso(st.now()) }
   else
     c.network_protection = { enabled = true, action_code = need(ctx, body, "action_code"), update_time = iso(st.now()) }

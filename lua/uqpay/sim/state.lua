@@ -5,8 +5,13 @@ local core = require "uqpay.core"
 local money = core.money
 local M = {}
 
+-- Times are whole seconds: the last one formatted is kept (a write asks
+-- for the same second several times).
+local last_t, last_iso
 local function iso(t)
-  return os.date("!%Y-%m-%dT%H:%M:%S+00:00", math.floor(t))
+  t = math.floor(t)
+  if t ~= last_t then last_t, last_iso = t, os.date("!%Y-%m-%dT%H:%M:%S+00:00", t) end
+  return last_iso
 end
 M.iso = iso
 

@@ -9,6 +9,7 @@
 --   R.body(s)        a body as sent or received: JSON redacted by structure,
 --                    anything else as free text
 local R = {}
+local ARRAY_MT = require("uqpay.core").json_array_mt()
 
 -- Field names whose value is never shown (compared lowercased, exactly:
 -- no_pin_payment_amount is not a PIN).
@@ -111,7 +112,7 @@ end
 -- sensitive.
 function R.field(k, v)
   if type(k) ~= "string" or v == nil then return nil end
-  local lk = k:lower()
+  local lk = k:find("%u") and k:lower() or k
   if PAN_FIELDS[lk] then
     local digits = tostring(v):gsub("%D", "")
     if #digits <= 4 then return nil end -- masked already (************1234)
@@ -124,15 +125,18 @@ end
 -- value itself when nothing needed it. Returns the value and whether
 -- anything was redacted. Error objects and other typed tables are left.
 function R.value(v, seen)
+  if type(v) ~= "table" then return v, false end
   local mt = getmetatable(v)
-  if type(v) ~= "table" or (mt and mt ~= require("uqpay.core").json_array_mt()) then return v, false end
+  if mt and mt ~= ARRAY_MT then return v, false end
   seen = seen or {}
   if seen[v] then return v, false end
   seen[v] = true
   local out = nil
   for k, x in pairs(v) do
     local nx, c = R.field(k, x), true
-    if nx == nil then nx, c = R.value(x, seen) end
+    if nx == nil then
+      if type(x) == "table" then nx, c = R.value(x, seen) else nx, c = x, false end
+    end
     if c then
       if not out then
         out = setmetatable({}, mt)

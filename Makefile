@@ -2,7 +2,7 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
-PKGS     = lua5.4 libcurl libmicrohttpd libedit uuid libcrypto
+PKGS     = lua5.4 libcurl libmicrohttpd libedit libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # libcurl and libmicrohttpd are not linked: src/lazy.c opens them on first use
 PKG_LIBS   := $(shell pkg-config --libs $(filter-out libcurl libmicrohttpd,$(PKGS)) 2>/dev/null)

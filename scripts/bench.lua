@@ -52,8 +52,14 @@ if PART == "seed" then
 elseif PART == "recharge" then
   local seconds, card = tonumber(arg[2]), arg[3]
   uqpay.recharge(card, "0.01") -- the token and the card's currency, outside the measurement
+  local j = require("uqpay.run").journal()
+  local s0 = j:stats()
   local rps, cpu = rate(seconds, function() uqpay.recharge(card, "0.01") end)
-  io.write(string.format("%.0f\t%.1f\n", rps, cpu))
+  local s1 = j:stats()
+  -- a journaled run also says what its syncs took, inside the loop
+  local syncs = s1.syncs - s0.syncs
+  io.write(string.format("%.0f\t%.1f%s\n", rps, cpu,
+    syncs > 0 and string.format("\t%.1f", (s1.sync_us - s0.sync_us) / syncs) or ""))
 elseif PART == "parallel" then
   local seconds, n, cards = tonumber(arg[2]), tonumber(arg[3]), lines(arg[4])
   local batch = {}

@@ -44,11 +44,28 @@ static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_
   return uqlua_interrupted ? 1 : 0;
 }
 
+/* The options every request shares, set once per easy handle. */
+static CURL *handle_new(void) {
+  CURL *c = curl_easy_init();
+  if (!c) return NULL;
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(c, CURLOPT_USERAGENT, "uqlua/" UQLUA_VERSION);
+  return c;
+}
+
 static int l_http_new(lua_State *L) {
   http_t *h = (http_t *)lua_newuserdatauv(L, sizeof(http_t), 0);
   h->curl = NULL;
   luaL_setmetatable(L, HTTP_MT);
-  h->curl = curl_easy_init();
+  h->curl = handle_new();
   if (!h->curl) return uqpay_raise(L, "config", "cannot initialise libcurl: %s", lazy_error());
   return 1;
 }
@@ -69,11 +86,11 @@ static void push_headers(lua_State *L, const struct buf *hb) {
     const char *eol = memchr(p, '\n', (size_t)(end - p));
     if (!eol) eol = end;
     const char *colon = memchr(p, ':', (size_t)(eol - p));
-    if (colon && colon > p) {
-      luaL_Buffer b;
-      luaL_buffinit(L, &b);
-      for (const char *q = p; q < colon; q++) luaL_addchar(&b, (char)tolower((unsigned char)*q));
-      luaL_pushresult(&b);
+    if (colon && colon > p && colon - p <= 256) { /* longer names are nobody's we read */
+      char name[256];
+      size_t n = (size_t)(colon - p);
+      for (size_t i = 0; i < n; i++) name[i] = (char)tolower((unsigned char)p[i]);
+      lua_pushlstring(L, name, n);
       const char *v = colon + 1;
       const char *ve = eol;
       while (v < ve && (*v == ' ' || *v == '\t')) v++;
@@ -181,28 +198,25 @@ static void xfer_setup(lua_State *L, int t, struct xfer *x, const op_t *op) {
     }
     hdrs = n;
   }
+  /* no curl_easy_reset: the options every request shares were set once,
+   * when the handle was made (handle_init); each request sets all of the
+   * ones that differ, the method included, so nothing carries over */
   CURL *c = x->c;
-  curl_easy_reset(c); /* keeps the connection cache: keep-alive survives */
   curl_easy_setopt(c, CURLOPT_URL, url);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &x->hb);
-  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-  curl_easy_setopt(c, CURLOPT_USERAGENT, "uqlua/" UQLUA_VERSION);
   curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, fresh);
   curl_easy_setopt(c, CURLOPT_FORBID_REUSE, fresh);
   curl_easy_setopt(c, CURLOPT_PRIVATE, x);
   x->mime = NULL;
+  if (strcmp(method, "GET") == 0 || mp_path) {
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, NULL);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, NULL); /* a POST's body, gone */
+  }
   if (strcmp(method, "GET") == 0) {
     curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
   } else if (mp_path) {
@@ -357,7 +371,7 @@ static int l_multi_add(lua_State *L) {
   op_t *op = write ? op_check_sendable(L, 3) : NULL;
   struct xfer *x = calloc(1, sizeof *x);
   if (!x) return uqpay_raise(L, "config", "out of memory");
-  x->c = mt->npool > 0 ? mt->pool[--mt->npool] : curl_easy_init();
+  x->c = mt->npool > 0 ? mt->pool[--mt->npool] : handle_new();
   if (!x->c) {
     free(x);
     return uqpay_raise(L, "config", "cannot initialise libcurl: %s", lazy_error());

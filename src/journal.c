@@ -19,7 +19,10 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "lauxlib.h"
 #include "core.h"
@@ -159,9 +162,13 @@ int journal_sync(journal_t *j) {
     return -1;
   }
   if (j->fd >= 0 && j->synced != j->appended) {
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     while (fdatasync(j->fd) != 0) {
       if (errno != EINTR) return -1;
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    j->sync_ns += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
     j->nsyncs++;
   }
   j->synced = j->appended;
@@ -259,8 +266,14 @@ static void unlist(journal_t *j) {
   j->next_open = NULL;
 }
 
+void journal_forget_mac(journal_t *j) {
+  EVP_MAC_CTX_free((EVP_MAC_CTX *)j->mac);
+  j->mac = NULL;
+}
+
 static void journal_free(journal_t *j) {
   unlist(j);
+  journal_forget_mac(j);
   /* the room written ahead goes back; a crash leaves it, and readers stop at it */
   if (j->fd >= 0 && j->alloc > j->size && !j->broken && ftruncate(j->fd, (off_t)j->size) == 0) j->alloc = j->size;
   if (j->fd >= 0) close(j->fd); /* drops the lock */
@@ -465,6 +478,7 @@ static int l_journal_scan(lua_State *L) {
       const char *salt = str_field(L, rec, "salt");
       if (!journal_parse_id(salt, j->salt))
         return uqpay_raise(L, "config", "run journal %s has no valid salt in its header", j->path);
+      journal_forget_mac(j);
       lua_pushvalue(L, rec);
       lua_setfield(L, 2, "header");
     } else if (t && (strcmp(t, "intent") == 0 || strcmp(t, "outcome") == 0)) {
@@ -536,6 +550,7 @@ static int l_journal_reset(lua_State *L) {
   j->nslots = 0;
   if (getrandom(j->salt, sizeof j->salt, 0) != (ssize_t)sizeof j->salt)
     return uqpay_raise(L, "config", "cannot read random bytes for the journal");
+  journal_forget_mac(j);
   return 0;
 }
 
@@ -548,7 +563,7 @@ static int l_journal_record(lua_State *L) {
   lua_getfield(L, 2, "t");
   if (lua_isstring(L, -1) && strcmp(lua_tostring(L, -1), "run") == 0) {
     char hex[33];
-    for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", j->salt[i]);
+    uqpay_hex(j->salt, sizeof j->salt, hex);
     lua_pushstring(L, hex);
     lua_setfield(L, 2, "salt");
   }
@@ -637,16 +652,25 @@ static int l_journal_unseen(lua_State *L) {
   return 1;
 }
 
-/* j:stats() -> {syncs=, records=, open=} */
+/* j:stats() -> {syncs=, sync_us=, records=, open=} */
 static int l_journal_stats(lua_State *L) {
   journal_t *j = journal_check(L, 1);
-  lua_createtable(L, 0, 3);
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, (lua_Integer)(j->sync_ns / 1000));
+  lua_setfield(L, -2, "sync_us");
   lua_pushinteger(L, (lua_Integer)j->open_ops);
   lua_setfield(L, -2, "open");
   lua_pushinteger(L, (lua_Integer)j->nsyncs);
   lua_setfield(L, -2, "syncs");
   lua_pushinteger(L, (lua_Integer)j->appended);
   lua_setfield(L, -2, "records");
+  return 1;
+}
+
+/* j:persistent() -> whether records reach a file (false: a memory journal) */
+static int l_journal_persistent(lua_State *L) {
+  journal_t *j = journal_check(L, 1);
+  lua_pushboolean(L, j->fd >= 0);
   return 1;
 }
 
@@ -710,7 +734,8 @@ static int l_checksum(lua_State *L) {
 static const luaL_Reg journal_methods[] = {
   {"scan", l_journal_scan}, {"reset", l_journal_reset}, {"record", l_journal_record},
   {"sync", l_journal_sync}, {"dirty", l_journal_dirty}, {"unseen", l_journal_unseen},
-  {"path", l_journal_path}, {"stats", l_journal_stats}, {"close", l_journal_close}, {NULL, NULL}};
+  {"path", l_journal_path}, {"persistent", l_journal_persistent}, {"stats", l_journal_stats},
+  {"close", l_journal_close}, {NULL, NULL}};
 
 void uqpay_open_journal(lua_State *L) {
   uqpay_class(L, JOURNAL_MT, journal_methods, l_journal_close);

@@ -55,6 +55,9 @@ typedef struct {
   size_t nocc, occcap;
   uint64_t appended, synced; /* sequence numbers of records */
   uint64_t nsyncs;           /* fdatasyncs made (group commit shows here) */
+  uint64_t sync_ns;          /* time spent in them (make bench reports it) */
+  void *mac;                 /* EVP_MAC_CTX keyed by salt, made on first use and
+                                copied per operation (keying costs more than hashing) */
   int64_t open_ops;          /* this invocation's operations not yet settled:
                                 INTENT, IN_FLIGHT or IN_DOUBT (a run with
                                 any cannot complete) */
@@ -93,6 +96,8 @@ slot_t *journal_slot(journal_t *j, uint64_t h, int create);
 int journal_append(journal_t *j, const char *s, size_t n, int sync);
 int journal_sync(journal_t *j);
 ssize_t journal_read_line(journal_t *j, int64_t off, char **out);
+/* The salt changed (or the journal closes): the keyed MAC is made again. */
+void journal_forget_mac(journal_t *j);
 /* The op at idx, checked sendable: intent durable. Raises otherwise. */
 op_t *op_check_sendable(lua_State *L, int idx);
 void op_mark_in_flight(op_t *op);

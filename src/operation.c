@@ -20,9 +20,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <uuid/uuid.h>
+#include <openssl/params.h>
 
 #include "lauxlib.h"
 #include "core.h"
@@ -125,8 +125,35 @@ static uint32_t next_occurrence(journal_t *j, const unsigned char id[16]) {
   return 1;
 }
 
-static void id_hex(const unsigned char id[16], char out[33]) {
-  for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", id[i]);
+static void id_hex(const unsigned char id[16], char out[33]) { uqpay_hex(id, 16, out); }
+
+/* The identity hash: HMAC-SHA256(salt, method NUL path NUL account NUL
+ * body), first 16 bytes. The MAC is keyed once per salt and copied per
+ * operation. Returns 0 on failure. */
+static int identity(journal_t *j, const char *const parts[4], const size_t lens[4], unsigned char id[16]) {
+  if (!j->mac) {
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    EVP_MAC_free(mac); /* the context holds its own reference */
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    if (!ctx || !EVP_MAC_init(ctx, j->salt, sizeof j->salt, params)) {
+      EVP_MAC_CTX_free(ctx);
+      return 0;
+    }
+    j->mac = ctx;
+  }
+  EVP_MAC_CTX *c = EVP_MAC_CTX_dup((EVP_MAC_CTX *)j->mac);
+  if (!c) return 0;
+  unsigned char md[EVP_MAX_MD_SIZE];
+  size_t mdn = 0;
+  int ok = 1;
+  for (int i = 0; i < 4 && ok; i++)
+    ok = EVP_MAC_update(c, (const unsigned char *)parts[i], lens[i] + (i < 3)); /* with its NUL */
+  ok = ok && EVP_MAC_final(c, md, &mdn, sizeof md) && mdn >= 16;
+  EVP_MAC_CTX_free(c);
+  if (ok) memcpy(id, md, 16);
+  return ok;
 }
 
 /* Reads the record at off into a table on the stack (checks it is this
@@ -149,15 +176,16 @@ static int read_own_record(lua_State *L, op_t *op, int64_t off) {
 
 /* j:op(method, path, account, identity_text, body_redacted [, key]) -> op.
  * identity_text is the canonical body as sent (secrets and all: only its
- * HMAC is kept); body_redacted is what the intent record shows. */
+ * HMAC is kept); body_redacted is what the intent record shows. A memory
+ * journal keeps nothing, so it neither hashes nor copies the body: its
+ * operations only keep the lifecycle (body_redacted may be nil). */
 static int l_journal_op(lua_State *L) {
   journal_t *j = journal_check(L, 1);
-  size_t mn, pn, an, tn;
-  const char *method = luaL_checklstring(L, 2, &mn);
-  const char *path = luaL_checklstring(L, 3, &pn);
-  const char *acct = luaL_checklstring(L, 4, &an);
-  const char *text = luaL_checklstring(L, 5, &tn);
-  luaL_checkstring(L, 6);
+  const char *const parts[4] = {luaL_checkstring(L, 2), luaL_checkstring(L, 3), luaL_checkstring(L, 4),
+                                luaL_checkstring(L, 5)};
+  const size_t lens[4] = {lua_rawlen(L, 2), lua_rawlen(L, 3), lua_rawlen(L, 4), lua_rawlen(L, 5)};
+  int memory = j->fd < 0;
+  if (!memory) luaL_checkstring(L, 6);
   const char *key = luaL_optstring(L, 7, NULL);
   /* it becomes a header line: 1-64 of [A-Za-z0-9_-], never CR, LF or NUL */
   size_t kn = key ? strlen(key) : 0;
@@ -173,26 +201,12 @@ static int l_journal_op(lua_State *L) {
   op->state = OP_NEW;
   op->method = dup_arg(L, 2);
   op->path = dup_arg(L, 3);
-  op->obo = dup_arg(L, 4);
-  op->body = dup_arg(L, 6);
-  /* identity: HMAC-SHA256(salt, method NUL path NUL account NUL body) */
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int mdn = 0;
-  size_t total = mn + pn + an + tn + 3;
-  char *msg = malloc(total);
-  if (!msg) return uqpay_raise(L, "config", "out of memory");
-  char *p = msg;
-  memcpy(p, method, mn); p += mn; *p++ = '\0';
-  memcpy(p, path, pn); p += pn; *p++ = '\0';
-  memcpy(p, acct, an); p += an; *p++ = '\0';
-  memcpy(p, text, tn);
-  unsigned char *r = HMAC(EVP_sha256(), j->salt, sizeof j->salt, (unsigned char *)msg, total, md, &mdn);
-  free(msg);
-  if (!r) return uqpay_raise(L, "config", "HMAC failed");
-  memcpy(op->id, md, 16);
-  if (j->fd < 0) {
+  if (memory) {
     op->occ = 1; /* nothing to line up with: a memory journal keeps nothing */
   } else {
+    op->obo = dup_arg(L, 4);
+    op->body = dup_arg(L, 6);
+    if (!identity(j, parts, lens, op->id)) return uqpay_raise(L, "config", "HMAC failed");
     op->occ = next_occurrence(j, op->id);
     if (!op->occ) return uqpay_raise(L, "config", "out of memory");
     op->h = journal_slot_hash(op->id, op->occ);
@@ -230,12 +244,31 @@ static int l_journal_op(lua_State *L) {
   if (op->state == OP_NEW) {
     if (key) {
       snprintf(op->key, sizeof op->key, "%s", key);
-    } else {
-      uuid_t u;
-      uuid_generate_random(u);
-      uuid_unparse_lower(u, op->key);
+    } else if (uqpay_uuid4(op->key) != 0) {
+      return uqpay_raise(L, "config", "cannot get random bytes for an idempotency key: %s", strerror(errno));
     }
   }
+  return 1;
+}
+
+/* op:state() -> what op:info().state is, without a table */
+static int l_op_state(lua_State *L) {
+  op_t *op = check_op(L, 1);
+  lua_pushstring(L, op->state == OP_REPLAY_REJECTED ? "rejected_earlier" : op_state_names[op->state]);
+  return 1;
+}
+
+/* op:persistent() -> whether its journal keeps records (false: memory) */
+static int l_op_persistent(lua_State *L) {
+  op_t *op = check_op(L, 1);
+  lua_pushboolean(L, op->j->fd >= 0);
+  return 1;
+}
+
+/* op:key() -> the idempotency key (what op:info().key is, without a table) */
+static int l_op_key(lua_State *L) {
+  op_t *op = check_op(L, 1);
+  lua_pushstring(L, op->key);
   return 1;
 }
 
@@ -281,9 +314,17 @@ static int l_op_intent(lua_State *L) {
   if (op->state != OP_NEW)
     return uqpay_raise(L, "config", "internal: intent for an operation in state %s", op_state_names[op->state]);
   journal_t *j = op->j;
+  op->intent_ts = (int64_t)time(NULL);
+  if (j->fd < 0) { /* a memory journal: the lifecycle without a record */
+    if (journal_append(j, NULL, 0, 0) != 0) return write_failed(L, op);
+    op->intent_seq = j->appended;
+    op->state = OP_INTENT;
+    op->open = 1;
+    j->open_ops++;
+    return 0;
+  }
   char hex[33];
   id_hex(op->id, hex);
-  op->intent_ts = (int64_t)time(NULL);
   struct buf b = {0};
   rb_fmt(&b, "{\"t\":\"intent\",\"op\":\"%s\",\"occ\":%u,\"method\":", hex, (unsigned)op->occ);
   rb_str(&b, op->method, strlen(op->method));
@@ -344,7 +385,12 @@ static int l_op_observe(lua_State *L) {
     return uqpay_raise(L, "config", "internal: an outcome for an operation in state %s", op_state_names[op->state]);
   int before = op->doubt ? OP_IN_DOUBT : OP_INTENT;
   int next = op_transition(before, cls, reached);
-  if (next == OP_APPLIED || next == OP_REJECTED) {
+  if ((next == OP_APPLIED || next == OP_REJECTED) && op->j->fd < 0) {
+    if (op->open) { /* a memory journal keeps no record */
+      op->open = 0;
+      op->j->open_ops--;
+    }
+  } else if (next == OP_APPLIED || next == OP_REJECTED) {
     journal_t *j = op->j;
     struct buf b = {0};
     outcome_record(&b, op, op_state_names[next], status);
@@ -407,7 +453,8 @@ static int l_op_dispatch(lua_State *L) {
 }
 
 static const luaL_Reg op_methods[] = {
-  {"info", l_op_info}, {"dispatch", l_op_dispatch}, {"intent", l_op_intent}, {"observe", l_op_observe},
+  {"info", l_op_info}, {"key", l_op_key}, {"state", l_op_state}, {"persistent", l_op_persistent},
+  {"dispatch", l_op_dispatch}, {"intent", l_op_intent}, {"observe", l_op_observe},
   {"settle", l_op_settle}, {"replay", l_op_replay}, {NULL, NULL}};
 
 void uqpay_open_operation(lua_State *L) {

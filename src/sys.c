@@ -17,7 +17,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <uuid/uuid.h>
+#include <sys/random.h>
 
 #include "lauxlib.h"
 #include "errors.h"
@@ -25,11 +25,42 @@
 
 volatile sig_atomic_t uqlua_interrupted = 0;
 
+void uqpay_hex(const unsigned char *p, size_t n, char *out) {
+  static const char digits[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = digits[p[i] >> 4];
+    out[2 * i + 1] = digits[p[i] & 15];
+  }
+  out[2 * n] = '\0';
+}
+
+/* A random (version 4) UUID from one getrandom(2): libuuid made six system
+ * calls a key (getpid, gettid, getppid, getuid and two reads). */
+int uqpay_uuid4(char out[37]) {
+  unsigned char u[16];
+  size_t got = 0;
+  while (got < sizeof u) {
+    ssize_t r = getrandom(u + got, sizeof u - got, 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return -1;
+    got += (size_t)r;
+  }
+  u[6] = (unsigned char)((u[6] & 0x0f) | 0x40); /* version 4 */
+  u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+  char hex[33];
+  uqpay_hex(u, sizeof u, hex);
+  char *o = out;
+  for (int i = 0; i < 32; i++) {
+    if (i == 8 || i == 12 || i == 16 || i == 20) *o++ = '-';
+    *o++ = hex[i];
+  }
+  *o = '\0';
+  return 0;
+}
+
 static int l_uuid(lua_State *L) {
-  uuid_t u;
   char s[37];
-  uuid_generate_random(u);
-  uuid_unparse_lower(u, s);
+  if (uqpay_uuid4(s) != 0) return uqpay_raise(L, "config", "cannot get random bytes: %s", strerror(errno));
   lua_pushstring(L, s);
   return 1;
 }
@@ -44,7 +75,7 @@ static int l_hmac_sha512_hex(lua_State *L) {
   if (!HMAC(EVP_sha512(), k, (int)kn, (const unsigned char *)m, mn, md, &mdn))
     return uqpay_raise(L, "config", "HMAC failed");
   char hex[2 * EVP_MAX_MD_SIZE + 1];
-  for (unsigned i = 0; i < mdn; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+  uqpay_hex(md, mdn, hex);
   lua_pushlstring(L, hex, 2 * mdn);
   return 1;
 }

@@ -81,24 +81,37 @@ function CHECKS.table(field, v, banking)
   return v
 end
 
-local function check(ep, field, typ, v)
-  local required = typ:sub(-1) == "!"
-  if required then typ = typ:sub(1, -2) end
+-- A field's check, parsed once from its declared type ("uuid!",
+-- "enum:A|B", ...): {name, typ, required, options (an enum's set)}.
+local function field_check(name, typ)
+  local f = { name = name, required = typ:sub(-1) == "!" }
+  f.typ = f.required and typ:sub(1, -2) or typ
+  local enum = f.typ:match("^enum:(.*)$")
+  if enum then
+    f.enum, f.options = enum, {}
+    for option in enum:gmatch("[^|]+") do f.options[option] = true end
+  else
+    assert(CHECKS[f.typ], "unknown field type " .. f.typ)
+  end
+  return f
+end
+
+local function check(ep, f, v)
   if v == nil then
-    if required then usage(field, v, "is required by uqpay." .. ep.name) end
+    if f.required then usage(f.name, v, "is required by uqpay." .. ep.name) end
     return nil
   end
-  local enum = typ:match("^enum:(.*)$")
-  if enum then
-    for option in enum:gmatch("[^|]+") do if v == option then return v end end
-    usage(field, v, "must be one of " .. enum:gsub("|", ", "))
+  if f.enum then
+    if f.options[v] then return v end
+    usage(f.name, v, "must be one of " .. f.enum:gsub("|", ", "))
   end
-  return CHECKS[typ](field, v, ep.banking)
+  return CHECKS[f.typ](f.name, v, ep.banking)
 end
 
 -- The endpoint functions' check of one value, for other inputs (CSV files).
+local csv_ep = { name = "csv" }
 function A.check(field, typ, v)
-  return check({ name = "csv" }, field, typ, v)
+  return check(csv_ep, field_check(field, typ), v)
 end
 
 local function check_opts(ep, opts)
@@ -135,8 +148,39 @@ local function gather(ep, argv, n)
   return fields, argv[np + 1]
 end
 
+-- What A.spec needs of an endpoint's declaration, parsed on its first
+-- call rather than on every call: the field checks (in name order, so
+-- that the first bad field named is always the same one), the money
+-- fields, the ordering locks and the path's pieces.
+local compiled = setmetatable({}, { __mode = "k" })
+local function compile(ep)
+  local c = { fields = {}, money = {}, locks = {}, path = {} }
+  local names = {}
+  for name in pairs(ep.fields) do names[#names + 1] = name end
+  table.sort(names)
+  for i, name in ipairs(names) do
+    local f = field_check(name, ep.fields[name])
+    c.fields[i] = f
+    if f.typ == "amount" or f.typ == "amount0" then c.money[#c.money + 1] = f end
+  end
+  for i, l in ipairs(ep.locks or {}) do
+    local what, field = l:match("^(%w+):(.+)$")
+    c.locks[i] = { what = what, field = field }
+  end
+  local at = 1
+  for s, name, e in ep.path:gmatch("(){([%w_]+)}()") do
+    if s > at then c.path[#c.path + 1] = ep.path:sub(at, s - 1) end
+    c.path[#c.path + 1] = { field = name }
+    at = e
+  end
+  if at <= #ep.path then c.path[#c.path + 1] = ep.path:sub(at) end
+  compiled[ep] = c
+  return c
+end
+
 -- Validates fields and builds the request spec.
 function A.spec(ep, fields, opts)
+  local c = compiled[ep] or compile(ep)
   opts = check_opts(ep, opts)
   for k in pairs(fields) do
     if type(k) ~= "string" or not ep.fields[k] then
@@ -144,30 +188,35 @@ function A.spec(ep, fields, opts)
     end
   end
   local values = {}
-  for name, typ in pairs(ep.fields) do values[name] = check(ep, name, typ, fields[name]) end
+  for _, f in ipairs(c.fields) do values[f.name] = check(ep, f, fields[f.name]) end
   for k, v in pairs(ep.fixed or {}) do values[k] = v end
   -- a money value must be in the request's currency, at its decimals
   local cur = ep.money and ep.money.currency and values[ep.money.currency]
   if cur then
-    for name, typ in pairs(ep.fields) do
-      local t = typ:gsub("!$", "")
-      if (t == "amount" or t == "amount0") and values[name] ~= nil then
-        values[name] = money.check(values[name], name, t == "amount0", cur)
-      end
+    for _, f in ipairs(c.money) do
+      if values[f.name] ~= nil then values[f.name] = money.check(values[f.name], f.name, f.typ == "amount0", cur) end
     end
   end
   -- ordering locks, from the fields before the path takes its own
   local locks
-  for _, l in ipairs(ep.locks or {}) do
-    local what, field = l:match("^(%w+):(.+)$")
-    local v = field == "@" and "@" or values[field]
-    if v ~= nil then locks = locks or {}; locks[#locks + 1] = what .. ":" .. tostring(v) end
+  for _, l in ipairs(c.locks) do
+    local v = l.field == "@" and "@" or values[l.field]
+    if v ~= nil then locks = locks or {}; locks[#locks + 1] = l.what .. ":" .. tostring(v) end
   end
-  local path = ep.path:gsub("{([%w_]+)}", function(name)
-    local v = values[name]
-    values[name] = nil
-    return v
-  end)
+  local path = ep.path
+  if c.path[2] or type(c.path[1]) == "table" then
+    local parts = {}
+    for i, piece in ipairs(c.path) do
+      if type(piece) == "table" then
+        local v = values[piece.field]
+        values[piece.field] = nil
+        parts[i] = v ~= nil and tostring(v) or ("{" .. piece.field .. "}")
+      else
+        parts[i] = piece
+      end
+    end
+    path = table.concat(parts)
+  end
   local locals = {}
   for name in pairs(ep.local_fields or {}) do locals[name], values[name] = values[name], nil end
   local spec = { op = ep.name, ep = ep, effect = ep.effect, method = ep.method, path = path, banking = ep.banking,

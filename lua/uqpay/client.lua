@@ -13,6 +13,7 @@ local R = require "uqpay.redact"
 local Token = require "uqpay.token"
 local Parallel = require "uqpay.parallel"
 local Transport = require "uqpay.transport"
+local Run = require "uqpay.run"
 
 local Client = {}
 Client.__index = Client
@@ -171,29 +172,47 @@ function Client.classify(res, kind, sent)
   return "unknown", true -- 1xx, 3xx (redirects are never followed)
 end
 
--- The one retry loop. x = {method, path, url, body, timeout_ms, headers =
--- function() -> list (may raise: no token), op (a write's operation),
--- token (the token request itself), spec (for errors)}.
+-- The call is over without a definitive answer: the operation decides.
+local function give_up(x, attempt, last_res, err)
+  local op, spec = x.op, x.spec
+  if op and op:settle() == "in_doubt" then
+    E.raise {
+      kind = "reconcile_required", method = spec.method, path = spec.path, idempotency_key = x.key,
+      attempts = attempt, status = last_res and last_res.status or nil,
+      message = "the outcome of this write is unknown (" .. (E.is(err) and err.message or tostring(err)) ..
+        "); it may have been applied. Run the same command again to send it with the same key, or check " ..
+        "the resource first",
+    }
+  end
+  error(err, 0)
+end
+
+-- An API call's headers, made for each attempt (a refresh changes the
+-- token; getting one may raise). A write's key is added by the transport
+-- from its operation; a read POST carries x.key.
+function Client:api_headers(x)
+  local headers = { "Accept: application/json", "x-auth-token: Bearer " .. self.token:get() }
+  if x.body then headers[#headers + 1] = "Content-Type: application/json" end
+  if x.key and not x.op then headers[#headers + 1] = "x-idempotency-key: " .. x.key end
+  if x.obo then headers[#headers + 1] = "x-on-behalf-of: " .. x.obo end
+  return headers
+end
+
+-- The one retry loop. x = {method, path, url, body, timeout_ms, obo,
+-- fixed_headers (the token request's; otherwise api_headers), op (a
+-- write's operation), key (a read POST's), token (the token request
+-- itself), spec (for errors)}. x is also the transport's request: its
+-- headers and limits are set here.
 -- Returns the reply of a "done" attempt; raises otherwise.
 function Client:exchange(x)
-  local op, spec = x.op, x.spec
-  local Run = require "uqpay.run"
+  local op, spec, cfg = x.op, x.spec, self.cfg
   local refreshed, attempt = false, 0
   local last_res, last_kind, last_msg, last_err
-  local key = op and op:info().key or x.key
-  -- the call is over without a definitive answer: the operation decides
-  local function give_up(err)
-    if op and op:settle() == "in_doubt" then
-      E.raise {
-        kind = "reconcile_required", method = spec.method, path = spec.path, idempotency_key = key,
-        attempts = attempt, status = last_res and last_res.status or nil,
-        message = "the outcome of this write is unknown (" .. (E.is(err) and err.message or tostring(err)) ..
-          "); it may have been applied. Run the same command again to send it with the same key, or check " ..
-          "the resource first",
-      }
-    end
-    error(err, 0)
-  end
+  if op then x.key = op:key() end
+  x.write = op ~= nil
+  x.timeout_ms = x.timeout_ms or cfg.timeout_ms
+  x.connect_timeout_ms, x.max_response_bytes = cfg.connect_timeout_ms, cfg.max_response_bytes
+  local key = x.key
   while true do
     attempt = attempt + 1
     self:throttle()
@@ -203,19 +222,18 @@ function Client:exchange(x)
                          method = x.method, path = x.path, idempotency_key = key }
       break
     end
-    local ok, headers = pcall(x.headers)
+    local ok, headers = true, x.fixed_headers
+    if not headers then ok, headers = pcall(self.api_headers, self, x) end
     if not ok then last_err = headers; break end
-    if self.cfg.trace then
+    x.headers = headers
+    if cfg.trace then
       self:trace("> %s %s%s%s", x.method, x.url, key and ("  key=" .. key) or "", x.body and ("\n  " .. R.body(x.body)) or "")
     end
-    local res, kind, msg, sent = Transport.request({ method = x.method, url = x.url, headers = headers, body = x.body,
-      multipart = x.multipart,
-      write = op ~= nil, real = x.real, timeout_ms = x.timeout_ms or self.cfg.timeout_ms,
-      connect_timeout_ms = self.cfg.connect_timeout_ms, max_response_bytes = self.cfg.max_response_bytes }, op)
+    local res, kind, msg, sent = Transport.request(x, op)
     self.attempts_total = self.attempts_total + 1
     last_res, last_kind, last_msg = res, kind, msg
     local class, reached, wait = Client.classify(res, kind, sent)
-    if res and self.cfg.trace then
+    if res and cfg.trace then
       self:trace("< %d %s %s (%.1f ms)\n  %s", res.status, x.method, x.path, res.time_ms, R.body(res.body))
     elseif not res then
       self:trace("< %s: %s", kind, msg)
@@ -245,7 +263,7 @@ function Client:exchange(x)
       refreshed = true
       self.token:invalidate()
       attempt = attempt - 1
-    elseif class == "retry" and attempt < self.cfg.max_attempts then
+    elseif class == "retry" and attempt < cfg.max_attempts then
       if res and res.status == 429 then
         self:rate_limited(wait or backoff_ms(attempt)) -- the next throttle() waits it out, with every caller
       else
@@ -255,10 +273,10 @@ function Client:exchange(x)
       break
     end
   end
-  if last_err then give_up(last_err) end
-  if last_res then give_up(self:api_error(last_res, spec, key, attempt)) end
-  give_up(E.new { kind = last_kind, message = last_msg, method = x.method, path = x.path,
-                  idempotency_key = key, attempts = attempt })
+  if last_err then give_up(x, attempt, last_res, last_err) end
+  if last_res then give_up(x, attempt, last_res, self:api_error(last_res, spec, key, attempt)) end
+  give_up(x, attempt, last_res, E.new { kind = last_kind, message = last_msg, method = x.method, path = x.path,
+                                       idempotency_key = key, attempts = attempt })
 end
 
 function Client:fetch_token()
@@ -270,7 +288,7 @@ function Client:fetch_token()
   local headers = { "Content-Type: application/json", "x-client-id: " .. self.cfg.client_id,
                     "x-api-key: " .. self.cfg.api_key }
   local res = self:exchange { method = "POST", path = spec.path, url = self.cfg.base_url .. spec.path, body = "{}",
-                              headers = function() return headers end, token = true, spec = spec, real = true }
+                              fixed_headers = headers, token = true, spec = spec, real = true }
   local ok, t = pcall(json.decode, res.body, { money = false })
   if ok and type(t) == "table" and type(t.auth_token) == "string" then return t end
   E.raise { kind = "auth", status = res.status, message = "token endpoint returned no auth_token",
@@ -317,18 +335,11 @@ function Client:call(spec, op, intent_ts)
   local url = (spec.files and self.cfg.files_url or self.cfg.base_url) .. spec.path .. Client.query_string(spec.query)
   local body = spec.body_text
   if body == "" or spec.multipart then body = nil end
-  local obo = self:account(spec)
   -- a read that is a POST (Retrieve Issuing Balance) carries a fresh key
   local read_key = not op and spec.method ~= "GET" and (spec.key or core.uuid()) or nil
   local res = self:exchange { method = spec.method, path = spec.path, url = url, body = body, op = op, spec = spec,
     key = read_key, timeout_ms = spec.timeout_ms, intent_ts = intent_ts, real = spec.real, multipart = spec.multipart,
-    headers = function()
-      local headers = { "Accept: application/json", "x-auth-token: Bearer " .. self.token:get() }
-      if body then headers[#headers + 1] = "Content-Type: application/json" end
-      if read_key then headers[#headers + 1] = "x-idempotency-key: " .. read_key end
-      if obo then headers[#headers + 1] = "x-on-behalf-of: " .. obo end
-      return headers
-    end }
+    obo = self:account(spec) }
   local decoded
   if spec.raw then
     decoded = res.body
@@ -340,14 +351,16 @@ function Client:call(spec, op, intent_ts)
       if op then op:observe("done", true, res.status, R.text(res.body)) end
       E.raise { kind = "api", status = res.status, message = "response is not JSON: " .. R.text(tostring(d)),
                 method = spec.method, path = spec.path, body = R.body(res.body),
-                idempotency_key = op and op:info().key or nil }
+                idempotency_key = op and op:key() or nil }
     end
     decoded = d
   end
   if op then
     -- the journal keeps the answer, with secrets redacted by structure
     local kept = res.body
-    if type(decoded) == "table" then
+    if not op:persistent() then
+      kept = nil -- a memory journal keeps nothing
+    elseif type(decoded) == "table" then
       local red, changed = R.value(decoded)
       if changed then kept = json.encode(red) end
     elseif spec.raw then

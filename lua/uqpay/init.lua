@@ -36,6 +36,8 @@ local function tag(res, spec)
   return res
 end
 
+local MONEY_AS_STRING, MONEY_AS_NUMBER = { money = "string" }, { money = "number" } -- Banking sends strings
+
 local function replayed(op, spec)
   local body = op:replay()
   Run.count("replayed")
@@ -51,25 +53,27 @@ end
 local function dispatch(spec)
   local c = get_client()
   if spec.master then spec.on_behalf_of = false end
-  spec.body_text = spec.body ~= nil and json.encode(spec.body, { money = spec.banking and "string" or "number" }) or ""
+  local as = spec.banking and MONEY_AS_STRING or MONEY_AS_NUMBER
+  spec.body_text = spec.body ~= nil and json.encode(spec.body, as) or ""
   if spec.effect ~= "write" then return tag((c:call(spec)), spec) end
   local j = Run.journal()
   local obo = c:account(spec) or ""
-  local shown = spec.body ~= nil and json.encode(R.value(spec.body), { money = spec.banking and "string" or "number" })
-    or ""
+  -- what the intent record shows (a memory journal keeps no record)
+  local shown = j:persistent() and (spec.body ~= nil and json.encode(R.value(spec.body), as) or "") or nil
   -- the query is part of what the write is
   local where = spec.path .. c.query_string(spec.query)
   local op = j:op(spec.method, where, obo, spec.body_text, shown, spec.key)
-  local info = op:info()
-  if info.state == "applied" then return tag(replayed(op, spec), spec) end
-  if info.state == "rejected_earlier" then
+  local state = op:state()
+  if state == "applied" then return tag(replayed(op, spec), spec) end
+  local info = state ~= "new" and op:info() or nil -- a resumed operation: its key and when it was sent
+  if state == "rejected_earlier" then
     -- rejected in the interrupted run, which then tried the same again:
     -- that later try is its own operation; this one stays rejected
     local body, status = op:replay()
     Run.count("replayed")
     error(c:api_error({ status = status, body = body }, spec, info.key, 1), 0)
   end
-  if info.state ~= "new" then
+  if info then
     if Run.now() - info.ts > Run.KEY_LIFE_S then
       E.raise { kind = "reconcile_required", method = spec.method, path = spec.path, idempotency_key = info.key,
         message = string.format("run %s: %s %s (occurrence %d) was sent at %s and its outcome is unknown; its key " ..
@@ -86,7 +90,7 @@ local function dispatch(spec)
   local group = Parallel.active()
   op:intent(group)
   if group then Parallel.dirty(j) end
-  local res = c:call(spec, op, info.state ~= "new" and info.ts or Run.now())
+  local res = c:call(spec, op, info and info.ts or Run.now())
   if cfg.dry_run and type(res) == "table" then res.dry_run = true end
   return tag(res, spec)
 end

@@ -22,9 +22,11 @@ Run.KEY_LIFE_S = 23 * 3600
 
 local state = { counts = { sent = 0, replayed = 0, resent = 0 } }
 
--- Tests move the clock with UQLUA_CLOCK_OFFSET_S (seconds added to now).
+-- Tests move the clock with UQLUA_CLOCK_OFFSET_S (seconds added to now),
+-- read once: a process cannot change its own environment.
+local clock_offset = tonumber(os.getenv("UQLUA_CLOCK_OFFSET_S") or "") or 0
 function Run.now()
-  return core.now() + (tonumber(os.getenv("UQLUA_CLOCK_OFFSET_S") or "") or 0)
+  return core.now() + clock_offset
 end
 
 local function stamp(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t)) end

@@ -3,6 +3,8 @@
 -- scheduler drives it for every item. Its connection cache lives as long
 -- as the process, so keep-alive survives between calls and batches.
 local core = require "uqpay.core"
+local C = require "uqpay.config"
+local P = require "uqpay.parallel"
 
 local T = {}
 local multi
@@ -16,10 +18,9 @@ end
 -- operation: the C side refuses it unless its intent is durable.
 function T.request(req, op)
   -- --dry-run: everything but the twin's own reads goes to the twin
-  if not req.real and require("uqpay.config").active().dry_run then
+  if not req.real and C.active().dry_run then
     return require("uqpay.twin").get():handle(req, op)
   end
-  local P = require "uqpay.parallel"
   if P.active() then return P.http(req, op) end
   local m = T.multi()
   local id = m:add(req, op)

@@ -408,7 +408,7 @@ function Twin:handle(req, op)
     local k, v = h:match("^([^:]+):%s*(.*)$")
     if k then headers[k:lower()] = v end
   end
-  local key = op and op:info().key or headers["x-idempotency-key"]
+  local key = op and op:key() or headers["x-idempotency-key"]
   headers["x-idempotency-key"] = key
   local body = req.body or ""
   if req.multipart then -- the twin reads the file as the server would receive it

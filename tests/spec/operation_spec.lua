@@ -158,5 +158,102 @@ describe("operation lifecycle", function()
       assert.matches("comes from its operation", tostring(e))
       m:close()
     end)
+
+    -- A pooled handle is not reset between requests (src/http.c sets the
+    -- shared options once): every request must set its own method and body.
+    it("sends each request as asked on a reused handle: GET after POST, JSON after multipart", function()
+      local m = core.multi_new()
+      local function send(r)
+        local id = m:add(r)
+        while true do
+          for _, d in ipairs(m:run(100)) do
+            if d.id == id then return assert(d.res, d.message) end
+          end
+        end
+      end
+      H.reset()
+      local auth = "x-auth-token: Bearer " .. H.token()
+      local card = uqpay.config().base_url .. "/v1/issuing/cards/" .. H.SINGLE_CARD
+      local png = dir .. "/a.png"
+      local f = assert(io.open(png, "wb"))
+      f:write("\137PNG reuse")
+      f:close()
+      local before = #H.state().requests
+      local function balance()
+        for _, c in ipairs(H.state().cards) do
+          if c.card_id == H.SINGLE_CARD then return core.money(tostring(c.available_balance)) end
+        end
+      end
+      local start = balance()
+      local function recharge(amount)
+        return send { method = "POST", url = card .. "/recharge", body = '{"amount":' .. amount .. '}',
+                      headers = { auth, "Content-Type: application/json", "x-idempotency-key: " .. core.uuid() } }
+      end
+      local r = recharge("1.25")
+      assert(r.status == 200, r.body)
+      local got = send { method = "GET", url = card, headers = { auth } }
+      assert.equals(200, got.status) -- a leftover POST would be an update of the card
+      assert.equals(H.SINGLE_CARD, require("uqpay.json").decode(got.body).card_id)
+      local up = send { method = "POST", url = uqpay.config().files_url .. "/v1/files/upload",
+                        headers = { auth, "x-idempotency-key: " .. core.uuid() },
+                        multipart = { name = "file", path = png, filename = "a.png", content_type = "image/png" } }
+      assert(up.status == 200, up.body)
+      assert.equals(10, require("uqpay.json").decode(up.body).size) -- the file, not the last POST's body
+      assert.equals(200, recharge("2.50").status) -- JSON again, not the multipart body
+      assert.equals(200, send { method = "GET", url = card, headers = { auth } }.status)
+      local seen = H.state().requests
+      assert.same({ "POST", "GET", "POST", "POST", "GET" }, {
+        seen[before + 1]:match("^%u+"), seen[before + 2]:match("^%u+"), seen[before + 3]:match("^%u+"),
+        seen[before + 4]:match("^%u+"), seen[before + 5]:match("^%u+") })
+      assert.equals(start + core.money("3.75"), balance()) -- both recharges, each once
+      m:close()
+    end)
+  end)
+
+  describe("a memory journal", function()
+    it("keeps the lifecycle and no record: no identity hash, no body copy", function()
+      local j = core.journal_open(nil)
+      assert.is_false(j:persistent())
+      local op = j:op("POST", "/x", "", '{"amount":1}') -- no redacted body: nothing shows it
+      assert.is_false(op:persistent())
+      assert.equals("new", op:state())
+      assert.matches("^%x+%-%x+%-4%x+%-[89ab]%x+%-%x+$", op:key())
+      assert.equals(op:key(), op:info().key)
+      op:intent()
+      assert.equals("intent", op:state())
+      assert.equals(1, j:stats().open)
+      assert.equals(0, j:stats().syncs)
+      j:close()
+    end)
+
+    it("a file journal times its syncs and gives each identity its own hash", function()
+      local path = os.tmpname()
+      local j = core.journal_open(path, "test")
+      j:scan()
+      assert.is_true(j:persistent())
+      j:record({ t = "run", run = "test" }, true)
+      local a = j:op("POST", "/x", "", '{"amount":1}', '{"amount":1}')
+      local b = j:op("POST", "/x", "", '{"amount":2}', '{"amount":2}')
+      local a2 = j:op("POST", "/x", "", '{"amount":1}', '{"amount":1}')
+      assert.are_not.equal(a:info().id, b:info().id)
+      assert.equals(a:info().id, a2:info().id) -- the same identity, its second occurrence
+      assert.equals(2, a2:info().occ)
+      a:intent()
+      local st = j:stats()
+      assert.equals(2, st.syncs)
+      assert.is_true(math.type(st.sync_us) == "integer" and st.sync_us > 0)
+      j:close()
+      os.remove(path)
+    end)
+  end)
+
+  it("idempotency keys are random version-4 UUIDs", function()
+    local seen = {}
+    for _ = 1, 2000 do
+      local k = core.uuid()
+      assert.matches("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$", k)
+      assert.is_nil(seen[k])
+      seen[k] = true
+    end
   end)
 end)

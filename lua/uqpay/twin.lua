@@ -242,7 +242,7 @@ function Twin:order(id, acct)
     local o = self:read("cards.order", acct, id)
     if not o then return end
     self:card(o.card_id, acct)
-    self.st.orders[id] = copy(o)
+    require("uqpay.sim.state").put_order(self.st, o)
   end)
 end
 

@@ -572,4 +572,75 @@ describe("simulator", function()
       assert.equals(4, #H.state().cards)
     end)
   end)
+
+  -- The simulator's own module in this Lua state (the --sim server runs in
+  -- a state of its own): what a write keeps, and state files of both shapes.
+  describe("what a write keeps", function()
+    local sim = require "uqpay.sim"
+    local json = require "uqpay.json"
+    local card = "66666666-6666-4666-8666-666666666662"
+    local tok
+    local function call(method, path, body, headers)
+      headers = headers or {}
+      headers["x-auth-token"] = headers["x-auth-token"] or ("Bearer " .. tok)
+      return sim.handle { method = method, path = "/api" .. path, body = body or "", headers = headers, query = {},
+                          loopback = true }
+    end
+    local function fresh()
+      local creds = sim.init {}
+      tok = json.decode(sim.handle { method = "POST", path = "/api/v1/connect/token", body = "{}", query = {},
+        loopback = true, headers = { ["x-client-id"] = creds.client_id, ["x-api-key"] = creds.api_key } }.body).auth_token
+    end
+
+    it("answers a recharge with its order's own text, the same on a replay and on a lookup", function()
+      fresh()
+      local key = core.uuid()
+      local res = call("POST", "/v1/issuing/cards/" .. card .. "/recharge", '{"amount":1.5}', { ["x-idempotency-key"] = key })
+      assert.equals(200, res.status)
+      local order = json.decode(res.body)
+      assert.equals("CARD_RECHARGE", order.order_type)
+      assert.equals("1.50", tostring(order.amount))
+      local again = call("POST", "/v1/issuing/cards/" .. card .. "/recharge", '{"amount":1.5}', { ["x-idempotency-key"] = key })
+      assert.equals(res.body, again.body)
+      assert.equals("true", again.headers["x-idempotent-replayed"])
+      local other = call("POST", "/v1/issuing/cards/" .. card .. "/recharge", '{"amount":2}', { ["x-idempotency-key"] = key })
+      assert.equals(400, other.status) -- the key's fingerprint is a checksum now: still a mismatch
+      assert.matches("idempotency_key_mismatch", other.body)
+      assert.equals(res.body, call("GET", "/v1/issuing/cards/" .. order.card_order_id .. "/order").body)
+      local applied = json.decode(sim.handle { method = "GET", path = "/__sim/state", body = "", headers = {}, query = {},
+        loopback = true }.body, { money = false }).applied
+      assert.equals(1, #applied)
+      assert.same({ "recharge", key, "1.50", order.card_order_id },
+        { applied[1].op, applied[1].idempotency_key, applied[1].amount, applied[1].card_order_id })
+    end)
+
+    it("loads a state file of either shape: orders, applied log and fingerprints as tables and full text", function()
+      fresh()
+      local key = core.uuid()
+      local res = call("POST", "/v1/issuing/cards/" .. card .. "/recharge", '{"amount":1.5}', { ["x-idempotency-key"] = key })
+      local order = json.decode(res.body)
+      local saved, saved_tok = sim.save(), tok
+      -- the same ledger as the previous version wrote it
+      local old = json.decode(saved, { money = false })
+      for id, text in pairs(old.st.orders) do old.st.orders[id] = json.decode(text, { money = false }) end
+      for i, text in ipairs(old.st.applied) do old.st.applied[i] = json.decode(text, { money = false }) end
+      local as_sent = core.json_encode(core.json_decode('{"amount":1.5}', true)) -- how the simulator re-encodes it
+      for _, e in pairs(old.idem) do e.fp = "POST /v1/issuing/cards/" .. card .. "/recharge " .. as_sent end
+      for _, text in ipairs { saved, json.encode(old) } do
+        fresh()
+        sim.load(text)
+        tok = saved_tok -- the file's tokens replace the new ones
+        local again = call("POST", "/v1/issuing/cards/" .. card .. "/recharge", '{"amount":1.5}',
+          { ["x-idempotency-key"] = key })
+        assert.equals(200, again.status)
+        assert.equals(order.card_order_id, json.decode(again.body).card_order_id)
+        local got = call("GET", "/v1/issuing/cards/" .. order.card_order_id .. "/order")
+        assert.equals(200, got.status)
+        assert.equals("1.50", tostring(json.decode(got.body).amount))
+        local st = json.decode(sim.handle { method = "GET", path = "/__sim/state", body = "", headers = {}, query = {},
+          loopback = true }.body, { money = false })
+        assert.equals(key, st.applied[1].idempotency_key)
+      end
+    end)
+  end)
 end)

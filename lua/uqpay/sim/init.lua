@@ -259,6 +259,13 @@ function sim.load(text)
   st = t.st
   st.now = sim.now
   idem, tokens, revoked = t.idem or {}, t.tokens or {}, t.revoked or {}
+  -- a file saved before orders, the applied log and key fingerprints were
+  -- kept as text
+  for id, o in pairs(st.orders or {}) do if type(o) == "table" then st.orders[id] = S.put_order(st, o) end end
+  for i, rec in ipairs(st.applied or {}) do
+    if type(rec) == "table" then st.applied[i] = core.json_encode(rec, true) end
+  end
+  for _, e in pairs(idem) do if type(e.fp) == "string" and #e.fp ~= 16 then e.fp = core.checksum(e.fp) end end
   request_count, tokens_issued, clock_offset = t.request_count or 0, t.tokens_issued or 0, t.clock_offset or 0
   cfg.token_ttl, cfg.rate_limit = t.token_ttl or cfg.token_ttl, t.rate_limit or cfg.rate_limit
   cfg.rate_burst = t.rate_burst or cfg.rate_burst
@@ -269,7 +276,7 @@ end
 
 local function dump_state()
   local out = { accounts = {}, issuing_balances = {}, banking_balances = {}, cards = {}, transfers = {},
-                banking_transfers = {}, applied = st.applied, master_account_id = st.master_id,
+                banking_transfers = {}, applied = S.applied_records(st), master_account_id = st.master_id,
                 now = S.iso(sim.now()), clock_offset_s = clock_offset, request_count = request_count,
                 tokens_issued = tokens_issued, max_in_flight = max_in_flight,
                 requests = #request_log > 0 and logged() or core.json_decode("[]") }
@@ -466,8 +473,11 @@ local function authenticate(req)
   return t
 end
 
+-- events: a rule's list, or a function that makes it (made only here,
+-- when webhooks are on).
 local function webhooks(events)
   if not cfg.webhook_url or not events then return nil end
+  if type(events) == "function" then events = events() end
   local out = {}
   for _, e in ipairs(events) do
     local body = encode({ version = "V1.6.0", event_name = "ISSUING", event_type = e.type, event_id = core.uuid(),
@@ -585,7 +595,9 @@ function sim.handle(req)
       return envelope(500, "api_error", "internal_error", "Internal server error. Safe to retry with the same Idempotency-Key.")
     end
     local scope = account_id .. "|" .. key
-    local fp = method .. " " .. path .. " " .. encode(body)
+    -- what the key was used for, as a 64-bit checksum: the whole text cost
+    -- a hundred bytes per key kept
+    local fp = core.checksum(method .. " " .. path .. " " .. encode(body))
     entry = idem[scope]
     if entry and sim.now() - entry.time > IDEM_TTL then entry = nil end
     if entry then

@@ -266,15 +266,7 @@ local function card_view(st, c)
   return v
 end
 
-local function new_order(st, c, order_type, amount)
-  local o = {
-    card_order_id = core.uuid(), card_id = c.card_id, order_type = order_type, amount = amount,
-    card_currency = c.card_currency, create_time = iso(st.now()), update_time = iso(st.now()),
-    complete_time = iso(st.now()), order_status = "SUCCESS",
-  }
-  st.orders[o.card_order_id] = o
-  return o
-end
+local new_order = S.new_order
 
 local function card_event(c, event, extra)
   local d = { card_id = c.card_id, card_status = c.card_status, card_currency = c.card_currency,
@@ -396,11 +388,14 @@ function H.recharge(st, ctx, body, _, id)
     S.move(st, c.account_id, c.card_currency, -amount, "CARD_RECHARGE", "Card recharge " .. id)
   end
   c.available_balance = c.available_balance + amount
-  local o = new_order(st, c, "CARD_RECHARGE", amount)
+  local o, text = new_order(st, c, "CARD_RECHARGE", amount)
   S.applied(st, ctx, "recharge", { card_id = id, amount = amount, currency = c.card_currency, mode_type = c.mode_type,
     card_order_id = o.card_order_id })
-  return 200, copy(o), { card_event(c, "card.recharge.succeeded", { amount = tostring(amount), order_status = "SUCCESS",
-    complete_time = o.complete_time, update_time = o.update_time, card_order_id = o.card_order_id }) }
+  -- the order's own text is the reply; its event is made only when webhooks are on
+  return 200, text, function()
+    return { card_event(c, "card.recharge.succeeded", { amount = tostring(amount), order_status = "SUCCESS",
+      complete_time = o.complete_time, update_time = o.update_time, card_order_id = o.card_order_id }) }
+  end
 end
 
 function H.withdraw(st, ctx, body, _, id)
@@ -412,19 +407,21 @@ function H.withdraw(st, ctx, body, _, id)
     S.move(st, c.account_id, c.card_currency, amount, "CARD_WITHDRAW", "Card withdraw " .. id)
   end
   c.available_balance = c.available_balance - amount
-  local o = new_order(st, c, "CARD_WITHDRAW", amount)
+  local o, text = new_order(st, c, "CARD_WITHDRAW", amount)
   S.applied(st, ctx, "withdraw", { card_id = id, amount = amount, currency = c.card_currency, mode_type = c.mode_type,
     card_order_id = o.card_order_id })
-  return 200, copy(o), { card_event(c, "card.withdraw.succeeded", { amount = tostring(amount), order_status = "SUCCESS",
-    complete_time = o.complete_time, update_time = o.update_time, card_order_id = o.card_order_id }) }
+  return 200, text, function()
+    return { card_event(c, "card.withdraw.succeeded", { amount = tostring(amount), order_status = "SUCCESS",
+      complete_time = o.complete_time, update_time = o.update_time, card_order_id = o.card_order_id }) }
+  end
 end
 
 function H.get_order(st, ctx, _, _, id)
-  local o = st.orders[id]
+  local o, text = S.order(st, id)
   if not o or not st.cards[o.card_id] or st.cards[o.card_id].account_id ~= ctx.account_id then
     ctx.fail(400, "card_error", "card_order_not_found", "card order " .. id .. " not found")
   end
-  return 200, copy(o)
+  return 200, text
 end
 
 -- ---------- card transactions (sandbox simulators) ----------

@@ -46,13 +46,7 @@ local function need_pin(ctx, body, field, len)
   return v
 end
 
-local function new_order(st, c, order_type, amount, status)
-  local o = { card_order_id = core.uuid(), card_id = c.card_id, order_type = order_type, amount = amount or money("0"),
-              card_currency = c.card_currency, create_time = iso(st.now()), update_time = iso(st.now()),
-              complete_time = iso(st.now()), order_status = status or "SUCCESS" }
-  st.orders[o.card_order_id] = o
-  return o
-end
+local new_order = S.new_order
 
 -- ---------- seed: data for every list (a --seed file may give its own) ----------
 
@@ -163,9 +157,10 @@ function M.activate(st, ctx, body)
     bad(ctx, "invalid_activation_code", "activation_code does not match the card")
   end
   c.card_status = "ACTIVE"
-  local o = c.assign_order_id and st.orders[c.assign_order_id]
+  local o = c.assign_order_id and S.order(st, c.assign_order_id)
   if o and o.order_status == "PROCESSING" then
     o.order_status, o.update_time, o.complete_time = "SUCCESS", iso(st.now()), iso(st.now())
+    S.put_order(st, o)
   end
   S.applied(st, ctx, "activate_card", { card_id = c.card_id })
   return 200, { request_status = "SUCCESS" }
@@ -264,7 +259,7 @@ function M.manage_pin(st, ctx, body)
     end
   end
   c.pin_hash = hash(pin)
-  local o = new_order(st, c, "PIN_" .. kind)
+  local o = new_order(st, c, "PIN_" .. kind, money("0"))
   S.applied(st, ctx, "manage_pin", { card_id = c.card_id })
   return 200, { card_id = c.card_id, card_order_id = o.card_order_id, create_time = o.create_time }
 end

@@ -42,13 +42,13 @@ function M.build(seed, now)
     products = {}, product_order = {},
     cardholders = {}, cardholder_order = {},
     cards = {}, card_order = {},
-    orders = {},         -- card_order_id -> order
+    orders = {},         -- card_order_id -> the order's JSON text (M.order reads it)
     ctxns = {}, ctxn_order = {}, -- card transactions
     reports = {},
     btxns = {},          -- Banking balance transactions
     payouts = {}, payout_order = {}, quotes = {},
     deposits = {}, deposit_order = {}, beneficiaries = {}, beneficiary_order = {},
-    applied = {},        -- every applied write: the exactly-once evidence
+    applied = {},        -- every applied write, as JSON text: the exactly-once evidence
     seq = 0,
   }
   local function add_account(a, master)
@@ -151,14 +151,47 @@ function M.move(st, account_id, currency, delta, ttype, description)
   return t
 end
 
--- Appends to the applied-operations log (what /__sim/state shows).
+-- Appends to the applied-operations log (what /__sim/state shows). A
+-- record is kept as its JSON text (amounts as strings, as the dump sends
+-- them): a table per write cost 660 bytes for what is only read back by
+-- the admin dump.
 function M.applied(st, ctx, op, fields)
   st.seq = st.seq + 1
-  local rec = { seq = st.seq, op = op, idempotency_key = ctx.key, account_id = ctx.account_id,
-                method = ctx.method, path = ctx.path, time = iso(st.now()) }
-  for k, v in pairs(fields or {}) do rec[k] = v end
-  st.applied[#st.applied + 1] = rec
-  return rec
+  local rec = fields or {}
+  rec.seq, rec.op, rec.idempotency_key, rec.account_id = st.seq, op, ctx.key, ctx.account_id
+  rec.method, rec.path, rec.time = ctx.method, ctx.path, iso(st.now())
+  st.applied[#st.applied + 1] = core.json_encode(rec, true)
+end
+
+-- The applied log as tables (the admin dump).
+function M.applied_records(st)
+  local out = {}
+  for i, text in ipairs(st.applied) do out[i] = core.json_decode(text, false) end
+  return out
+end
+
+-- Card orders are kept as the JSON text they are answered with: the reply
+-- to the write that made one is that same string, so the order costs no
+-- memory of its own beyond its slot. M.order decodes one (amounts exact).
+function M.put_order(st, o)
+  local text = core.json_encode(o, false)
+  st.orders[o.card_order_id] = text
+  return text
+end
+
+function M.order(st, id)
+  local text = st.orders[id]
+  return text and core.json_decode(text, true), text
+end
+
+-- A new card order (SUCCESS unless status says otherwise): the order and
+-- its text.
+function M.new_order(st, c, order_type, amount, status)
+  local now = iso(st.now())
+  local o = { card_order_id = core.uuid(), card_id = c.card_id, order_type = order_type, amount = amount,
+              card_currency = c.card_currency, create_time = now, update_time = now, complete_time = now,
+              order_status = status or "SUCCESS" }
+  return o, M.put_order(st, o)
 end
 
 return M

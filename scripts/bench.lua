@@ -2,7 +2,7 @@
 -- (scripts/bench.sh), which starts the servers, exports the address and
 -- credentials, repeats each figure and prints min, median and max.
 -- Prints "label<TAB>figure[<TAB>cpu-us-per-request]".
---   uqlua [--no-journal] scripts/bench.lua recharge SECONDS CARD
+--   uqlua [--no-journal] scripts/bench.lua recharge SECONDS CARD  (journaled: also us per sync, in the loop)
 --   uqlua scripts/bench.lua parallel SECONDS N CARDS_FILE
 --   uqlua scripts/bench.lua bulk N CARDS_FILE           (seconds for N recharges, 64 at a time, and how many failed)
 --   uqlua [--no-journal] scripts/bench.lua rss OPS CARD  (peak RSS in KB after OPS recharges)

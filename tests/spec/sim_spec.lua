@@ -578,7 +578,7 @@ describe("simulator", function()
   describe("what a write keeps", function()
     local sim = require "uqpay.sim"
     local json = require "uqpay.json"
-    local card = "66666666-6666-4666-8666-666666666662"
+    local share_card = "66666666-6666-4666-8666-666666666662"
     local tok
     local function call(method, path, body, headers)
       headers = headers or {}
@@ -595,15 +595,15 @@ describe("simulator", function()
     it("answers a recharge with its order's own text, the same on a replay and on a lookup", function()
       fresh()
       local key = core.uuid()
-      local res = call("POST", "/v1/issuing/cards/" .. card .. "/recharge", '{"amount":1.5}', { ["x-idempotency-key"] = key })
+      local res = call("POST", "/v1/issuing/cards/" .. share_card .. "/recharge", '{"amount":1.5}', { ["x-idempotency-key"] = key })
       assert.equals(200, res.status)
       local order = json.decode(res.body)
       assert.equals("CARD_RECHARGE", order.order_type)
       assert.equals("1.50", tostring(order.amount))
-      local again = call("POST", "/v1/issuing/cards/" .. card .. "/recharge", '{"amount":1.5}', { ["x-idempotency-key"] = key })
+      local again = call("POST", "/v1/issuing/cards/" .. share_card .. "/recharge", '{"amount":1.5}', { ["x-idempotency-key"] = key })
       assert.equals(res.body, again.body)
       assert.equals("true", again.headers["x-idempotent-replayed"])
-      local other = call("POST", "/v1/issuing/cards/" .. card .. "/recharge", '{"amount":2}', { ["x-idempotency-key"] = key })
+      local other = call("POST", "/v1/issuing/cards/" .. share_card .. "/recharge", '{"amount":2}', { ["x-idempotency-key"] = key })
       assert.equals(400, other.status) -- the key's fingerprint is a checksum now: still a mismatch
       assert.matches("idempotency_key_mismatch", other.body)
       assert.equals(res.body, call("GET", "/v1/issuing/cards/" .. order.card_order_id .. "/order").body)
@@ -617,7 +617,7 @@ describe("simulator", function()
     it("loads a state file of either shape: orders, applied log and fingerprints as tables and full text", function()
       fresh()
       local key = core.uuid()
-      local res = call("POST", "/v1/issuing/cards/" .. card .. "/recharge", '{"amount":1.5}', { ["x-idempotency-key"] = key })
+      local res = call("POST", "/v1/issuing/cards/" .. share_card .. "/recharge", '{"amount":1.5}', { ["x-idempotency-key"] = key })
       local order = json.decode(res.body)
       local saved, saved_tok = sim.save(), tok
       -- the same ledger as the previous version wrote it
@@ -625,12 +625,12 @@ describe("simulator", function()
       for id, text in pairs(old.st.orders) do old.st.orders[id] = json.decode(text, { money = false }) end
       for i, text in ipairs(old.st.applied) do old.st.applied[i] = json.decode(text, { money = false }) end
       local as_sent = core.json_encode(core.json_decode('{"amount":1.5}', true)) -- how the simulator re-encodes it
-      for _, e in pairs(old.idem) do e.fp = "POST /v1/issuing/cards/" .. card .. "/recharge " .. as_sent end
+      for _, e in pairs(old.idem) do e.fp = "POST /v1/issuing/cards/" .. share_card .. "/recharge " .. as_sent end
       for _, text in ipairs { saved, json.encode(old) } do
         fresh()
         sim.load(text)
         tok = saved_tok -- the file's tokens replace the new ones
-        local again = call("POST", "/v1/issuing/cards/" .. card .. "/recharge", '{"amount":1.5}',
+        local again = call("POST", "/v1/issuing/cards/" .. share_card .. "/recharge", '{"amount":1.5}',
           { ["x-idempotency-key"] = key })
         assert.equals(200, again.status)
         assert.equals(order.card_order_id, json.decode(again.body).card_order_id)

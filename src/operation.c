@@ -315,30 +315,27 @@ static int l_op_intent(lua_State *L) {
     return uqpay_raise(L, "config", "internal: intent for an operation in state %s", op_state_names[op->state]);
   journal_t *j = op->j;
   op->intent_ts = (int64_t)time(NULL);
-  if (j->fd < 0) { /* a memory journal: the lifecycle without a record */
-    if (journal_append(j, NULL, 0, 0) != 0) return write_failed(L, op);
-    op->intent_seq = j->appended;
-    op->state = OP_INTENT;
-    op->open = 1;
-    j->open_ops++;
-    return 0;
+  int rc;
+  if (j->fd < 0) {
+    rc = journal_append(j, NULL, 0, 0); /* a memory journal: the lifecycle without a record */
+  } else {
+    char hex[33];
+    id_hex(op->id, hex);
+    struct buf b = {0};
+    rb_fmt(&b, "{\"t\":\"intent\",\"op\":\"%s\",\"occ\":%u,\"method\":", hex, (unsigned)op->occ);
+    rb_str(&b, op->method, strlen(op->method));
+    rb_add(&b, ",\"path\":", 8);
+    rb_str(&b, op->path, strlen(op->path));
+    rb_add(&b, ",\"obo\":", 7);
+    rb_str(&b, op->obo, strlen(op->obo));
+    rb_add(&b, ",\"key\":", 7);
+    rb_str(&b, op->key, strlen(op->key));
+    rb_fmt(&b, ",\"ts\":%lld,\"body\":", (long long)op->intent_ts);
+    rb_str(&b, op->body, strlen(op->body));
+    rb_add(&b, "}", 1);
+    rc = journal_append_record(j, &b, !group);
+    free(b.data);
   }
-  char hex[33];
-  id_hex(op->id, hex);
-  struct buf b = {0};
-  rb_fmt(&b, "{\"t\":\"intent\",\"op\":\"%s\",\"occ\":%u,\"method\":", hex, (unsigned)op->occ);
-  rb_str(&b, op->method, strlen(op->method));
-  rb_add(&b, ",\"path\":", 8);
-  rb_str(&b, op->path, strlen(op->path));
-  rb_add(&b, ",\"obo\":", 7);
-  rb_str(&b, op->obo, strlen(op->obo));
-  rb_add(&b, ",\"key\":", 7);
-  rb_str(&b, op->key, strlen(op->key));
-  rb_fmt(&b, ",\"ts\":%lld,\"body\":", (long long)op->intent_ts);
-  rb_str(&b, op->body, strlen(op->body));
-  rb_add(&b, "}", 1);
-  int rc = journal_append_record(j, &b, !group);
-  free(b.data);
   if (rc != 0) return write_failed(L, op);
   op->intent_seq = j->appended;
   op->state = OP_INTENT;
@@ -385,21 +382,18 @@ static int l_op_observe(lua_State *L) {
     return uqpay_raise(L, "config", "internal: an outcome for an operation in state %s", op_state_names[op->state]);
   int before = op->doubt ? OP_IN_DOUBT : OP_INTENT;
   int next = op_transition(before, cls, reached);
-  if ((next == OP_APPLIED || next == OP_REJECTED) && op->j->fd < 0) {
-    if (op->open) { /* a memory journal keeps no record */
-      op->open = 0;
-      op->j->open_ops--;
-    }
-  } else if (next == OP_APPLIED || next == OP_REJECTED) {
+  if (next == OP_APPLIED || next == OP_REJECTED) {
     journal_t *j = op->j;
-    struct buf b = {0};
-    outcome_record(&b, op, op_state_names[next], status);
-    rb_add(&b, ",\"body\":", 8); /* the answer (rejections too: replayed for a script's own retry) */
-    rb_str(&b, body, bn);
-    rb_add(&b, "}", 1);
-    int rc = journal_append_record(j, &b, 0);
-    free(b.data);
-    if (rc != 0) return write_failed(L, op);
+    if (j->fd >= 0) { /* a memory journal keeps no record */
+      struct buf b = {0};
+      outcome_record(&b, op, op_state_names[next], status);
+      rb_add(&b, ",\"body\":", 8); /* the answer (rejections too: replayed for a script's own retry) */
+      rb_str(&b, body, bn);
+      rb_add(&b, "}", 1);
+      int rc = journal_append_record(j, &b, 0);
+      free(b.data);
+      if (rc != 0) return write_failed(L, op);
+    }
     if (op->open) {
       op->open = 0;
       j->open_ops--;

@@ -15,7 +15,7 @@ local function iso(t)
 end
 M.iso = iso
 
--- A deterministic-enough id: UUID v4 from libuuid.
+-- Ids are random UUIDs (version 4), as UQPAY's are.
 M.uuid = core.uuid
 
 local function new_balance(st, account_id, currency, amount)

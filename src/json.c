@@ -57,30 +57,46 @@ struct enc {
   int money_as_string;
 };
 
-static void addl(struct enc *e, const char *s, size_t n) {
+static void grow(struct enc *e, size_t n) {
   struct sbuf *b = e->b;
-  if (b->n + n > b->cap) {
-    size_t cap = b->cap ? b->cap * 2 : 256;
-    while (cap < b->n + n) cap *= 2;
-    char *np = realloc(b->p, cap);
-    if (!np) uqpay_raise(e->L, "usage", "json: out of memory");
-    b->p = np;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->n, s, n);
-  b->n += n;
+  size_t cap = b->cap ? b->cap * 2 : 256;
+  while (cap < b->n + n) cap *= 2;
+  char *np = realloc(b->p, cap);
+  if (!np) uqpay_raise(e->L, "usage", "json: out of memory");
+  b->p = np;
+  b->cap = cap;
+}
+
+/* Makes room for n more bytes. */
+static inline void reserve(struct enc *e, size_t n) {
+  if (e->b->n + n > e->b->cap) grow(e, n);
+}
+
+static inline void addl(struct enc *e, const char *s, size_t n) {
+  reserve(e, n);
+  memcpy(e->b->p + e->b->n, s, n);
+  e->b->n += n;
 }
 static void adds(struct enc *e, const char *s) { addl(e, s, strlen(s)); }
-static void addc(struct enc *e, char c) { addl(e, &c, 1); }
+static inline void addc(struct enc *e, char c) {
+  reserve(e, 1);
+  e->b->p[e->b->n++] = c;
+}
+
+/* Bytes that a JSON string must escape: controls, '"', '\\' and DEL. */
+static const unsigned char needs_escape[256] = {
+  [0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x7f] = 1,
+};
 
 /* Runs that need no escape are copied in one piece (a reply of a few
- * hundred bytes is one addl, not one per character). */
+ * hundred bytes is one copy, not one per character). */
 static void enc_string(struct enc *e, const char *s, size_t n) {
-  addc(e, '"');
+  reserve(e, n + 2);
+  e->b->p[e->b->n++] = '"';
   size_t run = 0;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
-    if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f) continue;
+    if (!needs_escape[c]) continue;
     addl(e, s + run, i - run);
     run = i + 1;
     switch (c) {
@@ -103,6 +119,19 @@ static void enc_string(struct enc *e, const char *s, size_t n) {
   addc(e, '"');
 }
 
+/* Decimal text of an integer, without printf's format parsing. */
+static void enc_integer(struct enc *e, lua_Integer v) {
+  char tmp[24];
+  char *p = tmp + sizeof tmp;
+  unsigned long long mag = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+  do {
+    *--p = (char)('0' + mag % 10);
+    mag /= 10;
+  } while (mag);
+  if (v < 0) *--p = '-';
+  addl(e, p, (size_t)(tmp + sizeof tmp - p));
+}
+
 static int is_array(lua_State *L, int idx, lua_Integer *len) {
   if (lua_getmetatable(L, idx)) {
     json_push_array_mt(L);
@@ -123,8 +152,37 @@ static int is_array(lua_State *L, int idx, lua_Integer *len) {
   return count > 0 && count == max;
 }
 
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(const char *const *)a, *(const char *const *)b);
+/* An object's key, and the stack slot of its value (0: look it up). */
+struct key {
+  const char *s;
+  size_t n;
+  int slot;
+};
+
+/* Byte order, shorter first on a tie: strcmp's order, and keys holding a
+ * zero byte are whole. */
+static int key_before(const struct key *a, const struct key *b) {
+  int c = memcmp(a->s, b->s, a->n < b->n ? a->n : b->n);
+  return c ? c < 0 : a->n < b->n;
+}
+
+static int cmp_key(const void *a, const void *b) {
+  const struct key *x = a, *y = b;
+  return key_before(x, y) ? -1 : key_before(y, x);
+}
+
+/* Objects are small: an insertion sort makes fewer calls than qsort. */
+static void sort_keys(struct key *k, size_t n) {
+  if (n > 32) {
+    qsort(k, n, sizeof *k, cmp_key);
+    return;
+  }
+  for (size_t i = 1; i < n; i++) {
+    struct key x = k[i];
+    size_t j = i;
+    for (; j > 0 && key_before(&x, &k[j - 1]); j--) k[j] = k[j - 1];
+    k[j] = x;
+  }
 }
 
 static void enc_value(struct enc *e, int idx, int depth);
@@ -146,45 +204,70 @@ static void enc_table(struct enc *e, int idx, int depth) {
     return;
   }
   /* object: gather string keys, sort, emit. The keys stay alive in the
-   * table being encoded, so plain pointers to them are enough; a stack
-   * array serves most objects, a userdata the big ones. */
-  size_t count = 0, cap = 32;
-  const char *small[32];
-  const char **keys = small;
+   * table being encoded, so plain pointers to them are enough. The values
+   * of the first SMALL_OBJECT keys stay on the stack as the one pass over
+   * the table leaves them; a bigger object's keys go into a userdata and
+   * their values are looked up again. */
+  enum { SMALL_OBJECT = 32 };
+  struct key small[SMALL_OBJECT];
+  struct key *keys = small;
+  size_t count = 0, cap = SMALL_OBJECT;
+  int base = lua_gettop(L); /* values kept from base + 1 */
   int keys_ud = 0;
+  luaL_checkstack(L, SMALL_OBJECT + 4, "json");
   lua_pushnil(L);
   while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    if (lua_type(L, -1) != LUA_TSTRING) {
-      uqpay_raise(L, "usage", "json: object keys must be strings (found a %s key)", luaL_typename(L, -1));
+    if (lua_type(L, -2) != LUA_TSTRING) {
+      uqpay_raise(L, "usage", "json: object keys must be strings (found a %s key)", luaL_typename(L, -2));
     }
     if (count == cap) {
-      cap *= 2;
-      const char **nk = (const char **)lua_newuserdatauv(L, cap * sizeof *keys, 0);
-      memcpy(nk, keys, count * sizeof *keys);
-      if (keys_ud) {
-        lua_replace(L, keys_ud); /* the bigger array takes the old one's slot */
-      } else {
-        lua_insert(L, -2); /* below the iteration key */
-        keys_ud = lua_gettop(L) - 1;
+      if (!keys_ud) { /* drop the kept values: every value is looked up */
+        lua_pop(L, 1);
+        lua_replace(L, base + 1); /* the iteration key, where the first value was */
+        lua_settop(L, base + 1);
+        lua_pushnil(L); /* stands for the value popped below */
+        for (size_t i = 0; i < count; i++) keys[i].slot = 0;
       }
+      cap *= 2;
+      struct key *nk = (struct key *)lua_newuserdatauv(L, cap * sizeof *keys, 0);
+      memcpy(nk, keys, count * sizeof *keys);
+      /* the userdata goes below the iteration key and value */
+      lua_insert(L, -3);
+      if (keys_ud) lua_remove(L, keys_ud);
+      keys_ud = lua_gettop(L) - 2;
       keys = nk;
     }
-    keys[count++] = lua_tostring(L, -1);
+    size_t n;
+    keys[count].s = lua_tolstring(L, -2, &n);
+    keys[count].n = n;
+    if (keys_ud) {
+      keys[count].slot = 0;
+      lua_pop(L, 1);
+    } else {
+      /* the value stays where the key was; the key goes on top for lua_next */
+      lua_pushvalue(L, -2);
+      lua_remove(L, -3);
+      keys[count].slot = base + 1 + (int)count;
+    }
+    count++;
   }
-  qsort(keys, count, sizeof *keys, cmp_str);
+  sort_keys(keys, count);
   addc(e, '{');
   for (size_t i = 0; i < count; i++) {
     if (i) addc(e, ',');
-    enc_string(e, keys[i], strlen(keys[i]));
+    enc_string(e, keys[i].s, keys[i].n);
     addc(e, ':');
-    lua_pushstring(L, keys[i]);
-    lua_rawget(L, idx); /* no metamethod runs mid-encode */
-    enc_value(e, lua_gettop(L), depth + 1);
-    lua_pop(L, 1);
+    if (keys[i].slot) {
+      enc_value(e, keys[i].slot, depth + 1);
+    } else {
+      lua_pushlstring(L, keys[i].s, keys[i].n);
+      lua_rawget(L, idx); /* no metamethod runs mid-encode */
+      enc_value(e, lua_gettop(L), depth + 1);
+      lua_pop(L, 1);
+    }
   }
   addc(e, '}');
-  if (keys_ud) lua_remove(L, keys_ud);
+  lua_settop(L, base);
 }
 
 static void enc_value(struct enc *e, int idx, int depth) {
@@ -195,7 +278,8 @@ static void enc_value(struct enc *e, int idx, int depth) {
     case LUA_TBOOLEAN: adds(e, lua_toboolean(L, idx) ? "true" : "false"); break;
     case LUA_TNUMBER:
       if (lua_isinteger(L, idx)) {
-        snprintf(buf, sizeof buf, "%lld", (long long)lua_tointeger(L, idx));
+        enc_integer(e, lua_tointeger(L, idx));
+        break;
       } else {
         double d = lua_tonumber(L, idx);
         if (!isfinite(d)) uqpay_raise(L, "usage", "json: cannot encode %f", d);

@@ -75,16 +75,22 @@ static int rescale(int64_t units, int from, int to, int64_t *out) {
   return __builtin_mul_overflow(units, pow10_tab[to - from], out) ? -1 : 0;
 }
 
+/* Digits written backwards from the end: snprintf's format parsing was
+ * most of what encoding an amount cost. */
 void money_format(const money_t *m, char *buf) {
   uint64_t mag = m->units < 0 ? (uint64_t)0 - (uint64_t)m->units : (uint64_t)m->units;
-  const char *sign = m->units < 0 ? "-" : "";
-  if (m->scale == 0) {
-    snprintf(buf, 32, "%s%llu", sign, (unsigned long long)mag);
-    return;
-  }
-  uint64_t p = (uint64_t)pow10_tab[m->scale];
-  snprintf(buf, 32, "%s%llu.%0*llu", sign, (unsigned long long)(mag / p), m->scale,
-           (unsigned long long)(mag % p));
+  char tmp[32];
+  char *p = tmp + sizeof tmp;
+  int frac = m->scale;
+  do {
+    *--p = (char)('0' + mag % 10);
+    mag /= 10;
+    if (--frac == 0) *--p = '.';
+  } while (mag > 0 || frac >= 0);
+  if (m->units < 0) *--p = '-';
+  size_t n = (size_t)(tmp + sizeof tmp - p);
+  memcpy(buf, p, n);
+  buf[n] = '\0';
 }
 
 money_t *money_test(lua_State *L, int idx) {

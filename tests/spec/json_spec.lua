@@ -36,6 +36,35 @@ describe("uqpay.json", function()
     assert.equals("{" .. table.concat(names, ",") .. "}", json.encode(t))
   end)
 
+  it("sorts by bytes, a prefix first, and keeps each key's own value at every object size", function()
+    assert.equals('{"a":1,"a\\u0000b":4,"ab":2,"b":3}', json.encode { b = 3, ab = 2, a = 1, ["a\0b"] = 4 })
+    -- 31 to 34 keys: objects of up to 32 keys keep their values on the stack,
+    -- bigger ones look them up; nested objects and arrays in both
+    for n = 31, 34 do
+      local t, parts = {}, {}
+      for i = 1, n do
+        local k = string.format("key%02d", i)
+        local v = i % 3 == 0 and { inner = i, list = json.array { i, "x" } } or (i % 3 == 1 and i or "s" .. i)
+        t[k] = v
+        parts[i] = string.format('"%s":%s', k, i % 3 == 0 and string.format('{"inner":%d,"list":[%d,"x"]}', i, i)
+          or (i % 3 == 1 and tostring(i) or '"s' .. i .. '"'))
+      end
+      assert.equals("{" .. table.concat(parts, ",") .. "}", json.encode(t), n)
+    end
+    local big = {}
+    for i = 1, 40 do big["k" .. i] = i end
+    big[true] = 1
+    assert.has_error(function() json.encode(big) end)
+  end)
+
+  it("writes integers and amounts exactly", function()
+    assert.equals("[-9223372036854775808,9223372036854775807,0,-7]",
+      json.encode(json.array { math.mininteger, math.maxinteger, 0, -7 }))
+    local m = uqpay.money
+    assert.equals('[0.01,-0.05,0.00,1500,0,1.005,-92233720368547758.07]', json.encode(json.array {
+      m("0.01"), m("-0.05"), m("0"), m("1500", "JPY"), m("0", "JPY"), m("1.005", "KWD"), m("-92233720368547758.07") }))
+  end)
+
   it("shares null with cjson and round-trips empty arrays", function()
     assert.equals(require("cjson").null, json.null)
     local t = json.decode('{"x": null, "list": []}')

@@ -614,33 +614,96 @@ describe("simulator", function()
         { applied[1].op, applied[1].idempotency_key, applied[1].amount, applied[1].card_order_id })
     end)
 
-    it("loads a state file of either shape: orders, applied log and fingerprints as tables and full text", function()
+    local function dump()
+      return json.decode(sim.handle { method = "GET", path = "/__sim/state", body = "", headers = {}, query = {},
+        loopback = true }.body, { money = false })
+    end
+
+    it("loads a state file of any earlier shape: keys per account or 'account|key', tokens, orders, applied log", function()
       fresh()
       local key = core.uuid()
       local res = call("POST", "/v1/issuing/cards/" .. share_card .. "/recharge", '{"amount":1.5}', { ["x-idempotency-key"] = key })
       local order = json.decode(res.body)
       local saved, saved_tok = sim.save(), tok
-      -- the same ledger as the previous version wrote it
-      local old = json.decode(saved, { money = false })
-      for id, text in pairs(old.st.orders) do old.st.orders[id] = json.decode(text, { money = false }) end
-      for i, text in ipairs(old.st.applied) do old.st.applied[i] = json.decode(text, { money = false }) end
-      local as_sent = core.json_encode(core.json_decode('{"amount":1.5}', true)) -- how the simulator re-encodes it
-      for _, e in pairs(old.idem) do e.fp = "POST /v1/issuing/cards/" .. share_card .. "/recharge " .. as_sent end
-      for _, text in ipairs { saved, json.encode(old) } do
+      local now = json.decode(saved, { money = false })
+      assert.equals(2, now.version)
+      -- the same ledger as version 1 wrote it: keys as "account|key" with
+      -- named entries, tokens without "Bearer ", and the applied log and
+      -- orders as tables (first) or as named JSON text (second)
+      local function v1(fp_as_text, as_text)
+        local old = json.decode(saved, { money = false })
+        old.version, old.idem, old.tokens = 1, {}, {}
+        for acct, keys in pairs(now.idem) do
+          for k, e in pairs(keys) do
+            local as_sent = core.json_encode(core.json_decode('{"amount":1.5}', true))
+            local text = "POST /v1/issuing/cards/" .. share_card .. "/recharge " .. as_sent
+            old.idem[acct .. "|" .. k] = { scope = acct .. "|" .. k, state = "done", time = e[2], status = e[3],
+              body = e[4], fp = fp_as_text and text or core.checksum(text) }
+          end
+        end
+        for t, v in pairs(now.tokens) do old.tokens[t:sub(8)] = v end
+        local records = dump().applied -- the named records version 1 kept
+        old.st.applied, old.st.applied_tail = {}, nil
+        for i, rec in ipairs(records) do old.st.applied[i] = as_text and json.encode(rec) or rec end
+        for id, text in pairs(old.st.orders) do
+          if not as_text then old.st.orders[id] = json.decode(text, { money = false }) end
+        end
+        return json.encode(old)
+      end
+      for _, text in ipairs { saved, v1(true, false), v1(false, true) } do
         fresh()
         sim.load(text)
         tok = saved_tok -- the file's tokens replace the new ones
         local again = call("POST", "/v1/issuing/cards/" .. share_card .. "/recharge", '{"amount":1.5}',
           { ["x-idempotency-key"] = key })
         assert.equals(200, again.status)
-        assert.equals(order.card_order_id, json.decode(again.body).card_order_id)
+        assert.equals(res.body, again.body)
+        assert.equals("true", again.headers["x-idempotent-replayed"])
+        local other = call("POST", "/v1/issuing/cards/" .. share_card .. "/recharge", '{"amount":2}',
+          { ["x-idempotency-key"] = key })
+        assert.matches("idempotency_key_mismatch", other.body)
         local got = call("GET", "/v1/issuing/cards/" .. order.card_order_id .. "/order")
         assert.equals(200, got.status)
         assert.equals("1.50", tostring(json.decode(got.body).amount))
-        local st = json.decode(sim.handle { method = "GET", path = "/__sim/state", body = "", headers = {}, query = {},
-          loopback = true }.body, { money = false })
-        assert.equals(key, st.applied[1].idempotency_key)
+        local st = dump()
+        assert.equals(1, #st.applied)
+        assert.same({ 1, "recharge", key, "POST", "1.50" }, { st.applied[1].seq, st.applied[1].op,
+          st.applied[1].idempotency_key, st.applied[1].method, st.applied[1].amount })
+        assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%+00:00$", st.applied[1].time)
+        -- and a file saved from the loaded state loads again
+        local resaved = sim.save()
+        fresh()
+        sim.load(resaved)
+        assert.equals(1, #dump().applied)
       end
     end)
+
+    it("keeps every applied write in order across the log's blocks, and through a save", function()
+      fresh()
+      local keys = {}
+      for i = 1, 130 do
+        keys[i] = core.uuid()
+        assert.equals(200, call("POST", "/v1/issuing/cards/" .. share_card .. "/recharge", '{"amount":0.01}',
+          { ["x-idempotency-key"] = keys[i] }).status)
+      end
+      local function check()
+        local applied = dump().applied
+        assert.equals(130, #applied)
+        for i = 1, 130 do
+          assert.same({ i, keys[i], "0.01" }, { applied[i].seq, applied[i].idempotency_key, applied[i].amount })
+        end
+      end
+      check()
+      local saved, saved_tok = sim.save(), tok
+      fresh()
+      sim.load(saved)
+      tok = saved_tok
+      check()
+      -- the log goes on from where the file left it
+      assert.equals(200, call("POST", "/v1/issuing/cards/" .. share_card .. "/recharge", '{"amount":0.01}',
+        { ["x-idempotency-key"] = core.uuid() }).status)
+      assert.equals(131, dump().applied[131].seq)
+    end)
+
   end)
 end)

@@ -73,7 +73,9 @@ end
 -- The rules firing for this request: the first failure rule that fires (in
 -- the order given), plus a latency rule; "next" counts are consumed only by
 -- rules that fire, exhausted rules removed.
+local NONE = setmetatable({}, { __newindex = function() error("no rule fired", 2) end })
 function F.pick(rules, method, path, random)
+  if #rules == 0 then return NONE end -- the common case, with no table per request
   local fired = {}
   local failure = false
   local i = 1

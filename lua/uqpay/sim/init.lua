@@ -13,20 +13,32 @@ local sim = {}
 local IDEM_TTL = 24 * 3600
 
 local cfg, seed, st
-local tokens, idem, rules, window = {}, {}, {}, {}
+-- tokens: the x-auth-token values that authenticate ("Bearer <jwt>"), so
+-- that a request's header is looked up as it came
+local tokens, rules, window = {}, {}, {}
+-- Idempotency keys per account: idem[account_id][key] is a positional
+-- entry { fingerprint, time, status, body[, headers] }, status nil while
+-- the request is in flight. Named fields and an "account|key" string cost
+-- 400 bytes a key.
+local idem = {}
+local FP, TIME, STATUS, BODY, HEADERS = 1, 2, 3, 4, 5
 local revoked = {} -- tokens revoked through /__sim/tokens; a reset brings them back
 local request_count, tokens_issued, sink = 0, 0, {}
 local in_flight, max_in_flight = 0, 0 -- requests held by a latency fault at once
 local clock_offset = 0
 -- the last requests (method, path): what a dry run's stand-in was asked; a
--- ring of LOG_SIZE, so that keeping it costs no shifting
+-- ring of LOG_SIZE, so that keeping it costs no shifting, and the method
+-- and path kept apart, so that it costs no string per request either
 local LOG_SIZE = 2000
-local request_log, logged_count = {}, 0
+local log_methods, log_paths, logged_count = {}, {}, 0
 local function logged()
   local out = {}
-  local n = #request_log
+  local n = #log_paths
   local start = n < LOG_SIZE and 1 or (logged_count % LOG_SIZE) + 1
-  for i = 0, n - 1 do out[#out + 1] = request_log[(start - 1 + i) % n + 1] end
+  for i = 0, n - 1 do
+    local at = (start - 1 + i) % n + 1
+    out[#out + 1] = log_methods[at] .. " " .. log_paths[at]
+  end
   return out
 end
 local twin -- set when this pipeline is a dry run's twin (uqpay.twin): no auth, state read through
@@ -51,6 +63,12 @@ local function fail(status, etype, code, message)
   error(setmetatable({ status = status, etype = etype, code = code, message = message }, Fail), 0)
 end
 
+-- What every request's context shares (ctx.fail, ctx.webhooks: whether a
+-- rule's events are wanted), so that a context holds only its own six
+-- fields.
+local shared_ctx = { fail = fail, webhooks = false }
+local Ctx = { __index = shared_ctx }
+
 -- ---------- routes ----------
 
 -- Routes are indexed so that finding one costs no scan of the table: a
@@ -58,9 +76,12 @@ end
 -- of segments and its last segment ("*" when that is the placeholder), in
 -- the order declared.
 local LITERAL, BY_SHAPE = {}, {}
-local function shape(path, last)
-  return select(2, path:gsub("/", "")) .. " " .. last
+local function slashes(path) -- counted in place: gsub made a copy of the path
+  local n, at = 0, path:find("/", 1, true)
+  while at do n, at = n + 1, path:find("/", at + 1, true) end
+  return n
 end
+local function shape(path, last) return slashes(path) .. " " .. last end
 local function route(method, pattern, handler, opts)
   opts = opts or {}
   local r = { method = method, pattern = "^" .. pattern .. "$", handler = handler,
@@ -117,7 +138,7 @@ route("POST", "/v1/simulation/deposit", function(s, ctx, b, q) return X.simulate
 route("POST", "/v1/files/upload", function(s, ctx, b, q) return X.upload(s, ctx, b, q, nil, nil, ctx.raw) end,
   { raw = true })
 route("POST", "/v1/files/download_links", function(s, ctx, b, q)
-  return X.download_links(s, ctx, b, q, nil, nil, nil, ctx.base)
+  return X.download_links(s, ctx, b, q, nil, nil, nil, "http://" .. (ctx.host or "127.0.0.1"))
 end)
 route("POST", "/v1/issuing/balances", H.retrieve_balance)
 route("GET", "/v1/issuing/balances", H.list_balances)
@@ -172,8 +193,13 @@ local function find_route(method, path)
     return nil, true
   end
   local path_known = false
-  for _, key in ipairs { shape(path, path:match("[^/]*$")), shape(path, "*") } do
-    for _, r in ipairs(BY_SHAPE[key] or {}) do
+  -- "^.*/" finds the last segment in one pass; an unanchored "[^/]*$" is
+  -- tried from every position (5 us on a card path)
+  local n = slashes(path) .. " "
+  for pass = 1, 2 do
+    local routes = BY_SHAPE[n .. (pass == 1 and path:match("^.*/(.*)$") or "*")]
+    for i = 1, routes and #routes or 0 do
+      local r = routes[i]
       local caps = { path:match(r.pattern) }
       if caps[1] ~= nil then
         path_known = true
@@ -216,6 +242,7 @@ end
 
 function sim.init(c)
   cfg = { token_ttl = 1800, rate_limit = 0, rate_burst = 0, webhook_url = c.webhook_url }
+  shared_ctx.webhooks = c.webhook_url ~= nil
   set_number("token_ttl", c.token_ttl, 1)
   set_number("rate_limit", c.rate_limit, 0)
   set_number("rate_burst", c.rate_burst, 0)
@@ -247,25 +274,55 @@ end
 -- tokens, counters and the clock. Keys still in flight are left out.
 function sim.save()
   local keys = {}
-  for scope, e in pairs(idem) do if e.state ~= "in_flight" then keys[scope] = e end end
-  return encode(plain { version = 1, st = st, idem = keys, tokens = tokens, revoked = revoked,
+  for account_id, entries in pairs(idem) do
+    for key, e in pairs(entries) do
+      if e[STATUS] then
+        keys[account_id] = keys[account_id] or {}
+        keys[account_id][key] = e
+      end
+    end
+  end
+  return encode(plain { version = 2, st = st, idem = keys, tokens = tokens, revoked = revoked,
     request_count = request_count, tokens_issued = tokens_issued, clock_offset = clock_offset,
     token_ttl = cfg.token_ttl, rate_limit = cfg.rate_limit, rate_burst = cfg.rate_burst }, true)
 end
 
+-- A version 1 file's keys: "account|key" -> named entry, its fingerprint
+-- the whole request text or its checksum in hex.
+local function keys_of_v1(old)
+  local out = {}
+  for scope, e in pairs(old or {}) do
+    local account_id, key = scope:match("^([^|]*)|(.*)$")
+    if account_id and e.state ~= "in_flight" then
+      local fp = type(e.fp) == "string" and #e.fp ~= 16 and core.checksum(e.fp) or e.fp
+      out[account_id] = out[account_id] or {}
+      out[account_id][key] = { math.tointeger(tonumber(fp, 16)) or 0, e.time, e.status, e.body, e.headers }
+    end
+  end
+  return out
+end
+
+local function tokens_of_v1(old)
+  local out = {}
+  for t, v in pairs(old or {}) do out["Bearer " .. t] = v end
+  return out
+end
+
 function sim.load(text)
   local t = core.json_decode(text, true)
-  if type(t) ~= "table" or t.version ~= 1 or type(t.st) ~= "table" then error("not a simulator state file", 0) end
+  if type(t) ~= "table" or (t.version ~= 1 and t.version ~= 2) or type(t.st) ~= "table" then
+    error("not a simulator state file", 0)
+  end
   st = t.st
   st.now = sim.now
-  idem, tokens, revoked = t.idem or {}, t.tokens or {}, t.revoked or {}
-  -- a file saved before orders, the applied log and key fingerprints were
-  -- kept as text
-  for id, o in pairs(st.orders or {}) do if type(o) == "table" then st.orders[id] = S.put_order(st, o) end end
-  for i, rec in ipairs(st.applied or {}) do
-    if type(rec) == "table" then st.applied[i] = core.json_encode(rec, true) end
+  if t.version == 1 then
+    idem, tokens, revoked = keys_of_v1(t.idem), tokens_of_v1(t.tokens), tokens_of_v1(t.revoked)
+  else
+    idem, tokens, revoked = t.idem or {}, t.tokens or {}, t.revoked or {}
   end
-  for _, e in pairs(idem) do if type(e.fp) == "string" and #e.fp ~= 16 then e.fp = core.checksum(e.fp) end end
+  -- a file saved before orders and the applied log were kept as text
+  for id, o in pairs(st.orders or {}) do if type(o) == "table" then st.orders[id] = S.put_order(st, o) end end
+  S.compact_applied(st)
   request_count, tokens_issued, clock_offset = t.request_count or 0, t.tokens_issued or 0, t.clock_offset or 0
   cfg.token_ttl, cfg.rate_limit = t.token_ttl or cfg.token_ttl, t.rate_limit or cfg.rate_limit
   cfg.rate_burst = t.rate_burst or cfg.rate_burst
@@ -279,7 +336,7 @@ local function dump_state()
                 banking_transfers = {}, applied = S.applied_records(st), master_account_id = st.master_id,
                 now = S.iso(sim.now()), clock_offset_s = clock_offset, request_count = request_count,
                 tokens_issued = tokens_issued, max_in_flight = max_in_flight,
-                requests = #request_log > 0 and logged() or core.json_decode("[]") }
+                requests = #log_paths > 0 and logged() or core.json_decode("[]") }
   for _, id in ipairs(st.account_order) do
     local a = st.accounts[id]
     out.accounts[#out.accounts + 1] = { account_id = id, account_name = a.account_name, master = a.master }
@@ -316,7 +373,8 @@ local function admin(req)
   if p == "/__sim/state" and m == "GET" then return reply(200, dump_state(), nil, true) end
   if p == "/__sim/reset" and m == "POST" then
     reset()
-    rules, request_count, tokens_issued, sink, clock_offset, request_log, logged_count = {}, 0, 0, {}, 0, {}, 0
+    rules, request_count, tokens_issued, sink, clock_offset = {}, 0, 0, {}, 0
+    log_methods, log_paths, logged_count = {}, {}, 0
     for t, v in pairs(revoked) do tokens[t] = v end
     revoked = {}
     max_in_flight = in_flight
@@ -457,7 +515,7 @@ local function issue_token(req)
   local token = jwt { entity_id = st.master_id, short_entity_id = master.short_reference_id or "",
     parent_entity_id = "", client_id = st.client_id, api_version = "v1.6", bus_type = "ISSUING", exp = exp,
     jti = core.uuid() }
-  tokens[token] = { client_id = st.client_id, expired_at = exp }
+  tokens["Bearer " .. token] = { client_id = st.client_id, expired_at = exp }
   tokens_issued = tokens_issued + 1
   return reply(200, { auth_token = token, expired_at = exp })
 end
@@ -465,19 +523,19 @@ end
 local function authenticate(req)
   local v = req.headers["x-auth-token"]
   if not v or v == "" then return nil, reply(401, { error = "x-auth-token header is required" }) end
-  local token = v:match("^Bearer (%S+)$")
-  if not token then return nil, reply(401, { error = "x-auth-token must be 'Bearer <token>'" }) end
-  local t = tokens[token]
+  -- the header as it came is the key: no copy of the token per request
+  local t = tokens[v]
+  if not t and not v:match("^Bearer %S+$") then
+    return nil, reply(401, { error = "x-auth-token must be 'Bearer <token>'" })
+  end
   if not t then return nil, reply(401, { error = "invalid token" }) end
   if sim.now() >= t.expired_at then return nil, reply(401, { error = "token expired" }) end
   return t
 end
 
--- events: a rule's list, or a function that makes it (made only here,
--- when webhooks are on).
+-- events: a rule's list (a rule may leave it out when ctx.webhooks is off).
 local function webhooks(events)
   if not cfg.webhook_url or not events then return nil end
-  if type(events) == "function" then events = events() end
   local out = {}
   for _, e in ipairs(events) do
     local body = encode({ version = "V1.6.0", event_name = "ISSUING", event_type = e.type, event_id = core.uuid(),
@@ -500,10 +558,13 @@ local function apply(ctx, r, body, caps, fired, entry)
     res = envelope(status.status, status.etype, status.code, status.message)
   else
     io.stderr:write("uqlua-sim: rule error: ", tostring(status), "\n")
-    if entry then idem[entry.scope] = nil end
+    if entry then idem[ctx.account_id][ctx.key] = nil end
     return envelope(500, "api_error", "internal_error", "Internal server error")
   end
-  if entry then entry.state, entry.status, entry.body, entry.headers = "done", res.status, res.body, res.headers end
+  if entry then
+    entry[STATUS], entry[BODY] = res.status, res.body
+    if res.headers then entry[HEADERS] = res.headers end
+  end
   if fired.fail_after then
     return envelope(500, "api_error", "internal_error", "Internal server error. Safe to retry with the same Idempotency-Key.")
   end
@@ -516,6 +577,7 @@ end
 -- it hands over. No token: the real API authorised the reads that fill it.
 function sim.twin_init(twin_seed)
   cfg = { token_ttl = 1800, rate_limit = 0, rate_burst = 0 }
+  shared_ctx.webhooks = false
   cfg.initial_token_ttl, cfg.initial_rate_limit, cfg.initial_rate_burst = cfg.token_ttl, cfg.rate_limit, cfg.rate_burst
   seed, twin, rules = twin_seed, true, {}
   reset()
@@ -530,7 +592,8 @@ function sim.handle(req)
   request_count = request_count + 1
   local method = req.method
   logged_count = logged_count + 1
-  request_log[(logged_count - 1) % LOG_SIZE + 1] = method .. " " .. path
+  local at = (logged_count - 1) % LOG_SIZE + 1
+  log_methods[at], log_paths[at] = method, path
   local fired = F.pick(rules, method, path, math.random)
   if fired.burst429 then return too_many(1) end
   if fired.oversize then return reply(200, "{}" .. string.rep(" ", fired.oversize.bytes - 2)) end
@@ -578,8 +641,8 @@ function sim.handle(req)
     end
     body = b
   end
-  local ctx = { account_id = account_id, method = method, path = path, query = req.query, fail = fail,
-                raw = r.raw and req.body or nil, base = "http://" .. (req.headers.host or "127.0.0.1") }
+  local ctx = setmetatable({ account_id = account_id, method = method, path = path, query = req.query,
+                             raw = r.raw and req.body or nil, host = req.headers.host }, Ctx)
   local entry
   if r.write then
     local key = req.headers["x-idempotency-key"]
@@ -594,26 +657,28 @@ function sim.handle(req)
     if fired.fail_before then
       return envelope(500, "api_error", "internal_error", "Internal server error. Safe to retry with the same Idempotency-Key.")
     end
-    local scope = account_id .. "|" .. key
+    local keys = idem[account_id]
+    if not keys then keys = {}; idem[account_id] = keys end
     -- what the key was used for, as a 64-bit checksum: the whole text cost
     -- a hundred bytes per key kept
-    local fp = core.checksum(method .. " " .. path .. " " .. encode(body))
-    entry = idem[scope]
-    if entry and sim.now() - entry.time > IDEM_TTL then entry = nil end
+    local fp = math.tointeger(tonumber(core.checksum(method, " ", path, " ", encode(body)), 16))
+    entry = keys[key]
+    if entry and sim.now() - entry[TIME] > IDEM_TTL then entry = nil end
     if entry then
-      if entry.fp ~= fp then
+      if entry[FP] ~= fp then
         return envelope(400, "idempotency_error", "idempotency_key_mismatch",
           "x-idempotency-key was already used with a different request")
       end
-      if entry.state == "in_flight" then
+      if not entry[STATUS] then
         return envelope(409, "idempotency_error", "request_processing", "Request is processing, please retry later")
       end
       local h = { ["x-idempotent-replayed"] = "true" }
-      for k, v in pairs(entry.headers or {}) do h[k] = v end
-      return { status = entry.status, body = entry.body, headers = h }
+      for k, v in pairs(entry[HEADERS] or {}) do h[k] = v end
+      return { status = entry[STATUS], body = entry[BODY], headers = h }
     end
-    entry = { scope = scope, fp = fp, state = "in_flight", time = sim.now() }
-    idem[scope] = entry
+    entry = { fp, sim.now(), false, false } -- the slots made now: no rehash when it is answered
+    entry[STATUS], entry[BODY] = nil, nil
+    keys[key] = entry
   elseif fired.fail_before then
     return envelope(500, "api_error", "internal_error", "Internal server error")
   end

@@ -392,10 +392,9 @@ function H.recharge(st, ctx, body, _, id)
   S.applied(st, ctx, "recharge", { card_id = id, amount = amount, currency = c.card_currency, mode_type = c.mode_type,
     card_order_id = o.card_order_id })
   -- the order's own text is the reply; its event is made only when webhooks are on
-  return 200, text, function()
-    return { card_event(c, "card.recharge.succeeded", { amount = tostring(amount), order_status = "SUCCESS",
-      complete_time = o.complete_time, update_time = o.update_time, card_order_id = o.card_order_id }) }
-  end
+  return 200, text, ctx.webhooks and { card_event(c, "card.recharge.succeeded", { amount = tostring(amount),
+    order_status = "SUCCESS", complete_time = o.complete_time, update_time = o.update_time,
+    card_order_id = o.card_order_id }) } or nil
 end
 
 function H.withdraw(st, ctx, body, _, id)
@@ -410,10 +409,9 @@ function H.withdraw(st, ctx, body, _, id)
   local o, text = new_order(st, c, "CARD_WITHDRAW", amount)
   S.applied(st, ctx, "withdraw", { card_id = id, amount = amount, currency = c.card_currency, mode_type = c.mode_type,
     card_order_id = o.card_order_id })
-  return 200, text, function()
-    return { card_event(c, "card.withdraw.succeeded", { amount = tostring(amount), order_status = "SUCCESS",
-      complete_time = o.complete_time, update_time = o.update_time, card_order_id = o.card_order_id }) }
-  end
+  return 200, text, ctx.webhooks and { card_event(c, "card.withdraw.succeeded", { amount = tostring(amount),
+    order_status = "SUCCESS", complete_time = o.complete_time, update_time = o.update_time,
+    card_order_id = o.card_order_id }) } or nil
 end
 
 function H.get_order(st, ctx, _, _, id)

@@ -48,7 +48,8 @@ function M.build(seed, now)
     btxns = {},          -- Banking balance transactions
     payouts = {}, payout_order = {}, quotes = {},
     deposits = {}, deposit_order = {}, beneficiaries = {}, beneficiary_order = {},
-    applied = {},        -- every applied write, as JSON text: the exactly-once evidence
+    applied = {},        -- every applied write, rows of JSON text: the exactly-once evidence
+    applied_tail = {},   -- (M.applied)
     seq = 0,
   }
   local function add_account(a, master)
@@ -151,22 +152,69 @@ function M.move(st, account_id, currency, delta, ttype, description)
   return t
 end
 
--- Appends to the applied-operations log (what /__sim/state shows). A
--- record is kept as its JSON text (amounts as strings, as the dump sends
--- them): a table per write cost 660 bytes for what is only read back by
--- the admin dump.
+-- The applied-operations log (what /__sim/state shows) is kept as compact
+-- JSON text, one row a write: the fields every record has by position, then
+-- the operation's own fields (amounts as strings, as the dump sends them).
+-- Rows are joined in blocks of BLOCK lines (st.applied), the newest ones
+-- waiting in st.applied_tail: a string of its own cost each row 50 bytes
+-- more. A table per write cost 660 bytes, and named JSON 470, for what
+-- only the admin dump reads back.
+local COMMON = { "seq", "op", "idempotency_key", "account_id", "method", "path", "time" }
+local NULL = core.json_decode("null")
+local BLOCK = 64
+
 function M.applied(st, ctx, op, fields)
   st.seq = st.seq + 1
-  local rec = fields or {}
-  rec.seq, rec.op, rec.idempotency_key, rec.account_id = st.seq, op, ctx.key, ctx.account_id
-  rec.method, rec.path, rec.time = ctx.method, ctx.path, iso(st.now())
-  st.applied[#st.applied + 1] = core.json_encode(rec, true)
+  local tail = st.applied_tail
+  if not tail then tail = {}; st.applied_tail = tail end
+  local n = #tail + 1
+  -- the time as whole seconds: the dump writes it out
+  tail[n] = core.json_encode({ st.seq, op, ctx.key or NULL, ctx.account_id, ctx.method, ctx.path,
+    math.floor(st.now()), fields or {} }, true)
+  if n == BLOCK then
+    st.applied[#st.applied + 1] = table.concat(tail, "\n")
+    for i = 1, n do tail[i] = nil end
+  end
 end
 
--- The applied log as tables (the admin dump).
+-- A record with named fields (a state file's older shape) as a row.
+local function row_of(rec)
+  local row, own = {}, {}
+  for k, v in pairs(rec) do own[k] = v end
+  for i, k in ipairs(COMMON) do
+    row[i] = rec[k] == nil and NULL or rec[k]
+    own[k] = nil
+  end
+  row[#COMMON + 1] = own
+  return core.json_encode(row, true)
+end
+
+-- Rows from records of an older state file (tables, or named JSON text,
+-- one a slot); blocks of rows are kept as they are.
+function M.compact_applied(st)
+  for i, rec in ipairs(st.applied or {}) do
+    if type(rec) == "table" then
+      st.applied[i] = row_of(rec)
+    elseif rec:sub(1, 1) == "{" then
+      st.applied[i] = row_of(core.json_decode(rec, false))
+    end
+  end
+end
+
+-- The applied log as named records (the admin dump).
 function M.applied_records(st)
   local out = {}
-  for i, text in ipairs(st.applied) do out[i] = core.json_decode(text, false) end
+  local function add(text)
+    local row = core.json_decode(text, false)
+    local rec = row[#COMMON + 1]
+    for j, k in ipairs(COMMON) do if row[j] ~= NULL then rec[k] = row[j] end end
+    if math.type(rec.time) == "integer" then rec.time = iso(rec.time) end
+    out[#out + 1] = rec
+  end
+  for _, block in ipairs(st.applied) do
+    for text in block:gmatch("[^\n]+") do add(text) end
+  end
+  for _, text in ipairs(st.applied_tail or {}) do add(text) end
   return out
 end
 

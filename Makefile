@@ -59,6 +59,10 @@ $(B)/uqlua: $(BIN_OBJ)
 $(B)/uqpay.so: $(CORE_OBJ)
 	$(CC) $(OPT) $(EXTRA_CFLAGS) -shared -o $@ $^ $(filter-out -llua5.4,$(LDLIBS_ALL))
 
+# C-level tests (tests/c/), run by tests/run.sh beside each build's uqlua
+$(B)/test_random: tests/c/random_fork.c $(B)/sys.o $(B)/errors.o $(B)/class.o
+	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
 uqlua: $(B)/uqlua
 	@rm -f $@ && cp $< $@
 
@@ -74,12 +78,14 @@ asan: deps
 
 # Every suite on the normal build and again under ASan+UBSan (leaks too).
 test: deps
-	@$(MAKE) --no-print-directory all asan
+	@$(MAKE) --no-print-directory all asan build/test_random
+	@$(MAKE) --no-print-directory B=build-asan OPT="-O1 -g" EXTRA_CFLAGS="$(SANITIZE)" build-asan/test_random
 	@$(SAN_ENV) sh tests/run.sh ./uqlua build-asan/uqlua
 
 # The sanitizer run alone.
 check: deps
 	@$(MAKE) --no-print-directory all asan
+	@$(MAKE) --no-print-directory B=build-asan OPT="-O1 -g" EXTRA_CFLAGS="$(SANITIZE)" build-asan/test_random
 	@$(SAN_ENV) sh tests/run.sh build-asan/uqlua
 
 # The long runs: tests/integration/chaos.lua at length (make test runs a

@@ -307,8 +307,18 @@ static void enc_value(struct enc *e, int idx, int depth) {
   }
 }
 
-void json_encode(lua_State *L, int idx, int money_as_string) {
-  idx = lua_absindex(L, idx);
+/* The state's one output buffer, kept in the registry between calls: a
+ * buffer per call cost a userdata, a malloc and its reallocs. Encoding
+ * runs no Lua code, so no two encodes in a state overlap. */
+static char buffer_key;
+
+static struct sbuf *state_buffer(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &buffer_key) == LUA_TUSERDATA) {
+    struct sbuf *b = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return b;
+  }
+  lua_pop(L, 1);
   struct sbuf *b = lua_newuserdatauv(L, sizeof *b, 0);
   memset(b, 0, sizeof *b);
   if (luaL_newmetatable(L, "uqpay.json.buffer")) {
@@ -316,12 +326,22 @@ void json_encode(lua_State *L, int idx, int money_as_string) {
     lua_setfield(L, -2, "__gc");
   }
   lua_setmetatable(L, -2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &buffer_key);
+  return b;
+}
+
+void json_encode(lua_State *L, int idx, int money_as_string) {
+  idx = lua_absindex(L, idx);
+  struct sbuf *b = state_buffer(L);
+  b->n = 0; /* an encode that raised left its bytes behind */
   struct enc e = {L, b, money_as_string};
   enc_value(&e, idx, 0);
   lua_pushlstring(L, b->p ? b->p : "", b->n);
-  free(b->p);
-  b->p = NULL;
-  lua_remove(L, -2);
+  if (b->cap > 65536) { /* a big document's buffer is not kept */
+    free(b->p);
+    b->p = NULL;
+    b->cap = 0;
+  }
 }
 
 /* ---------- decoding ---------- */

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -34,17 +35,44 @@ void uqpay_hex(const unsigned char *p, size_t n, char *out) {
   out[2 * n] = '\0';
 }
 
-/* A random (version 4) UUID from one getrandom(2): libuuid made six system
- * calls a key (getpid, gettid, getppid, getuid and two reads). */
+/* Random bytes for UUIDs, drawn from getrandom(2) a pool at a time: one
+ * system call per 32 keys instead of one per key (libuuid made six). The
+ * pool is per thread (the simulator's thread makes ids too) and emptied in
+ * a forked child, so that no two processes hand out the same bytes. */
+#define RANDOM_POOL 512
+static _Thread_local unsigned char pool[RANDOM_POOL];
+static _Thread_local size_t pool_left;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+static void pool_forget(void) {
+  explicit_bzero(pool, sizeof pool);
+  pool_left = 0;
+}
+static void pool_register(void) { pthread_atfork(NULL, NULL, pool_forget); }
+
+static int random_bytes(unsigned char *out, size_t n) {
+  pthread_once(&pool_once, pool_register);
+  if (pool_left < n) {
+    size_t got = 0;
+    while (got < sizeof pool) {
+      ssize_t r = getrandom(pool + got, sizeof pool - got, 0);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return -1;
+      got += (size_t)r;
+    }
+    pool_left = sizeof pool;
+  }
+  unsigned char *from = pool + sizeof pool - pool_left;
+  memcpy(out, from, n);
+  explicit_bzero(from, n); /* handed out once */
+  pool_left -= n;
+  return 0;
+}
+
+/* A random (version 4) UUID. */
 int uqpay_uuid4(char out[37]) {
   unsigned char u[16];
-  size_t got = 0;
-  while (got < sizeof u) {
-    ssize_t r = getrandom(u + got, sizeof u - got, 0);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return -1;
-    got += (size_t)r;
-  }
+  if (random_bytes(u, sizeof u) != 0) return -1;
   u[6] = (unsigned char)((u[6] & 0x0f) | 0x40); /* version 4 */
   u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
   char hex[33];

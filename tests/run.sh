@@ -56,6 +56,10 @@ for UQLUA in "$@"; do
   echo "== with $UQLUA" >&2
   suite specs "$UQLUA" --sim /usr/bin/busted -o TAP tests/spec
   suite cli "$UQLUA" tests/cli.lua "$UQLUA"
+  # the C-level tests built beside this uqlua (build/ for ./uqlua)
+  bdir=$(dirname "$UQLUA")
+  [ "$bdir" = . ] && bdir=build
+  suite c_random "$bdir/test_random"
   for t in tests/integration/*.lua; do
     [ -e "$t" ] || continue
     suite "$(basename "$t" .lua)" "$UQLUA" "$t" "$UQLUA"

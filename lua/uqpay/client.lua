@@ -191,7 +191,7 @@ end
 -- token; getting one may raise). A write's key is added by the transport
 -- from its operation; a read POST carries x.key.
 function Client:api_headers(x)
-  local headers = { "Accept: application/json", "x-auth-token: Bearer " .. self.token:get() }
+  local headers = { "Accept: application/json", self.token:header() }
   if x.body then headers[#headers + 1] = "Content-Type: application/json" end
   if x.key and not x.op then headers[#headers + 1] = "x-idempotency-key: " .. x.key end
   if x.obo then headers[#headers + 1] = "x-on-behalf-of: " .. x.obo end

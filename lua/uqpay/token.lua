@@ -75,6 +75,14 @@ function T:get()
   return tok
 end
 
+-- The request header line for a valid token, made once per token: the
+-- line is 400 bytes, and a request used to build it anew.
+function T:header()
+  local tok = self:get()
+  if self.header_for ~= tok then self.header_for, self.header_line = tok, "x-auth-token: Bearer " .. tok end
+  return self.header_line
+end
+
 function T:obtain()
   if not self.path then
     self.token = adopt(self.fetch())

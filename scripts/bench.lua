@@ -8,7 +8,7 @@
 --   uqlua [--no-journal] scripts/bench.lua rss OPS CARD  (peak RSS in KB after OPS recharges)
 --   uqlua scripts/bench.lua seed N                       (a seed with N extra SHARE cards)
 --   uqlua scripts/bench.lua local SECONDS                (JSON and money, in process)
---   uqlua scripts/bench.lua simcost N                    (the simulator's rules in process: us per
+--   uqlua scripts/bench.lua simcost N [CARD]             (the simulator's rules in process: us per
 --                                                         recharge and per read, bytes kept per write and per read)
 local core = require "uqpay.core"
 local json = require "uqpay.json"
@@ -119,7 +119,9 @@ elseif PART == "simcost" then
   end
   local tok = json.decode(call("POST", "/v1/connect/token", "{}",
     { ["x-client-id"] = creds.client_id, ["x-api-key"] = creds.api_key }).body).auth_token
-  local card = "66666666-6666-4666-8666-666666666662"
+  -- the seed's SHARE card (a recharge changes the card) or another one: a
+  -- SINGLE card's recharge also moves the issuing balance and keeps its row
+  local card = arg[3] or "66666666-6666-4666-8666-666666666662"
   local keys = {}
   for i = 1, n do keys[i] = core.uuid() end
   local function kept() collectgarbage("collect"); collectgarbage("collect"); return collectgarbage("count") * 1024 end

@@ -149,14 +149,19 @@ for pair in "limit known to the client (UQLUA_RATE_LIMIT=3000)|$known|$sent_know
 done
 echo
 echo "The simulator's rules in process, no HTTP (20000 recharges, then 20000 reads of a card; three runs):"
-# each column sorted on its own (min, median, max of each)
-for i in 1 2 3; do uq "$here/bench.lua" simcost 20000; done | awk -F'\t' '{ w[NR] = $1; r[NR] = $2; mw[NR] = $3; mr[NR] = $4 }
-  function sort3(a,  t) { if (a[1] + 0 > a[2] + 0) { t = a[1]; a[1] = a[2]; a[2] = t }
-    if (a[2] + 0 > a[3] + 0) { t = a[2]; a[2] = a[3]; a[3] = t }
-    if (a[1] + 0 > a[2] + 0) { t = a[1]; a[1] = a[2]; a[2] = t } }
-  END { sort3(w); sort3(r); sort3(mw); sort3(mr); printf "  %-58s %9s %9s %9s us\n  %-58s %9s %9s %9s us\n", "per recharge (min median max)", w[1], w[2], w[3],
-          "per read of a card", r[1], r[2], r[3]
-        printf "  %-58s %9s B\n  %-58s %9s B\n", "memory kept per applied write", mw[2], "memory kept per read", mr[2] }'
+# simrows LABEL CARD: each column sorted on its own (min, median, max of each)
+simrows() {
+  for i in 1 2 3; do uq "$here/bench.lua" simcost 20000 "$2"; done | awk -F'\t' -v label="$1" '{ w[NR] = $1; r[NR] = $2; mw[NR] = $3; mr[NR] = $4 }
+    function sort3(a,  t) { if (a[1] + 0 > a[2] + 0) { t = a[1]; a[1] = a[2]; a[2] = t }
+      if (a[2] + 0 > a[3] + 0) { t = a[2]; a[2] = a[3]; a[3] = t }
+      if (a[1] + 0 > a[2] + 0) { t = a[1]; a[1] = a[2]; a[2] = t } }
+    END { sort3(w); sort3(r); sort3(mw); sort3(mr)
+          printf "  %-58s %9s %9s %9s us\n  %-58s %9s %9s %9s us\n", "per recharge, " label " (min median max)", w[1], w[2], w[3],
+            "per read of that card", r[1], r[2], r[3]
+          printf "  %-58s %9s B\n  %-58s %9s B\n", "memory kept per recharge, " label, mw[2], "memory kept per read", mr[2] }'
+}
+simrows "SHARE card" 66666666-6666-4666-8666-666666666662
+simrows "SINGLE card (and its balance row)" 66666666-6666-4666-8666-666666666661
 echo
 echo "In process, one CPU (figures of the median run):"
 uq "$here/bench.lua" local "$SECS" | awk -F'\t' '{ printf "  %-58s %12s %s\n", $1, $2, $3 }'

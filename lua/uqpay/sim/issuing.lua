@@ -275,6 +275,12 @@ local function card_event(c, event, extra)
   return { type = event, source_id = extra.card_order_id or c.card_id, data = d }
 end
 
+-- A recharge's or withdrawal's event, made only when webhooks are on.
+local function order_events(ctx, c, event, amount, o)
+  return ctx.webhooks and { card_event(c, event, { amount = tostring(amount), order_status = "SUCCESS",
+    complete_time = o.complete_time, update_time = o.update_time, card_order_id = o.card_order_id }) } or nil
+end
+
 local LIMIT_BINS = { ["527735"] = true, ["555071"] = true, ["555243"] = true }
 
 function H.create_card(st, ctx, body)
@@ -391,10 +397,8 @@ function H.recharge(st, ctx, body, _, id)
   local o, text = new_order(st, c, "CARD_RECHARGE", amount)
   S.applied(st, ctx, "recharge", { card_id = id, amount = amount, currency = c.card_currency, mode_type = c.mode_type,
     card_order_id = o.card_order_id })
-  -- the order's own text is the reply; its event is made only when webhooks are on
-  return 200, text, ctx.webhooks and { card_event(c, "card.recharge.succeeded", { amount = tostring(amount),
-    order_status = "SUCCESS", complete_time = o.complete_time, update_time = o.update_time,
-    card_order_id = o.card_order_id }) } or nil
+  -- the order's own text is the reply
+  return 200, text, order_events(ctx, c, "card.recharge.succeeded", amount, o)
 end
 
 function H.withdraw(st, ctx, body, _, id)
@@ -409,9 +413,7 @@ function H.withdraw(st, ctx, body, _, id)
   local o, text = new_order(st, c, "CARD_WITHDRAW", amount)
   S.applied(st, ctx, "withdraw", { card_id = id, amount = amount, currency = c.card_currency, mode_type = c.mode_type,
     card_order_id = o.card_order_id })
-  return 200, text, ctx.webhooks and { card_event(c, "card.withdraw.succeeded", { amount = tostring(amount),
-    order_status = "SUCCESS", complete_time = o.complete_time, update_time = o.update_time,
-    card_order_id = o.card_order_id }) } or nil
+  return 200, text, order_events(ctx, c, "card.withdraw.succeeded", amount, o)
 end
 
 function H.get_order(st, ctx, _, _, id)

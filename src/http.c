@@ -76,10 +76,11 @@ static http_t *check_http(lua_State *L) {
   return h;
 }
 
-/* Pushes the response headers as {lowercase-name = value}; the last
- * header block wins (there is only one: redirects are not followed). */
-static void push_headers(lua_State *L, const struct buf *hb) {
-  lua_newtable(L);
+/* Calls fn(name, name_len, value, value_len, ud) for each response header,
+ * name lowercased; the last header block wins (there is only one:
+ * redirects are not followed). Returns early when fn returns nonzero. */
+static void each_header(const struct buf *hb, int (*fn)(const char *, size_t, const char *, size_t, void *),
+                        void *ud) {
   if (!hb->data) return;
   const char *p = hb->data, *end = hb->data + hb->len;
   while (p < end) {
@@ -90,16 +91,31 @@ static void push_headers(lua_State *L, const struct buf *hb) {
       char name[256];
       size_t n = (size_t)(colon - p);
       for (size_t i = 0; i < n; i++) name[i] = (char)tolower((unsigned char)p[i]);
-      lua_pushlstring(L, name, n);
       const char *v = colon + 1;
       const char *ve = eol;
       while (v < ve && (*v == ' ' || *v == '\t')) v++;
       while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ')) ve--;
-      lua_pushlstring(L, v, (size_t)(ve - v));
-      lua_rawset(L, -3);
+      if (fn(name, n, v, (size_t)(ve - v), ud)) return;
     }
     p = eol + 1;
   }
+}
+
+static int set_header(const char *k, size_t kn, const char *v, size_t vn, void *ud) {
+  lua_State *L = (lua_State *)ud;
+  lua_pushlstring(L, k, kn);
+  lua_pushlstring(L, v, vn);
+  lua_rawset(L, -3);
+  return 0;
+}
+
+/* The only response header the client reads: a 429's or 503's wait. */
+static int set_retry_after(const char *k, size_t kn, const char *v, size_t vn, void *ud) {
+  if (kn != 11 || memcmp(k, "retry-after", 11) != 0) return 0;
+  lua_State *L = (lua_State *)ud;
+  lua_pushlstring(L, v, vn);
+  lua_setfield(L, -2, "retry_after");
+  return 1;
 }
 
 /* One transfer: an easy handle with its buffers and header list. */
@@ -256,8 +272,9 @@ static void xfer_release(struct xfer *x) {
 }
 
 /* Pushes a finished transfer's outcome and releases its buffers:
- * {status=, body=, headers=, time_ms=}, or nil, kind, message. */
-static int xfer_result(lua_State *L, struct xfer *x, CURLcode rc) {
+ * {status=, body=, time_ms=, retry_after= (when the reply has one),
+ * headers= (all of them, when all_headers)}, or nil, kind, message. */
+static int xfer_result(lua_State *L, struct xfer *x, CURLcode rc, int all_headers) {
   if (rc != CURLE_OK || x->bb.oom || x->hb.oom) {
     const char *kind = "network";
     if (rc == CURLE_ABORTED_BY_CALLBACK) kind = "interrupted";
@@ -294,8 +311,12 @@ static int xfer_result(lua_State *L, struct xfer *x, CURLcode rc) {
   lua_setfield(L, -2, "status");
   lua_pushlstring(L, x->bb.data ? x->bb.data : "", x->bb.len);
   lua_setfield(L, -2, "body");
-  push_headers(L, &x->hb);
-  lua_setfield(L, -2, "headers");
+  each_header(&x->hb, set_retry_after, L);
+  if (all_headers) {
+    lua_newtable(L);
+    each_header(&x->hb, set_header, L);
+    lua_setfield(L, -2, "headers");
+  }
   lua_pushnumber(L, total * 1000.0);
   lua_setfield(L, -2, "time_ms");
   xfer_release(x);
@@ -303,7 +324,8 @@ static int xfer_result(lua_State *L, struct xfer *x, CURLcode rc) {
 }
 
 /* http:request{...} -> {status=, body=, headers=, time_ms=} | nil, kind, message, sent
- * A raw exchange for tests and tools; the client sends through Multi. */
+ * A raw exchange for tests and tools; the client sends through Multi,
+ * whose replies carry only the header the client reads (retry_after). */
 static int l_http_request(lua_State *L) {
   http_t *h = check_http(L);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -312,7 +334,7 @@ static int l_http_request(lua_State *L) {
   x.c = h->curl;
   xfer_setup(L, 2, &x, NULL);
   CURLcode rc = curl_easy_perform(h->curl);
-  return xfer_result(L, &x, rc);
+  return xfer_result(L, &x, rc, 1);
 }
 
 static int l_http_close(lua_State *L) {
@@ -430,7 +452,7 @@ static int l_multi_run(lua_State *L) {
       lua_createtable(L, 0, 4);
       lua_pushinteger(L, x->id);
       lua_setfield(L, -2, "id");
-      int nr = xfer_result(L, x, rc);
+      int nr = xfer_result(L, x, rc, 0);
       if (nr == 1) {
         lua_setfield(L, -2, "res");
       } else {

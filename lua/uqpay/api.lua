@@ -114,8 +114,10 @@ function A.check(field, typ, v)
   return check(csv_ep, field_check(field, typ), v)
 end
 
+local NO_OPTS = setmetatable({}, { __newindex = function() error("internal: NO_OPTS is shared", 2) end })
+
 local function check_opts(ep, opts)
-  if opts == nil then return {} end
+  if opts == nil then return NO_OPTS end
   if type(opts) ~= "table" then usage("opts", opts, "must be a table {on_behalf_of=, key=, timeout_ms=}") end
   for k in pairs(opts) do
     if not OPTS[k] then usage("opts." .. tostring(k), opts[k], "is not an option of uqpay." .. ep.name ..
@@ -174,6 +176,9 @@ local function compile(ep)
     at = e
   end
   if at <= #ep.path then c.path[#c.path + 1] = ep.path:sub(at) end
+  -- what every call's spec shares: its own table holds only the call's values
+  c.spec_mt = { __index = { op = ep.name, ep = ep, effect = ep.effect, method = ep.method, banking = ep.banking,
+                            files = ep.files, raw = ep.raw, master = ep.master } }
   compiled[ep] = c
   return c
 end
@@ -217,12 +222,14 @@ function A.spec(ep, fields, opts)
     end
     path = table.concat(parts)
   end
-  local locals = {}
-  for name in pairs(ep.local_fields or {}) do locals[name], values[name] = values[name], nil end
-  local spec = { op = ep.name, ep = ep, effect = ep.effect, method = ep.method, path = path, banking = ep.banking,
-                 files = ep.files,
-                 raw = ep.raw, key = opts.key, on_behalf_of = opts.on_behalf_of, timeout_ms = opts.timeout_ms,
-                 master = ep.master, locks = locks }
+  local locals = NO_OPTS
+  if ep.local_fields then
+    locals = {}
+    for name in pairs(ep.local_fields) do locals[name], values[name] = values[name], nil end
+  end
+  -- the endpoint's own values (method, effect, ...) come from c.spec_mt
+  local spec = setmetatable({ path = path, key = opts.key, on_behalf_of = opts.on_behalf_of,
+                              timeout_ms = opts.timeout_ms, locks = locks }, c.spec_mt)
   if ep.method == "GET" then
     local q
     for k, v in pairs(values) do q = q or {}; q[k] = tostring(v) end

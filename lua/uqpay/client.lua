@@ -128,7 +128,7 @@ end
 local function lower_body(res) return (res.body or ""):lower() end
 
 local function retry_after_ms(res)
-  local v = res.headers and res.headers["retry-after"]
+  local v = res.retry_after -- the one response header the transport passes on
   local n = v and tonumber(v)
   if n then return math.min(RETRY_AFTER_CAP_MS, math.max(0, math.floor(n * 1000))) end
   return nil

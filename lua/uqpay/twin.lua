@@ -424,6 +424,7 @@ function Twin:handle(req, op)
                                 query = query, loopback = false }
   local out = { status = res.status or 200, body = res.body or "", headers = {}, time_ms = 0 }
   for k, v in pairs(res.headers or {}) do out.headers[k:lower()] = v end
+  out.retry_after = out.headers["retry-after"] -- what the transport passes on
   if not modelled and not req.write then
     out = self:forward(req, path, query, obo ~= "" and obo or nil, out) or out
   end

@@ -461,7 +461,7 @@ function Twin:plan()
   local function add(cur, amount)
     moved[cur] = (moved[cur] or core.money("0")) + amount
   end
-  for _, t in ipairs(st.itxns) do
+  for _, t in ipairs(self.S.itxn_rows(st)) do
     if not t._real and (t.transaction_type == "CARD_RECHARGE" or t.transaction_type == "CARD_WITHDRAW"
         or t.transaction_type == "TRANSFER_OUT") then
       add(t.currency, t.amount)

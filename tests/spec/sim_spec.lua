@@ -705,5 +705,67 @@ describe("simulator", function()
       assert.equals(131, dump().applied[131].seq)
     end)
 
+    it("a SINGLE card's balance rows, kept as their orders' ids, read back whole, with every ending balance", function()
+      fresh()
+      local single = "66666666-6666-4666-8666-666666666661"
+      local expected = {}
+      local function balance()
+        return json.decode(call("POST", "/v1/issuing/balances", '{"currency":"USD"}',
+          { ["x-idempotency-key"] = core.uuid() }).body).available_balance
+      end
+      local function write(path, body)
+        local res = call("POST", path, body, { ["x-idempotency-key"] = core.uuid() })
+        assert.equals(200, res.status, res.body)
+        expected[#expected + 1] = tostring(balance())
+      end
+      local usd = balance()
+      write("/v1/issuing/cards/" .. single .. "/recharge", '{"amount":10.25}')
+      write("/v1/issuing/cards/" .. single .. "/withdraw", '{"amount":3}')
+      -- a movement with a row of its own, between rows kept as orders
+      write("/v1/issuing/transfers", json.encode { source_account_id = "11111111-1111-4111-8111-111111111111",
+        destination_account_id = "22222222-2222-4222-8222-222222222222", currency = "USD", amount = 1 })
+      write("/v1/issuing/cards/" .. single .. "/recharge", '{"amount":0.5}')
+      assert.equals("100000.00", tostring(usd))
+      local function rows() return call("GET", "/v1/issuing/balances/transactions", nil).body end
+      local function check(text)
+        local list = json.decode(text).data
+        for _, t in ipairs(list) do t.amount, t.ending_balance = tostring(t.amount), tostring(t.ending_balance) end
+        assert.equals(4, #list)
+        assert.same({ "CARD_RECHARGE", "CARD_WITHDRAW", "TRANSFER_OUT", "CARD_RECHARGE" },
+          { list[1].transaction_type, list[2].transaction_type, list[3].transaction_type, list[4].transaction_type })
+        assert.same({ "10.25", "3.00", "1.00", "0.50" }, { list[1].amount, list[2].amount, list[3].amount, list[4].amount })
+        assert.same(expected, { list[1].ending_balance, list[2].ending_balance, list[3].ending_balance,
+          list[4].ending_balance })
+        assert.equals("Card withdraw " .. single, list[2].description)
+        assert.equals("CT00000005", list[4].short_transaction_id) -- the sub-account's TRANSFER_IN was the 4th
+        local ids = {}
+        for _, t in ipairs(list) do
+          assert.matches(require("uqpay.config").UUID, t.transaction_id)
+          assert.is_nil(ids[t.transaction_id])
+          ids[t.transaction_id] = true
+          assert.equals("COMPLETED", t.transaction_status)
+          assert.equals("11111111-1111-4111-8111-111111111111", t.account_id)
+        end
+      end
+      local first = rows()
+      check(first)
+      assert.equals(first, rows()) -- the same ids on every read
+      local saved, saved_tok = sim.save(), tok
+      fresh()
+      sim.load(saved)
+      tok = saved_tok
+      assert.equals(first, rows())
+      -- the ledger report reads the same rows
+      local report = json.decode(call("POST", "/v1/issuing/reports", json.encode { report_type = "LEDGER",
+        start_time = "2020-01-01T00:00:00+00:00", end_time = "2100-01-01T00:00:00+00:00" }, { ["x-idempotency-key"] = core.uuid() }).body)
+      local csv = call("GET", "/v1/issuing/reports/" .. report.report_id, nil).body
+      local endings = {}
+      for line in csv:gmatch("[^\n]+") do
+        local ending = line:match("^[^,]*,[^,]*,[^,]*,[^,]*,([^,]*),")
+        if ending and ending ~= "ending_balance" then endings[#endings + 1] = ending end
+      end
+      assert.same(expected, endings)
+    end)
+
   end)
 end)

@@ -150,7 +150,7 @@ function H.retrieve_balance(st, ctx, body)
 end
 
 function H.list_balance_transactions(st, ctx, _, q)
-  local out = owned_list(ctx, st.itxns, nil, function(t)
+  local out = owned_list(ctx, S.itxn_rows(st), nil, function(t)
     return (not q.currency or q.currency == t.currency)
       and (not q.transaction_type or q.transaction_type == t.transaction_type)
   end)
@@ -391,10 +391,11 @@ function H.recharge(st, ctx, body, _, id)
   if c.mode_type == "SINGLE" then
     local b = S.balance(st, c.account_id, c.card_currency)
     if not b or b.available_balance < amount then insufficient(ctx, c.card_currency .. " issuing") end
-    S.move(st, c.account_id, c.card_currency, -amount, "CARD_RECHARGE", "Card recharge " .. id)
   end
   c.available_balance = c.available_balance + amount
   local o, text = new_order(st, c, "CARD_RECHARGE", amount)
+  -- the balance row is the order's (S.itxn_rows)
+  if c.mode_type == "SINGLE" then S.move(st, c.account_id, c.card_currency, -amount, nil, nil, o.card_order_id) end
   S.applied(st, ctx, "recharge", { card_id = id, amount = amount, currency = c.card_currency, mode_type = c.mode_type,
     card_order_id = o.card_order_id })
   -- the order's own text is the reply
@@ -406,11 +407,9 @@ function H.withdraw(st, ctx, body, _, id)
   local amount = need_amount(ctx, body, "amount")
   need_active(ctx, c)
   if c.available_balance < amount then insufficient(ctx, "card") end
-  if c.mode_type == "SINGLE" then
-    S.move(st, c.account_id, c.card_currency, amount, "CARD_WITHDRAW", "Card withdraw " .. id)
-  end
   c.available_balance = c.available_balance - amount
   local o, text = new_order(st, c, "CARD_WITHDRAW", amount)
+  if c.mode_type == "SINGLE" then S.move(st, c.account_id, c.card_currency, amount, nil, nil, o.card_order_id) end
   S.applied(st, ctx, "withdraw", { card_id = id, amount = amount, currency = c.card_currency, mode_type = c.mode_type,
     card_order_id = o.card_order_id })
   return 200, text, order_events(ctx, c, "card.withdraw.succeeded", amount, o)
@@ -535,7 +534,7 @@ function H.download_report(st, ctx, _, _, id)
     end
   elseif r.report_type == "LEDGER" then
     rows[1] = "transaction_id,transaction_type,currency,amount,ending_balance,create_time,description"
-    for _, t in ipairs(st.itxns) do
+    for _, t in ipairs(S.itxn_rows(st)) do
       if t.account_id == ctx.account_id then
         rows[#rows + 1] = table.concat({ csv_field(t.transaction_id), t.transaction_type, t.currency,
           tostring(t.amount), tostring(t.ending_balance), t.create_time, csv_field(t.description) }, ",")

@@ -264,6 +264,7 @@ function Twin:itxns(acct)
       real[#real + 1] = x
     end
     for i, t in ipairs(real) do table.insert(self.st.itxns, i, t) end
+    self.st.real_itxns = (self.st.real_itxns or 0) + #real -- the ledger numbers its own rows after them
   end)
 end
 

@@ -767,5 +767,26 @@ describe("simulator", function()
       assert.same(expected, endings)
     end)
 
+    it("balance rows after the twin's copies of real ones: numbered among their own, a real row missing fields is no error", function()
+      local S = require "uqpay.sim.state"
+      local money = core.money
+      local acct, card = "11111111-1111-4111-8111-111111111111", "66666666-6666-4666-8666-666666666661"
+      local st = { itxns = {}, orders = {}, now = function() return 1790000000 end,
+        cards = { [card] = { card_id = card, account_id = acct, card_currency = "USD" } },
+        issuing = { [acct] = { USD = { balance_id = "b1", currency = "USD", available_balance = money("100.00") } } } }
+      local o = S.new_order(st, st.cards[card], "CARD_RECHARGE", money("5.00"))
+      -- as the twin keeps them: the real API's rows first, then the ledger's own
+      st.itxns = { { _real = true, account_id = acct, currency = "USD", transaction_type = "FEE" }, o.card_order_id }
+      st.real_itxns = 1
+      local rows = S.itxn_rows(st)
+      assert.equals("100.00", tostring(rows[2].ending_balance))
+      assert.equals("CT00000001", rows[2].short_transaction_id)
+      local t = S.move(st, acct, "USD", money("-1.00"), "TRANSFER_OUT", "Transfer to someone")
+      assert.equals("CT00000002", t.short_transaction_id)
+      rows = S.itxn_rows(st) -- read again: the movement changed the balance the walk starts from
+      assert.equals(3, #rows)
+      assert.same({ "100.00", "99.00" }, { tostring(rows[2].ending_balance), tostring(rows[3].ending_balance) })
+    end)
+
   end)
 end)

@@ -140,10 +140,13 @@ end
 -- withdraw) is that order's id and nothing else: everything it shows is
 -- the order's or derived (M.itxn_rows). A row of its own cost 750 bytes
 -- a write, for what only the list endpoint and the ledger report read.
+local rows_cache = setmetatable({}, { __mode = "k" }) -- st -> {n, rows} (M.itxn_rows)
+
 function M.move(st, account_id, currency, delta, ttype, description, order_id)
   local b = M.balance(st, account_id, currency, true)
   b.available_balance = b.available_balance + delta
   b.last_trade_time = iso(st.now())
+  rows_cache[st] = nil -- every ending balance derived from this one changed
   if order_id then
     st.itxns[#st.itxns + 1] = order_id
     return
@@ -151,7 +154,8 @@ function M.move(st, account_id, currency, delta, ttype, description, order_id)
   local amount = delta
   if amount < 0 then amount = -amount end
   local t = {
-    transaction_id = core.uuid(), short_transaction_id = string.format("CT%08d", #st.itxns + 1),
+    -- numbered among this ledger's own rows (the twin's copies of real ones come first)
+    transaction_id = core.uuid(), short_transaction_id = string.format("CT%08d", #st.itxns + 1 - (st.real_itxns or 0)),
     account_id = account_id, balance_id = b.balance_id, transaction_type = ttype, currency = currency,
     amount = amount, create_time = iso(st.now()), complete_time = iso(st.now()),
     transaction_status = "COMPLETED", ending_balance = b.available_balance, description = description,
@@ -173,34 +177,44 @@ end
 -- Every issuing balance transaction as a full row, oldest first. A row
 -- kept as an order's id is made from that order; its ending balance is
 -- derived walking back from the balance now (every movement has a row,
--- and a full row's recorded ending balance anchors the walk).
+-- and a full row's recorded ending balance anchors the walk). The rows
+-- are kept until the next movement: a listing reads them page by page.
 function M.itxn_rows(st)
-  local rows, kept = {}, st.itxns
+  local kept = st.itxns
+  local cached = rows_cache[st]
+  if cached and cached.n == #kept then return cached.rows end
+  local rows, real = {}, 0
   for i = 1, #kept do
     local e = kept[i]
     if type(e) == "string" then
       local o = M.order(st, e)
       local acct = st.cards[o.card_id].account_id
-      rows[i] = { transaction_id = order_row_id(e), short_transaction_id = string.format("CT%08d", i),
+      rows[i] = { transaction_id = order_row_id(e), short_transaction_id = string.format("CT%08d", i - real),
         account_id = acct, balance_id = M.balance(st, acct, o.card_currency).balance_id,
         transaction_type = o.order_type, currency = o.card_currency, amount = o.amount, create_time = o.create_time,
         complete_time = o.complete_time, transaction_status = "COMPLETED",
         description = ORDER_ROW[o.order_type] .. o.card_id }
     else
       rows[i] = e
+      if e._real then real = real + 1 end
     end
   end
   local before = {} -- account|currency -> the balance before the row just walked
   for i = #rows, 1, -1 do
     local r = rows[i]
-    local k = r.account_id .. "|" .. r.currency
+    local k = tostring(r.account_id) .. "|" .. tostring(r.currency)
     if type(kept[i]) == "string" then
       local b = before[k]
       if b == nil then b = M.balance(st, r.account_id, r.currency).available_balance end
       r.ending_balance = b
     end
-    before[k] = r.ending_balance - (DEBITS[r.transaction_type] and -r.amount or r.amount)
+    -- a row as the real API sent it (the twin's) may lack what the walk needs;
+    -- it comes before every row made here, so nothing older is derived from it
+    if money.is(r.ending_balance) and money.is(r.amount) then
+      before[k] = r.ending_balance - (DEBITS[r.transaction_type] and -r.amount or r.amount)
+    end
   end
+  rows_cache[st] = { n = #kept, rows = rows }
   return rows
 end
 

@@ -769,12 +769,11 @@ describe("simulator", function()
 
     it("balance rows after the twin's copies of real ones: numbered among their own, a real row missing fields is no error", function()
       local S = require "uqpay.sim.state"
-      local money = core.money
-      local acct, card = "11111111-1111-4111-8111-111111111111", "66666666-6666-4666-8666-666666666661"
+      local acct, single = "11111111-1111-4111-8111-111111111111", "66666666-6666-4666-8666-666666666661"
       local st = { itxns = {}, orders = {}, now = function() return 1790000000 end,
-        cards = { [card] = { card_id = card, account_id = acct, card_currency = "USD" } },
+        cards = { [single] = { card_id = single, account_id = acct, card_currency = "USD" } },
         issuing = { [acct] = { USD = { balance_id = "b1", currency = "USD", available_balance = money("100.00") } } } }
-      local o = S.new_order(st, st.cards[card], "CARD_RECHARGE", money("5.00"))
+      local o = S.new_order(st, st.cards[single], "CARD_RECHARGE", money("5.00"))
       -- as the twin keeps them: the real API's rows first, then the ledger's own
       st.itxns = { { _real = true, account_id = acct, currency = "USD", transaction_type = "FEE" }, o.card_order_id }
       st.real_itxns = 1

@@ -79,8 +79,8 @@ static http_t *check_http(lua_State *L) {
 /* Calls fn(name, name_len, value, value_len, ud) for each response header,
  * name lowercased, in order: a later one of the same name wins (an interim
  * block, 100 Continue or a proxy's CONNECT reply, comes before the reply's
- * own; redirects are not followed). Stops early when fn returns nonzero. */
-static void each_header(const struct buf *hb, int (*fn)(const char *, size_t, const char *, size_t, void *),
+ * own; redirects are not followed). */
+static void each_header(const struct buf *hb, void (*fn)(const char *, size_t, const char *, size_t, void *),
                         void *ud) {
   if (!hb->data) return;
   const char *p = hb->data, *end = hb->data + hb->len;
@@ -96,28 +96,26 @@ static void each_header(const struct buf *hb, int (*fn)(const char *, size_t, co
       const char *ve = eol;
       while (v < ve && (*v == ' ' || *v == '\t')) v++;
       while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ')) ve--;
-      if (fn(name, n, v, (size_t)(ve - v), ud)) return;
+      fn(name, n, v, (size_t)(ve - v), ud);
     }
     p = eol + 1;
   }
 }
 
-static int set_header(const char *k, size_t kn, const char *v, size_t vn, void *ud) {
+static void set_header(const char *k, size_t kn, const char *v, size_t vn, void *ud) {
   lua_State *L = (lua_State *)ud;
   lua_pushlstring(L, k, kn);
   lua_pushlstring(L, v, vn);
   lua_rawset(L, -3);
-  return 0;
 }
 
 /* The only response header the client reads: a 429's or 503's wait (the
  * last one, as in the headers table: an interim block comes first). */
-static int set_retry_after(const char *k, size_t kn, const char *v, size_t vn, void *ud) {
-  if (kn != 11 || memcmp(k, "retry-after", 11) != 0) return 0;
+static void set_retry_after(const char *k, size_t kn, const char *v, size_t vn, void *ud) {
+  if (kn != 11 || memcmp(k, "retry-after", 11) != 0) return;
   lua_State *L = (lua_State *)ud;
   lua_pushlstring(L, v, vn);
   lua_setfield(L, -2, "retry_after");
-  return 0;
 }
 
 /* One transfer: an easy handle with its buffers and header list. */

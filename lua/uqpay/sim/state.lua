@@ -135,13 +135,13 @@ function M.balance(st, account_id, currency, create)
   return b
 end
 
+local rows_cache = setmetatable({}, { __mode = "k" }) -- st -> {n, rows} (M.itxn_rows)
+
 -- Records a movement on an issuing balance and its transaction row. The
 -- row of a movement made by a card order (a SINGLE card's recharge or
 -- withdraw) is that order's id and nothing else: everything it shows is
 -- the order's or derived (M.itxn_rows). A row of its own cost 750 bytes
 -- a write, for what only the list endpoint and the ledger report read.
-local rows_cache = setmetatable({}, { __mode = "k" }) -- st -> {n, rows} (M.itxn_rows)
-
 function M.move(st, account_id, currency, delta, ttype, description, order_id)
   local b = M.balance(st, account_id, currency, true)
   b.available_balance = b.available_balance + delta

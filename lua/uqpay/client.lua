@@ -55,21 +55,41 @@ end
 -- A 429 pauses every caller of this client until its Retry-After, not
 -- only the one that got it (the others would spend attempts on 429s). When
 -- the limit is not known (rate_limit 0), the client learns it: after a
--- pause the server's bucket starts empty, so the answers that succeed from
--- the pause's start to the next 429 came at the server's rate, and the
--- client paces at that rate from then on (a new 429 measures again).
+-- pause the server's bucket starts empty, so the requests that succeed,
+-- sent from the pause's start to the next 429, came at the server's rate,
+-- and the client paces at that rate from then on (a new 429 measures
+-- again). A request counts in the window it was sent in, even when its
+-- answer comes after the 429 that closed the window: answers that finish
+-- together are handled in no particular order, so counting by arrival
+-- moved them into the next window (a rate measured up to half too high).
+function Client:learn(w, now)
+  if w.ok == 0 then return end
+  local l = self.learned
+  if not l.per_min then self.bucket = { tokens = 0, last = now } end
+  l.per_min = w.ok * 60000 / math.max(1, w.till - w.since)
+end
+
 function Client:rate_limited(wait_ms)
   local now = core.monotonic_ms()
   local l = self.learned
   if now < l.pause_until then return l.pause_until - now end -- the same pause
-  local known = (self.cfg.rate_limit or 0) > 0
-  if not known and l.since and l.ok > 0 then
-    local per_min = l.ok * 60000 / math.max(1, now - l.since)
-    if not l.per_min then self.bucket = { tokens = 0, last = now } end
-    l.per_min = per_min
+  if (self.cfg.rate_limit or 0) <= 0 and l.since then
+    l.closed = { since = l.since, till = now, ok = l.ok }
+    self:learn(l.closed, now)
   end
   l.pause_until, l.since, l.ok = now + wait_ms, now, 0
   return wait_ms
+end
+
+-- A request sent at sent_ms succeeded: it counts in its window.
+function Client:succeeded(sent_ms)
+  local l = self.learned
+  if not l.since or sent_ms >= l.since then
+    l.ok = l.ok + 1
+  elseif l.closed and sent_ms >= l.closed.since then
+    l.closed.ok = l.closed.ok + 1
+    self:learn(l.closed, core.monotonic_ms())
+  end
 end
 
 -- Token bucket: rate_limit requests per minute (or the learned rate),
@@ -229,6 +249,7 @@ function Client:exchange(x)
     if cfg.trace then
       self:trace("> %s %s%s%s", x.method, x.url, key and ("  key=" .. key) or "", x.body and ("\n  " .. R.body(x.body)) or "")
     end
+    local sent_ms = core.monotonic_ms()
     local res, kind, msg, sent = Transport.request(x, op)
     self.attempts_total = self.attempts_total + 1
     last_res, last_kind, last_msg = res, kind, msg
@@ -239,7 +260,7 @@ function Client:exchange(x)
       self:trace("< %s: %s", kind, msg)
     end
     if class == "done" then
-      self.learned.ok = self.learned.ok + 1
+      self:succeeded(sent_ms)
       return res
     end
     if op then op:observe(class, reached, res and res.status or 0, class == "rejected" and R.body(res.body) or nil) end

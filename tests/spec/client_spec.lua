@@ -442,8 +442,35 @@ describe("uqpay", function()
       -- each request sent once, plus the 429s of two pauses at most
       local sent = H.requests() - before
       assert.is_true(sent <= 80 + 2 * 16, "requests sent: " .. sent)
-      -- answers in flight when a pause starts can add a little to the measure
-      assert.is_true(c.learned.per_min > 900 and c.learned.per_min <= 1560, "learned " .. tostring(c.learned.per_min))
+      -- each success counts in the window it was sent in: the server's 1200
+      -- (a late start after the pause only lowers it: the bucket holds 20)
+      assert.is_true(c.learned.per_min > 1000 and c.learned.per_min <= 1260, "learned " .. tostring(c.learned.per_min))
+    end)
+
+    it("counts a success in the window it was sent in, whenever its answer arrives", function()
+      local c = client_with { rate_limit = 0 }
+      local real, t = core.monotonic_ms, 0
+      core.monotonic_ms = function() return t end
+      local ok, err = pcall(function()
+        t = 5000
+        c:succeeded(4990) -- before any 429: no window to measure
+        c:rate_limited(1000) -- the first 429 opens a window at 5000
+        c:succeeded(4999) -- sent before it: let in from the previous bucket
+        t = 6001
+        for _ = 1, 16 do c:succeeded(6000) end
+        -- 16 more leave at 6002; the 429 among them is handled before the
+        -- four that succeeded with it (answers that finish together)
+        t = 6003
+        c:rate_limited(1000)
+        assert.are.equal(16, c.learned.closed.ok)
+        for _ = 1, 4 do c:succeeded(6002) end
+        c:succeeded(6004) -- sent in the new window: counts there
+      end)
+      core.monotonic_ms = real
+      assert(ok, err)
+      assert.are.equal(20, c.learned.closed.ok)
+      assert.are.equal(1, c.learned.ok)
+      assert.are.equal(20 * 60000 / 1003, c.learned.per_min)
     end)
 
     it("a 429 at a known limit pauses every caller until Retry-After", function()
@@ -525,6 +552,23 @@ describe("uqpay", function()
       assert.equals("card ************5663 used", R.text("card 4096-3608-1234-5663 used"))
       assert.equals("id 4096360812345669", R.text("id 4096360812345669")) -- fails Luhn: not a card
       assert.equals("cards ************1111 ************5663", R.text("cards 4111111111111111 4096360812345663"))
+    end)
+
+    it("redacts by name however many names came before (the cache of names is bounded), nested and in cycles", function()
+      for i = 1, 5000 do
+        local t = { ["field_" .. i] = i }
+        assert.are.equal(t, (R.value(t)))
+      end
+      local cyclic = { CVV = "123", inner = { Card_Number = "4096360812345668", pin = "1234" } }
+      cyclic.inner.up = cyclic
+      local red, changed = R.value(cyclic)
+      assert.is_true(changed)
+      assert.are.equal("[REDACTED]", red.CVV)
+      assert.are.equal("************5668", red.inner.Card_Number)
+      assert.are.equal("[REDACTED]", red.inner.pin)
+      assert.are.equal("123", cyclic.CVV) -- the original is left as it was
+      local flat = { amount = "1.00", card_id = "x" }
+      assert.are.equal(flat, (R.value(flat)))
     end)
 
     it("removes every literal secret value, with or without a Bearer prefix", function()

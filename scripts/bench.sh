@@ -104,6 +104,9 @@ nj_c=$(UQPAY_BASE_URL=$CONST three uq --no-journal "$here/bench.lua" recharge "$
 row "uqpay.recharge, --no-journal" "req/s" "$nj_c" $CLI $SRV
 j_c=$(UQPAY_BASE_URL=$CONST three uq "$here/bench.lua" recharge "$SECS" $CARD)
 row "uqpay.recharge, journaled" "req/s" "$j_c" $CLI $SRV
+mkdir -p "$XDG_STATE_HOME"
+floor_cj=$(three sh -c "taskset -c $CLI $tmp/floor $CONST $CTOK $CARD $SECS x $XDG_STATE_HOME | cut -f2-")
+row "C loop + a 240-byte pwrite and fdatasync per request" "req/s" "$floor_cj" $CLI $SRV
 echo
 echo "The journal's disk (the same file system as the journal):"
 mkdir -p "$XDG_STATE_HOME"
@@ -166,13 +169,16 @@ echo
 echo "In process, one CPU (figures of the median run):"
 uq "$here/bench.lua" local "$SECS" | awk -F'\t' '{ printf "  %-58s %12s %s\n", $1, $2, $3 }'
 echo
-awk -v fc="$floor_c" -v nj="$nj_c" -v j="$j_c" -v fs="$fs" -v su="$s_uq" -v sl="${s_lua:-}" 'BEGIN {
-  split(fc, F, "\t"); split(nj, N, "\t"); split(j, J, "\t"); split(fs, S, "\t"); split(su, U, "\t"); split(sl, L, "\t")
+awk -v fc="$floor_c" -v fcj="$floor_cj" -v nj="$nj_c" -v j="$j_c" -v fs="$fs" -v su="$s_uq" -v sl="${s_lua:-}" 'BEGIN {
+  split(fc, F, "\t"); split(fcj, G, "\t"); split(nj, N, "\t"); split(j, J, "\t"); split(fs, S, "\t"); split(su, U, "\t"); split(sl, L, "\t")
   print "Ratios (medians, constant server):"
   printf "  uqlua --no-journal / C floor, throughput                      %.2f\n", N[2] / F[2]
   printf "  uqlua --no-journal / C floor, CPU per request                 %.2f  (target <= 1.5)\n", N[4] / F[4]
   extra = 1e6 / J[2] - 1e6 / N[2]
   printf "  journal cost per write: %.0f us = %.2f x one preallocated fdatasync  (target <= 1.25)\n", extra, extra / S[2]
   if (J[5] != "-") printf "    of which the sync inside the loop: %.0f us (the rest, its own work: %.0f us)\n", J[5], extra - J[5]
+  floor_extra = 1e6 / G[2] - 1e6 / F[2]
+  printf "  the C loop, one sync per request: %.0f us = %.2f x the same fdatasync  (no journal can cost less here)\n", floor_extra, floor_extra / S[2]
+  printf "  uqlua journal over that: %.0f us per write; journal / C loop with its sync: %.2f\n", extra - floor_extra, extra / floor_extra
   if (sl != "") printf "  startup: uqlua %.1f ms, lua5.4 %.1f ms, difference %.1f ms  (target <= 2)\n", U[2] / 1000, L[2] / 1000, (U[2] - L[2]) / 1000
 }'

@@ -58,8 +58,13 @@ local function dispatch(spec)
   if spec.effect ~= "write" then return tag((c:call(spec)), spec) end
   local j = Run.journal()
   local obo = c:account(spec) or ""
-  -- what the intent record shows (a memory journal keeps no record)
-  local shown = j:persistent() and (spec.body ~= nil and json.encode(R.value(spec.body), as) or "") or nil
+  -- what the intent record shows (a memory journal keeps no record): the
+  -- body as sent when nothing in it needs redacting
+  local shown
+  if j:persistent() then
+    local red, changed = R.value(spec.body)
+    shown = changed and json.encode(red, as) or spec.body_text
+  end
   -- the query is part of what the write is
   local where = spec.path .. c.query_string(spec.query)
   local op = j:op(spec.method, where, obo, spec.body_text, shown, spec.key)

@@ -110,15 +110,30 @@ end
 
 -- The redacted form of one field's value, or nil when the field is not
 -- sensitive.
+-- What a field name is ("pan", the text that replaces its value, or false),
+-- worked out once per name: a reply's dozen names are the same every time.
+-- Bounded, so that a server sending endless new names cannot grow it.
+local KIND, nkinds = {}, 0
+local function kind_of(k)
+  local kind = KIND[k]
+  if kind == nil then
+    local lk = k:find("%u") and k:lower() or k
+    kind = PAN_FIELDS[lk] and "pan" or FIELDS[lk] or false
+    if nkinds >= 4096 then KIND, nkinds = {}, 0 end
+    KIND[k], nkinds = kind, nkinds + 1
+  end
+  return kind
+end
+
 function R.field(k, v)
   if type(k) ~= "string" or v == nil then return nil end
-  local lk = k:find("%u") and k:lower() or k
-  if PAN_FIELDS[lk] then
+  local kind = kind_of(k)
+  if kind == "pan" then
     local digits = tostring(v):gsub("%D", "")
     if #digits <= 4 then return nil end -- masked already (************1234)
     return mask_digits(digits)
   end
-  return FIELDS[lk]
+  return kind or nil
 end
 
 -- A copy of decoded data in which every sensitive field is redacted; the
@@ -128,14 +143,20 @@ function R.value(v, seen)
   if type(v) ~= "table" then return v, false end
   local mt = getmetatable(v)
   if mt and mt ~= ARRAY_MT then return v, false end
-  seen = seen or {}
-  if seen[v] then return v, false end
-  seen[v] = true
+  if seen then
+    if seen[v] then return v, false end
+    seen[v] = true
+  end
   local out = nil
   for k, x in pairs(v) do
     local nx, c = R.field(k, x), true
     if nx == nil then
-      if type(x) == "table" then nx, c = R.value(x, seen) else nx, c = x, false end
+      if type(x) == "table" then
+        seen = seen or { [v] = true } -- made on the first nested table: a flat reply needs none
+        nx, c = R.value(x, seen)
+      else
+        nx, c = x, false
+      end
     end
     if c then
       if not out then

@@ -543,6 +543,37 @@ static int l_journal_scan(lua_State *L) {
   return 1;
 }
 
+/* j:ends_complete() -> boolean: whether the file's last line is a good
+ * "complete" record. A finished run is then set aside without reading the
+ * rest (100,000 writes make about 80 MB, read at 12 ms a MB); anything else
+ * gets the full scan. Only a finished run's close leaves the file ending
+ * so: the zeros written ahead are cut at close, and a crash leaves them. */
+static int l_journal_ends_complete(lua_State *L) {
+  journal_t *j = journal_check(L, 1);
+  int yes = 0;
+  struct stat st;
+  char tail[4096];
+  if (j->fd >= 0 && fstat(j->fd, &st) == 0 && st.st_size > 0) {
+    int64_t from = st.st_size > (off_t)sizeof tail ? (int64_t)st.st_size - (int64_t)sizeof tail : 0;
+    size_t want = (size_t)(st.st_size - from);
+    ssize_t r;
+    do r = pread(j->fd, tail, want, (off_t)from); while (r < 0 && errno == EINTR);
+    if (r == (ssize_t)want && tail[want - 1] == '\n') {
+      size_t start = want - 1;
+      while (start > 0 && tail[start - 1] != '\n') start--;
+      if (start > 0 || from == 0) { /* the whole line is in the tail read */
+        if (journal_push_record(L, tail + start, want - 1 - start)) {
+          const char *t = str_field(L, -1, "t");
+          yes = t && strcmp(t, "complete") == 0;
+        }
+        lua_pop(L, 1);
+      }
+    }
+  }
+  lua_pushboolean(L, yes);
+  return 1;
+}
+
 /* j:reset(): empties the file for a new run (the old one was archived or
  * had nothing) and forgets the index; a new salt keys the new run. */
 static int l_journal_reset(lua_State *L) {
@@ -745,7 +776,7 @@ static int l_checksum(lua_State *L) {
 }
 
 static const luaL_Reg journal_methods[] = {
-  {"scan", l_journal_scan}, {"reset", l_journal_reset}, {"record", l_journal_record},
+  {"scan", l_journal_scan}, {"ends_complete", l_journal_ends_complete}, {"reset", l_journal_reset}, {"record", l_journal_record},
   {"sync", l_journal_sync}, {"dirty", l_journal_dirty}, {"unseen", l_journal_unseen},
   {"path", l_journal_path}, {"persistent", l_journal_persistent}, {"stats", l_journal_stats},
   {"close", l_journal_close}, {NULL, NULL}};

@@ -59,6 +59,24 @@ code, _, err = T:run(run5)
 T:check("after completion, the next invocation is a new run", code == 0 and not err:find("resuming")
   and applied("recharge") == 10, err)
 
+-- ---- a finished run is set aside without being read whole ----
+-- Its last line says it is complete. A damaged line before that one, which
+-- a full read refuses, shows that nothing else was read.
+reset()
+os.execute("rm -rf " .. runs)
+T:run(run5)
+local done_file = runs .. "/" .. journal_files()[1]
+local done_text = T.slurp(done_file)
+local damaged = done_text:gsub('"t":"intent"', '"t":"intenX"', 1)
+local fh = io.open(done_file, "wb")
+fh:write(damaged)
+fh:close()
+code, _, err = T:run(run5)
+local names = table.concat(journal_files(), " ")
+T:check("a finished run is set aside unread: the next invocation starts a new run", code == 0
+  and not err:find("resuming") and not err:find("damaged") and applied("recharge") == 10
+  and names:find("%.done%.journal") ~= nil, err .. " " .. names)
+
 -- ---- a torn last line is ignored, cut off, and does not stop a resume ----
 reset()
 os.execute("rm -rf " .. runs)

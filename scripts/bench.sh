@@ -29,7 +29,10 @@ done
 three() {
   : >"$tmp/runs"
   for _ in 1 2 3; do "$@" >>"$tmp/runs"; done
-  sort -n "$tmp/runs" | awk -F'\t' '{ v[NR] = $1; c[NR] = $2; s[NR] = $3 } END {
+  summary "$tmp/runs"
+}
+summary() { # FILE of three runs' lines -> the line three() prints
+  sort -n "$1" | awk -F'\t' '{ v[NR] = $1; c[NR] = $2; s[NR] = $3 } END {
     printf "%s\t%s\t%s\t%s\t%s\n", v[1], v[2], v[3], (c[2] == "" ? "-" : c[2]), (s[2] == "" ? "-" : s[2]) }'
 }
 row() { # LABEL UNIT "min med max cpu" CLIENT-CPU SERVER-CPU
@@ -98,15 +101,31 @@ echo
 echo "Against the constant-response server (the client's own cost):"
 header
 CTOK=bench
-floor_c=$(three sh -c "taskset -c $CLI $tmp/floor $CONST $CTOK $CARD $SECS x | cut -f2-")
+# In rounds: each round runs the four rows one after the other, so that a
+# machine slowing down between rows moves all four alike. Each row is the
+# min, median and max over the rounds; the ratios below are taken per round.
+: >"$tmp/c_floor"; : >"$tmp/c_nj"; : >"$tmp/c_j"; : >"$tmp/c_fj"
+for _ in 1 2 3; do
+  taskset -c $CLI "$tmp/floor" $CONST $CTOK $CARD $SECS x | cut -f2- >>"$tmp/c_floor"
+  UQPAY_BASE_URL=$CONST uq --no-journal "$here/bench.lua" recharge "$SECS" $CARD >>"$tmp/c_nj"
+  UQPAY_BASE_URL=$CONST uq "$here/bench.lua" recharge "$SECS" $CARD >>"$tmp/c_j"
+  mkdir -p "$XDG_STATE_HOME"
+  taskset -c $CLI "$tmp/floor" $CONST $CTOK $CARD $SECS x "$XDG_STATE_HOME" | cut -f2- >>"$tmp/c_fj"
+done
+floor_c=$(summary "$tmp/c_floor")
 row "C libcurl keep-alive loop (the floor)" "req/s" "$floor_c" $CLI $SRV
-nj_c=$(UQPAY_BASE_URL=$CONST three uq --no-journal "$here/bench.lua" recharge "$SECS" $CARD)
+nj_c=$(summary "$tmp/c_nj")
 row "uqpay.recharge, --no-journal" "req/s" "$nj_c" $CLI $SRV
-j_c=$(UQPAY_BASE_URL=$CONST three uq "$here/bench.lua" recharge "$SECS" $CARD)
+j_c=$(summary "$tmp/c_j")
 row "uqpay.recharge, journaled" "req/s" "$j_c" $CLI $SRV
-mkdir -p "$XDG_STATE_HOME"
-floor_cj=$(three sh -c "taskset -c $CLI $tmp/floor $CONST $CTOK $CARD $SECS x $XDG_STATE_HOME | cut -f2-")
+floor_cj=$(summary "$tmp/c_fj")
 row "C loop + a 240-byte pwrite and fdatasync per request" "req/s" "$floor_cj" $CLI $SRV
+# per round (fields: floor rps cpu, no-journal rps cpu, journaled rps cpu
+# sync, floor with its sync rps cpu): uqlua's CPU / the floor's, the
+# journal's extra time per write, its sync inside the loop, and the floor's
+# extra time for its one sync
+paste "$tmp/c_floor" "$tmp/c_nj" "$tmp/c_j" "$tmp/c_fj" | awk -F'\t' '{
+  printf "%.4f\t%.2f\t%.2f\t%.2f\n", $4 / $2, 1e6 / $5 - 1e6 / $3, $7, 1e6 / $8 - 1e6 / $1 }' >"$tmp/rounds"
 echo
 echo "The journal's disk (the same file system as the journal):"
 mkdir -p "$XDG_STATE_HOME"
@@ -169,16 +188,20 @@ echo
 echo "In process, one CPU (figures of the median run):"
 uq "$here/bench.lua" local "$SECS" | awk -F'\t' '{ printf "  %-58s %12s %s\n", $1, $2, $3 }'
 echo
-awk -v fc="$floor_c" -v fcj="$floor_cj" -v nj="$nj_c" -v j="$j_c" -v fs="$fs" -v su="$s_uq" -v sl="${s_lua:-}" 'BEGIN {
-  split(fc, F, "\t"); split(fcj, G, "\t"); split(nj, N, "\t"); split(j, J, "\t"); split(fs, S, "\t"); split(su, U, "\t"); split(sl, L, "\t")
-  print "Ratios (medians, constant server):"
+# med FILE COLUMN -> "median<TAB>min<TAB>max" of that column over the rounds
+med() { cut -f"$2" "$1" | sort -g | awk '{ v[NR] = $1 } END { printf "%s\t%s\t%s\n", v[int((NR + 1) / 2)], v[1], v[NR] }'; }
+awk -v fs="$fs" -v su="$s_uq" -v sl="${s_lua:-}" -v cpu="$(med "$tmp/rounds" 1)" -v jx="$(med "$tmp/rounds" 2)" \
+    -v js="$(med "$tmp/rounds" 3)" -v fx="$(med "$tmp/rounds" 4)" -v nj="$nj_c" -v fc="$floor_c" 'BEGIN {
+  split(fs, S, "\t"); split(su, U, "\t"); split(sl, L, "\t"); split(cpu, C, "\t"); split(jx, J, "\t")
+  split(js, Y, "\t"); split(fx, X, "\t"); split(nj, N, "\t"); split(fc, F, "\t")
+  print "Ratios (constant server; each the median over the rounds, min and max after it):"
   printf "  uqlua --no-journal / C floor, throughput                      %.2f\n", N[2] / F[2]
-  printf "  uqlua --no-journal / C floor, CPU per request                 %.2f  (target <= 1.5)\n", N[4] / F[4]
-  extra = 1e6 / J[2] - 1e6 / N[2]
-  printf "  journal cost per write: %.0f us = %.2f x one preallocated fdatasync  (target <= 1.25)\n", extra, extra / S[2]
-  if (J[5] != "-") printf "    of which the sync inside the loop: %.0f us (the rest, its own work: %.0f us)\n", J[5], extra - J[5]
-  floor_extra = 1e6 / G[2] - 1e6 / F[2]
-  printf "  the C loop, one sync per request: %.0f us = %.2f x the same fdatasync  (no journal can cost less here)\n", floor_extra, floor_extra / S[2]
-  printf "  uqlua journal over that: %.0f us per write; journal / C loop with its sync: %.2f\n", extra - floor_extra, extra / floor_extra
+  printf "  uqlua --no-journal / C floor, CPU per request                 %.2f  (%.2f-%.2f)  (target <= 1.5)\n", C[1], C[2], C[3]
+  printf "  journal cost per write: %.0f us = %.2f x one preallocated fdatasync (%.2f-%.2f)  (target <= 1.25)\n",
+    J[1], J[1] / S[2], J[2] / S[2], J[3] / S[2]
+  printf "    of which the sync inside the loop: %.0f us (the rest, its own work: %.0f us)\n", Y[1], J[1] - Y[1]
+  printf "  the C loop, one sync per request: %.0f us = %.2f x the same fdatasync (%.2f-%.2f)  (no journal costs less here)\n",
+    X[1], X[1] / S[2], X[2] / S[2], X[3] / S[2]
+  printf "  uqlua journal over that: %.0f us per write\n", J[1] - X[1]
   if (sl != "") printf "  startup: uqlua %.1f ms, lua5.4 %.1f ms, difference %.1f ms  (target <= 2)\n", U[2] / 1000, L[2] / 1000, (U[2] - L[2]) / 1000
 }'

@@ -176,6 +176,12 @@ local function compile(ep)
     at = e
   end
   if at <= #ep.path then c.path[#c.path + 1] = ep.path:sub(at) end
+  -- the common path, one placeholder between two literal pieces, is joined
+  -- without a table
+  local p = c.path
+  if #p == 3 and type(p[1]) == "string" and type(p[2]) == "table" and type(p[3]) == "string" then
+    c.one = { head = p[1], field = p[2].field, tail = p[3] }
+  end
   -- what every call's spec shares: its own table holds only the call's values
   c.spec_mt = { __index = { op = ep.name, ep = ep, effect = ep.effect, method = ep.method, banking = ep.banking,
                             files = ep.files, raw = ep.raw, master = ep.master } }
@@ -194,7 +200,9 @@ function A.spec(ep, fields, opts)
   end
   local values = {}
   for _, f in ipairs(c.fields) do values[f.name] = check(ep, f, fields[f.name]) end
-  for k, v in pairs(ep.fixed or {}) do values[k] = v end
+  if ep.fixed then
+    for k, v in pairs(ep.fixed) do values[k] = v end
+  end
   -- a money value must be in the request's currency, at its decimals
   local cur = ep.money and ep.money.currency and values[ep.money.currency]
   if cur then
@@ -209,7 +217,12 @@ function A.spec(ep, fields, opts)
     if v ~= nil then locks = locks or {}; locks[#locks + 1] = l.what .. ":" .. tostring(v) end
   end
   local path = ep.path
-  if c.path[2] or type(c.path[1]) == "table" then
+  local one = c.one
+  if one then
+    local v = values[one.field]
+    values[one.field] = nil
+    path = one.head .. (v ~= nil and tostring(v) or ("{" .. one.field .. "}")) .. one.tail
+  elseif c.path[2] or type(c.path[1]) == "table" then
     local parts = {}
     for i, piece in ipairs(c.path) do
       if type(piece) == "table" then

@@ -136,37 +136,69 @@ function R.field(k, v)
   return kind or nil
 end
 
+-- Whether a table is plain data to look into (error objects and other
+-- typed tables are left as they are).
+local function plain_table(x)
+  if type(x) ~= "table" then return false end
+  local mt = getmetatable(x)
+  return not mt or mt == ARRAY_MT
+end
+
+-- Whether v holds a field to redact, at any depth (memo: table -> answer).
+-- A table met again while it is still being looked at (a cycle) answers
+-- yes, so that the copy follows the cycle into copies, never back to an
+-- original that holds a secret.
+local function needs(v, memo)
+  local known = memo[v]
+  if known ~= nil then return known end
+  memo[v] = true
+  local found = false
+  for k, x in pairs(v) do
+    if R.field(k, x) ~= nil or (plain_table(x) and needs(x, memo)) then
+      found = true
+      break
+    end
+  end
+  memo[v] = found
+  return found
+end
+
+-- The redacted copy of v (which needs one). A table reached twice (shared,
+-- or in a cycle) has one copy, redacted wherever it is reached.
+local function copy(v, memo, copies)
+  local c = copies[v]
+  if c then return c end
+  c = setmetatable({}, getmetatable(v))
+  copies[v] = c
+  for k, x in pairs(v) do
+    local nx = R.field(k, x)
+    if nx == nil then
+      nx = x
+      if plain_table(x) and needs(x, memo) then nx = copy(x, memo, copies) end
+    end
+    c[k] = nx
+  end
+  return c
+end
+
 -- A copy of decoded data in which every sensitive field is redacted; the
 -- value itself when nothing needed it. Returns the value and whether
 -- anything was redacted. Error objects and other typed tables are left.
-function R.value(v, seen)
-  if type(v) ~= "table" then return v, false end
-  local mt = getmetatable(v)
-  if mt and mt ~= ARRAY_MT then return v, false end
-  if seen then
-    if seen[v] then return v, false end
-    seen[v] = true
-  end
-  local out = nil
+function R.value(v)
+  if not plain_table(v) then return v, false end
+  -- a flat table with nothing to redact (most replies) costs one pass and
+  -- no table
+  local look = false
   for k, x in pairs(v) do
-    local nx, c = R.field(k, x), true
-    if nx == nil then
-      if type(x) == "table" then
-        seen = seen or { [v] = true } -- made on the first nested table: a flat reply needs none
-        nx, c = R.value(x, seen)
-      else
-        nx, c = x, false
-      end
-    end
-    if c then
-      if not out then
-        out = setmetatable({}, mt)
-        for k2, x2 in pairs(v) do out[k2] = x2 end
-      end
-      out[k] = nx
+    if type(x) == "table" or R.field(k, x) ~= nil then
+      look = true
+      break
     end
   end
-  return out or v, out ~= nil
+  if not look then return v, false end
+  local memo = {}
+  if not needs(v, memo) then return v, false end
+  return copy(v, memo, {}), true
 end
 
 -- CSV (reports) by structure: the header names the columns, and a column

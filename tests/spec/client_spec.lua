@@ -567,6 +567,16 @@ describe("uqpay", function()
       assert.are.equal("************5668", red.inner.Card_Number)
       assert.are.equal("[REDACTED]", red.inner.pin)
       assert.are.equal("123", cyclic.CVV) -- the original is left as it was
+      assert.are.equal(red, red.inner.up) -- the cycle leads to the copy, not back to the original
+      -- a table reached twice is redacted wherever it is reached
+      local shared = { cvv = "123", last4 = "5668" }
+      local twice = R.value { a = shared, b = { c = shared }, d = { shared } }
+      assert.are.equal("[REDACTED]", twice.a.cvv)
+      assert.are.equal("[REDACTED]", twice.b.c.cvv)
+      assert.are.equal("[REDACTED]", twice.d[1].cvv)
+      assert.is_nil(uqpay.json.encode(twice):find("123", 1, true))
+      local e = require("uqpay.errors").new { kind = "api", message = "m", body = { cvv = "1" } } -- typed tables are left
+      assert.are.equal(e, (R.value { err = e }).err)
       local flat = { amount = "1.00", card_id = "x" }
       assert.are.equal(flat, (R.value(flat)))
     end)

@@ -125,7 +125,10 @@ row "C loop + a 240-byte pwrite and fdatasync per request" "req/s" "$floor_cj" $
 # journal's extra time per write, its sync inside the loop, and the floor's
 # extra time for its one sync
 paste "$tmp/c_floor" "$tmp/c_nj" "$tmp/c_j" "$tmp/c_fj" | awk -F'\t' '{
-  printf "%.4f\t%.2f\t%.2f\t%.2f\n", $4 / $2, 1e6 / $5 - 1e6 / $3, $7, 1e6 / $8 - 1e6 / $1 }' >"$tmp/rounds"
+  # a run that failed leaves a line short or a figure of 0: no ratio from it
+  for (i = 1; i <= 9; i++) if (NF != 9 || $i + 0 <= 0) { print "bench: a constant-server run failed (round " NR ")" > "/dev/stderr"; exit 1 }
+  printf "%.4f\t%.2f\t%.2f\t%.2f\n", $4 / $2, 1e6 / $5 - 1e6 / $3, $7, 1e6 / $8 - 1e6 / $1 }
+  END { if (NR != 3) { print "bench: a constant-server round is missing" > "/dev/stderr"; exit 1 } }' >"$tmp/rounds"
 echo
 echo "The journal's disk (the same file system as the journal):"
 mkdir -p "$XDG_STATE_HOME"

@@ -108,8 +108,6 @@ function R.text(s)
   return R.mask_pans(s)
 end
 
--- The redacted form of one field's value, or nil when the field is not
--- sensitive.
 -- What a field name is ("pan", the text that replaces its value, or false),
 -- worked out once per name: a reply's dozen names are the same every time.
 -- Bounded, so that a server sending endless new names cannot grow it.
@@ -125,6 +123,8 @@ local function kind_of(k)
   return kind
 end
 
+-- The redacted form of one field's value, or nil when the field is not
+-- sensitive.
 function R.field(k, v)
   if type(k) ~= "string" or v == nil then return nil end
   local kind = kind_of(k)

@@ -105,11 +105,11 @@ CTOK=bench
 # machine slowing down between rows moves all four alike. Each row is the
 # min, median and max over the rounds; the ratios below are taken per round.
 : >"$tmp/c_floor"; : >"$tmp/c_nj"; : >"$tmp/c_j"; : >"$tmp/c_fj"
+mkdir -p "$XDG_STATE_HOME"
 for _ in 1 2 3; do
   taskset -c $CLI "$tmp/floor" $CONST $CTOK $CARD $SECS x | cut -f2- >>"$tmp/c_floor"
   UQPAY_BASE_URL=$CONST uq --no-journal "$here/bench.lua" recharge "$SECS" $CARD >>"$tmp/c_nj"
   UQPAY_BASE_URL=$CONST uq "$here/bench.lua" recharge "$SECS" $CARD >>"$tmp/c_j"
-  mkdir -p "$XDG_STATE_HOME"
   taskset -c $CLI "$tmp/floor" $CONST $CTOK $CARD $SECS x "$XDG_STATE_HOME" | cut -f2- >>"$tmp/c_fj"
 done
 floor_c=$(summary "$tmp/c_floor")
@@ -131,7 +131,6 @@ paste "$tmp/c_floor" "$tmp/c_nj" "$tmp/c_j" "$tmp/c_fj" | awk -F'\t' '{
   END { if (NR != 3) { print "bench: a constant-server round is missing" > "/dev/stderr"; exit 1 } }' >"$tmp/rounds"
 echo
 echo "The journal's disk (the same file system as the journal):"
-mkdir -p "$XDG_STATE_HOME"
 fs=$(three sh -c "$tmp/fsync $XDG_STATE_HOME $SECS | head -1 | cut -f2")
 row "fdatasync of a 240-byte overwrite, preallocated file" "us" "$fs" $CLI -
 fa=$(three sh -c "$tmp/fsync $XDG_STATE_HOME $SECS | tail -1 | cut -f2")

@@ -189,6 +189,14 @@ local function compile(ep)
   return c
 end
 
+-- A path placeholder's text, taken out of the values (it is not sent again
+-- in the body or query); a missing one stays "{name}".
+local function take(values, name)
+  local v = values[name]
+  values[name] = nil
+  return v ~= nil and tostring(v) or ("{" .. name .. "}")
+end
+
 -- Validates fields and builds the request spec.
 function A.spec(ep, fields, opts)
   local c = compiled[ep] or compile(ep)
@@ -219,20 +227,10 @@ function A.spec(ep, fields, opts)
   local path = ep.path
   local one = c.one
   if one then
-    local v = values[one.field]
-    values[one.field] = nil
-    path = one.head .. (v ~= nil and tostring(v) or ("{" .. one.field .. "}")) .. one.tail
+    path = one.head .. take(values, one.field) .. one.tail
   elseif c.path[2] or type(c.path[1]) == "table" then
     local parts = {}
-    for i, piece in ipairs(c.path) do
-      if type(piece) == "table" then
-        local v = values[piece.field]
-        values[piece.field] = nil
-        parts[i] = v ~= nil and tostring(v) or ("{" .. piece.field .. "}")
-      else
-        parts[i] = piece
-      end
-    end
+    for i, piece in ipairs(c.path) do parts[i] = type(piece) == "table" and take(values, piece.field) or piece end
     path = table.concat(parts)
   end
   local locals = NO_OPTS

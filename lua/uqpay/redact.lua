@@ -144,23 +144,33 @@ local function plain_table(x)
   return not mt or mt == ARRAY_MT
 end
 
--- Whether v holds a field to redact, at any depth (memo: table -> answer).
--- A table met again while it is still being looked at (a cycle) answers
--- yes, so that the copy follows the cycle into copies, never back to an
--- original that holds a secret.
+-- Whether v holds a field to redact, at any depth, and the memo of that
+-- answer per table (made on the first nested table: a flat reply needs
+-- none). A table met again while it is still being looked at (a cycle)
+-- answers yes, so that the copy follows the cycle into copies, never back
+-- to an original that holds a secret.
 local function needs(v, memo)
-  local known = memo[v]
-  if known ~= nil then return known end
-  memo[v] = true
+  if memo then
+    local known = memo[v]
+    if known ~= nil then return known, memo end
+    memo[v] = true
+  end
   local found = false
   for k, x in pairs(v) do
-    if R.field(k, x) ~= nil or (plain_table(x) and needs(x, memo)) then
+    if R.field(k, x) ~= nil then
       found = true
       break
     end
+    if plain_table(x) then
+      memo = memo or { [v] = true }
+      if needs(x, memo) then
+        found = true
+        break
+      end
+    end
   end
-  memo[v] = found
-  return found
+  if memo then memo[v] = found end
+  return found, memo
 end
 
 -- The redacted copy of v (which needs one). A table reached twice (shared,
@@ -186,19 +196,9 @@ end
 -- anything was redacted. Error objects and other typed tables are left.
 function R.value(v)
   if not plain_table(v) then return v, false end
-  -- a flat table with nothing to redact (most replies) costs one pass and
-  -- no table
-  local look = false
-  for k, x in pairs(v) do
-    if type(x) == "table" or R.field(k, x) ~= nil then
-      look = true
-      break
-    end
-  end
-  if not look then return v, false end
-  local memo = {}
-  if not needs(v, memo) then return v, false end
-  return copy(v, memo, {}), true
+  local found, memo = needs(v)
+  if not found then return v, false end
+  return copy(v, memo or {}, {}), true
 end
 
 -- CSV (reports) by structure: the header names the columns, and a column

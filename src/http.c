@@ -44,6 +44,17 @@ static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_
   return uqlua_interrupted ? 1 : 0;
 }
 
+/* libcurl reads its proxy variables from the environment for every
+ * transfer: five scans of the environment per request. When none of them
+ * is set, a handle is told once what libcurl would find: no proxy. */
+static int proxy_in_environment(void) {
+  static const char *const names[] = {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy",
+                                      "ALL_PROXY", "no_proxy", "NO_PROXY"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (getenv(names[i])) return 1;
+  return 0;
+}
+
 /* The options every request shares, set once per easy handle. */
 static CURL *handle_new(void) {
   CURL *c = curl_easy_init();
@@ -58,6 +69,10 @@ static CURL *handle_new(void) {
   curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(c, CURLOPT_USERAGENT, "uqlua/" UQLUA_VERSION);
+  if (!proxy_in_environment()) {
+    curl_easy_setopt(c, CURLOPT_PROXY, "");
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "");
+  }
   return c;
 }
 
@@ -77,7 +92,7 @@ static http_t *check_http(lua_State *L) {
 }
 
 /* Calls fn(name, name_len, value, value_len, ud) for each response header,
- * name lowercased, in order: a later one of the same name wins (an interim
+ * in order, the name as sent: a later one of the same name wins (an interim
  * block, 100 Continue or a proxy's CONNECT reply, comes before the reply's
  * own; redirects are not followed). */
 static void each_header(const struct buf *hb, void (*fn)(const char *, size_t, const char *, size_t, void *),
@@ -89,22 +104,22 @@ static void each_header(const struct buf *hb, void (*fn)(const char *, size_t, c
     if (!eol) eol = end;
     const char *colon = memchr(p, ':', (size_t)(eol - p));
     if (colon && colon > p && colon - p <= 256) { /* longer names are nobody's we read */
-      char name[256];
-      size_t n = (size_t)(colon - p);
-      for (size_t i = 0; i < n; i++) name[i] = (char)tolower((unsigned char)p[i]);
       const char *v = colon + 1;
       const char *ve = eol;
       while (v < ve && (*v == ' ' || *v == '\t')) v++;
       while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ')) ve--;
-      fn(name, n, v, (size_t)(ve - v), ud);
+      fn(p, (size_t)(colon - p), v, (size_t)(ve - v), ud);
     }
     p = eol + 1;
   }
 }
 
+/* headers[name in lower case] = value */
 static void set_header(const char *k, size_t kn, const char *v, size_t vn, void *ud) {
   lua_State *L = (lua_State *)ud;
-  lua_pushlstring(L, k, kn);
+  char name[256];
+  for (size_t i = 0; i < kn; i++) name[i] = (char)tolower((unsigned char)k[i]);
+  lua_pushlstring(L, name, kn);
   lua_pushlstring(L, v, vn);
   lua_rawset(L, -3);
 }
@@ -112,7 +127,7 @@ static void set_header(const char *k, size_t kn, const char *v, size_t vn, void 
 /* The only response header the client reads: a 429's or 503's wait (the
  * last one, as in the headers table: an interim block comes first). */
 static void set_retry_after(const char *k, size_t kn, const char *v, size_t vn, void *ud) {
-  if (kn != 11 || memcmp(k, "retry-after", 11) != 0) return;
+  if (kn != 11 || strncasecmp(k, "retry-after", 11) != 0) return;
   lua_State *L = (lua_State *)ud;
   lua_pushlstring(L, v, vn);
   lua_setfield(L, -2, "retry_after");
@@ -127,7 +142,10 @@ struct xfer {
   curl_mime *mime; /* a multipart upload, freed with the transfer */
   struct curl_slist *hdrs;
   lua_Integer id;
-  struct xfer *next;
+  struct xfer *next;      /* in the multi's list of transfers under way */
+  CURLcode rc;            /* its outcome, once done */
+  int done;               /* finished, not yet handed to Lua */
+  struct xfer *next_done; /* in the multi's queue of finished transfers */
 };
 
 /* Sets up x->c from the request table at index t:
@@ -193,7 +211,11 @@ static void xfer_setup(lua_State *L, int t, struct xfer *x, const op_t *op) {
     lua_pop(L, 1);
   }
   char keyline[128] = "Expect:";
-  if (op) snprintf(keyline, sizeof keyline, "x-idempotency-key: %s", op->key);
+  if (op) { /* a key is at most 64 characters (journal.c) */
+    static const char name[] = "x-idempotency-key: ";
+    memcpy(keyline, name, sizeof name - 1);
+    memcpy(keyline + sizeof name - 1, op->key, strlen(op->key) + 1);
+  }
   /* the strings stay alive in the request table while we use them */
   struct curl_slist *hdrs = NULL;
   for (lua_Integer i = 1; i <= nh + 2; i++) {
@@ -265,6 +287,21 @@ static void xfer_release(struct xfer *x) {
     curl_mime_free(x->mime);
     x->mime = NULL;
   }
+  /* the buffers stay with a pooled transfer for the next request (two
+   * 4 KB allocations per request otherwise), unless a big reply grew them */
+  struct buf *bufs[2] = {&x->bb, &x->hb};
+  for (int i = 0; i < 2; i++) {
+    if (bufs[i]->cap > 65536) {
+      free(bufs[i]->data);
+      bufs[i]->data = NULL;
+      bufs[i]->cap = 0;
+    }
+    bufs[i]->len = 0;
+    bufs[i]->oom = 0;
+  }
+}
+
+static void xfer_free_buffers(struct xfer *x) {
   free(x->bb.data);
   free(x->hb.data);
   memset(&x->bb, 0, sizeof x->bb);
@@ -334,7 +371,9 @@ static int l_http_request(lua_State *L) {
   x.c = h->curl;
   xfer_setup(L, 2, &x, NULL);
   CURLcode rc = curl_easy_perform(h->curl);
-  return xfer_result(L, &x, rc, 1);
+  int nr = xfer_result(L, &x, rc, 1);
+  xfer_free_buffers(&x);
+  return nr;
 }
 
 static int l_http_close(lua_State *L) {
@@ -355,8 +394,9 @@ static const luaL_Reg http_methods[] = {{"request", l_http_request}, {"close", l
 
 typedef struct {
   CURLM *m;
-  struct xfer *active;   /* transfers under way */
-  CURL *pool[POOL_MAX];  /* finished easy handles, reused (keep-alive) */
+  struct xfer *active;   /* transfers under way, and finished ones not yet handed over */
+  struct xfer *done_head, *done_tail; /* finished, in the order libcurl said so */
+  struct xfer *pool[POOL_MAX]; /* finished transfers: easy handle and buffers, reused (keep-alive) */
   int npool;
   lua_Integer next_id;
 } multi_t;
@@ -376,46 +416,99 @@ static int l_multi_new(lua_State *L) {
   return 1;
 }
 
+static void xfer_free(struct xfer *x) {
+  curl_easy_cleanup(x->c);
+  xfer_free_buffers(x);
+  free(x);
+}
+
+/* A finished (released) transfer goes back to the pool, or away. */
+static void pool_or_free(multi_t *mt, struct xfer *x) {
+  if (mt->npool < POOL_MAX) mt->pool[mt->npool++] = x;
+  else xfer_free(x);
+}
+
 static int setup_protected(lua_State *L) {
   xfer_setup(L, 2, (struct xfer *)lua_touserdata(L, 1), (const op_t *)lua_touserdata(L, 3));
   return 0;
 }
 
-/* m:add(request [, op]) -> id: starts a transfer (see http:request for
- * fields). A write (request.write = true) needs its operation, whose intent
- * must be durable; the operation's key is the request's key. */
-static int l_multi_add(lua_State *L) {
-  multi_t *mt = check_multi(L);
+/* Starts a transfer for the request at index 2 (see http:request for its
+ * fields). A write (request.write = true) needs its operation at index 3,
+ * whose intent must be durable; the operation's key is the request's key. */
+static struct xfer *add_xfer(lua_State *L, multi_t *mt) {
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_getfield(L, 2, "write");
   int write = lua_toboolean(L, -1);
   lua_pop(L, 1);
   op_t *op = write ? op_check_sendable(L, 3) : NULL;
-  struct xfer *x = calloc(1, sizeof *x);
-  if (!x) return uqpay_raise(L, "config", "out of memory");
-  x->c = mt->npool > 0 ? mt->pool[--mt->npool] : handle_new();
+  struct xfer *x = mt->npool > 0 ? mt->pool[--mt->npool] : calloc(1, sizeof *x);
+  if (!x) uqpay_raise(L, "config", "out of memory");
+  if (!x->c) x->c = handle_new();
   if (!x->c) {
     free(x);
-    return uqpay_raise(L, "config", "cannot initialise libcurl: %s", lazy_error());
+    uqpay_raise(L, "config", "cannot initialise libcurl: %s", lazy_error());
   }
+  x->hdrs = NULL;
+  x->mime = NULL;
+  x->done = 0;
+  x->next_done = NULL;
   /* set up under pcall: a bad request must not leak x or its handle */
   lua_pushcfunction(L, setup_protected);
   lua_pushlightuserdata(L, x);
   lua_pushvalue(L, 2);
   lua_pushlightuserdata(L, op);
   if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
-    if (mt->npool < POOL_MAX) mt->pool[mt->npool++] = x->c;
-    else curl_easy_cleanup(x->c);
-    free(x);
-    return lua_error(L);
+    pool_or_free(mt, x);
+    lua_error(L);
   }
   if (op) op_mark_in_flight(op);
   x->id = ++mt->next_id;
   x->next = mt->active;
   mt->active = x;
   curl_multi_add_handle(mt->m, x->c);
-  lua_pushinteger(L, x->id);
+  return x;
+}
+
+/* m:add(request [, op]) -> id: starts a transfer; m:run reports it. */
+static int l_multi_add(lua_State *L) {
+  multi_t *mt = check_multi(L);
+  lua_pushinteger(L, add_xfer(L, mt)->id);
   return 1;
+}
+
+/* Drives the transfers once and queues the ones libcurl says are done;
+ * with wait_ms >= 0 and none done yet, first waits up to wait_ms for
+ * something to happen. */
+static void drive(multi_t *mt, int wait_ms) {
+  int running = 0;
+  if (wait_ms >= 0) curl_multi_poll(mt->m, NULL, 0, wait_ms, NULL);
+  curl_multi_perform(mt->m, &running);
+  CURLMsg *msg;
+  int left;
+  while ((msg = curl_multi_info_read(mt->m, &left)) != NULL) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    struct xfer *x = NULL;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+    x->rc = msg->data.result;
+    x->done = 1;
+    x->next_done = NULL;
+    if (mt->done_tail) mt->done_tail->next_done = x;
+    else mt->done_head = x;
+    mt->done_tail = x;
+  }
+}
+
+static void dequeue_done(multi_t *mt, struct xfer *x) {
+  struct xfer *prev = NULL;
+  for (struct xfer *d = mt->done_head; d; prev = d, d = d->next_done) {
+    if (d == x) {
+      if (prev) prev->next_done = d->next_done;
+      else mt->done_head = d->next_done;
+      if (mt->done_tail == d) mt->done_tail = prev;
+      return;
+    }
+  }
 }
 
 static void unlink_xfer(multi_t *mt, struct xfer *x) {
@@ -426,49 +519,53 @@ static void unlink_xfer(multi_t *mt, struct xfer *x) {
     }
   }
   curl_multi_remove_handle(mt->m, x->c);
-  if (mt->npool < POOL_MAX) mt->pool[mt->npool++] = x->c;
-  else curl_easy_cleanup(x->c);
-  free(x);
+  pool_or_free(mt, x);
 }
 
-/* m:run(timeout_ms) -> array of finished {id=, res=, kind=, message=}:
+/* m:run(timeout_ms) -> array of finished {id=, res=, kind=, message=, sent=}:
  * drives the transfers, waiting up to timeout_ms for something to happen. */
 static int l_multi_run(lua_State *L) {
   multi_t *mt = check_multi(L);
   int timeout = (int)luaL_optinteger(L, 2, 100);
-  int running = 0;
-  curl_multi_perform(mt->m, &running);
+  drive(mt, -1);
+  if (!mt->done_head && mt->active) drive(mt, timeout);
   lua_newtable(L);
   int out = lua_gettop(L);
   lua_Integer n = 0;
-  for (int round = 0; round < 2; round++) {
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(mt->m, &left)) != NULL) {
-      if (msg->msg != CURLMSG_DONE) continue;
-      struct xfer *x = NULL;
-      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-      CURLcode rc = msg->data.result;
-      lua_createtable(L, 0, 4);
-      lua_pushinteger(L, x->id);
-      lua_setfield(L, -2, "id");
-      int nr = xfer_result(L, x, rc, 0);
-      if (nr == 1) {
-        lua_setfield(L, -2, "res");
-      } else {
-        lua_setfield(L, -5, "sent");
-        lua_setfield(L, -4, "message");
-        lua_setfield(L, -3, "kind");
-        lua_pop(L, 1);
-      }
-      lua_rawseti(L, out, ++n);
-      unlink_xfer(mt, x);
+  while (mt->done_head) {
+    struct xfer *x = mt->done_head;
+    mt->done_head = x->next_done;
+    if (!mt->done_head) mt->done_tail = NULL;
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, x->id);
+    lua_setfield(L, -2, "id");
+    int nr = xfer_result(L, x, x->rc, 0);
+    if (nr == 1) {
+      lua_setfield(L, -2, "res");
+    } else {
+      lua_setfield(L, -5, "sent");
+      lua_setfield(L, -4, "message");
+      lua_setfield(L, -3, "kind");
+      lua_pop(L, 1);
     }
-    if (n > 0 || !mt->active || round == 1) break;
-    curl_multi_poll(mt->m, NULL, 0, timeout, NULL);
-    curl_multi_perform(mt->m, &running);
+    lua_rawseti(L, out, ++n);
+    unlink_xfer(mt, x);
   }
   return 1;
+}
+
+/* m:request(request [, op]) -> res | nil, kind, message, sent: one
+ * transfer from start to end (a plain call's). Others that finish
+ * meanwhile (uqpay.parallel's) stay queued for the next m:run. */
+static int l_multi_request(lua_State *L) {
+  multi_t *mt = check_multi(L);
+  struct xfer *x = add_xfer(L, mt);
+  drive(mt, -1);
+  while (!x->done) drive(mt, 100);
+  dequeue_done(mt, x);
+  int nr = xfer_result(L, x, x->rc, 0);
+  unlink_xfer(mt, x);
+  return nr;
 }
 
 /* m:remove(id): abandons a transfer under way (its item was stopped). */
@@ -478,6 +575,7 @@ static int l_multi_remove(lua_State *L) {
   for (struct xfer *x = mt->active; x; x = x->next) {
     if (x->id == id) {
       curl_multi_remove_handle(mt->m, x->c); /* libcurl lets go of it first */
+      if (x->done) dequeue_done(mt, x);
       xfer_release(x);
       unlink_xfer(mt, x);
       break;
@@ -497,23 +595,23 @@ static int l_multi_count(lua_State *L) {
 static int l_multi_close(lua_State *L) {
   multi_t *mt = (multi_t *)luaL_checkudata(L, 1, MULTI_MT);
   if (!mt->m) return 0;
-  for (int i = 0; i < mt->npool; i++) curl_easy_cleanup(mt->pool[i]);
+  for (int i = 0; i < mt->npool; i++) xfer_free(mt->pool[i]);
   mt->npool = 0;
   while (mt->active) {
     struct xfer *x = mt->active;
     mt->active = x->next;
     curl_multi_remove_handle(mt->m, x->c);
     xfer_release(x);
-    curl_easy_cleanup(x->c);
-    free(x);
+    xfer_free(x);
   }
+  mt->done_head = mt->done_tail = NULL;
   curl_multi_cleanup(mt->m);
   mt->m = NULL;
   return 0;
 }
 
 static const luaL_Reg multi_methods[] = {
-  {"add", l_multi_add}, {"run", l_multi_run}, {"remove", l_multi_remove}, {"count", l_multi_count}, {"close", l_multi_close}, {NULL, NULL}};
+  {"add", l_multi_add}, {"run", l_multi_run}, {"request", l_multi_request}, {"remove", l_multi_remove}, {"count", l_multi_count}, {"close", l_multi_close}, {NULL, NULL}};
 
 void uqpay_open_http(lua_State *L) {
   uqpay_class(L, HTTP_MT, http_methods, l_http_close);

@@ -410,10 +410,25 @@ static int hex4(struct dec *d, unsigned long *out) {
   return 0;
 }
 
+/* What ends a string's plain run: its closing quote, an escape, or a
+ * control character (refused). */
+static const unsigned char ends_run[256] = {
+  [0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1,
+};
+
 static void dec_string(struct dec *d) {
+  /* most strings have no escapes: pushed straight from the text */
+  const char *start = ++d->p, *q = start;
+  while (q < d->end && !ends_run[(unsigned char)*q]) q++;
+  if (q < d->end && *q == '"') {
+    lua_pushlstring(d->L, start, (size_t)(q - start));
+    d->p = q + 1;
+    return;
+  }
   luaL_Buffer b;
-  d->p++; /* opening quote */
   luaL_buffinit(d->L, &b);
+  luaL_addlstring(&b, start, (size_t)(q - start));
+  d->p = q;
   for (;;) {
     if (d->p >= d->end) dec_fail(d, "unterminated string");
     unsigned char c = (unsigned char)*d->p++;
@@ -487,20 +502,50 @@ static void dec_number(struct dec *d, int amount) {
 
 static void dec_value(struct dec *d, int depth, int amount);
 
+/* Moves the held values (key, value pairs of an object, or items of an
+ * array) from the top of the stack into the container at index t, made
+ * here at their count when it does not exist yet (no rehash while a
+ * small document is read), in order: a later duplicate key wins. */
+static void dec_flush(lua_State *L, int t, int object, int held, lua_Integer *next) {
+  if (lua_isnil(L, t)) {
+    lua_createtable(L, object ? 0 : held, object ? held : 0);
+    if (!object) {
+      json_push_array_mt(L);
+      lua_setmetatable(L, -2);
+    }
+    lua_replace(L, t);
+  }
+  int base = lua_gettop(L) - held * (object ? 2 : 1);
+  for (int k = 0; k < held; k++) {
+    if (object) {
+      lua_pushvalue(L, base + 1 + 2 * k);
+      lua_pushvalue(L, base + 2 + 2 * k);
+      lua_rawset(L, t);
+    } else {
+      lua_pushvalue(L, base + 1 + k);
+      lua_rawseti(L, t, (*next)++);
+    }
+  }
+  lua_settop(L, base);
+}
+
+#define DEC_BATCH 32 /* values held on the stack before they go into their container */
+
 static void dec_container(struct dec *d, int depth, int object) {
   lua_State *L = d->L;
   if (depth > MAX_DEPTH) dec_fail(d, "nesting too deep");
-  luaL_checkstack(L, 6, "json");
+  luaL_checkstack(L, 2 * DEC_BATCH + 8, "json");
   d->p++;
-  lua_newtable(L);
-  if (!object) {
-    json_push_array_mt(L);
-    lua_setmetatable(L, -2);
-  }
+  lua_pushnil(L); /* the container, made when the first values are in */
+  int t = lua_gettop(L), held = 0;
+  lua_Integer next = 1;
   skip_ws(d);
   char close = object ? '}' : ']';
-  if (d->p < d->end && *d->p == close) { d->p++; return; }
-  lua_Integer i = 1;
+  if (d->p < d->end && *d->p == close) {
+    d->p++;
+    dec_flush(L, t, object, 0, &next);
+    return;
+  }
   for (;;) {
     skip_ws(d);
     if (object) {
@@ -514,14 +559,20 @@ static void dec_container(struct dec *d, int depth, int object) {
       int amount = d->money && json_is_amount_key(k, kn);
       if (amount) d->key = k; /* anchored: the key stays on the stack meanwhile */
       dec_value(d, depth + 1, amount);
-      lua_rawset(L, -3);
     } else {
       dec_value(d, depth + 1, 0);
-      lua_rawseti(L, -2, i++);
+    }
+    if (++held == DEC_BATCH) {
+      dec_flush(L, t, object, held, &next);
+      held = 0;
     }
     skip_ws(d);
     if (d->p < d->end && *d->p == ',') { d->p++; continue; }
-    if (d->p < d->end && *d->p == close) { d->p++; return; }
+    if (d->p < d->end && *d->p == close) {
+      d->p++;
+      dec_flush(L, t, object, held, &next);
+      return;
+    }
     dec_fail(d, object ? "expected ',' or '}'" : "expected ',' or ']'");
   }
 }

@@ -5,6 +5,7 @@
 local core = require "uqpay.core"
 local E = require "uqpay.errors"
 local C = require "uqpay.config"
+local P = require "uqpay.parallel"
 
 local A = {}
 local money = core.money
@@ -35,9 +36,9 @@ end
 A.coerce_amounts = coerce_nested
 
 local CHECKS = {}
+local uuid_lower = core.uuid_lower
 function CHECKS.uuid(field, v)
-  if type(v) ~= "string" or not v:match(C.UUID) then usage(field, v, "is not a UUID") end
-  return v:lower()
+  return uuid_lower(v) or usage(field, v, "is not a UUID")
 end
 function CHECKS.string(field, v)
   if type(v) == "number" then return tostring(v) end
@@ -114,6 +115,7 @@ function A.check(field, typ, v)
   return check(csv_ep, field_check(field, typ), v)
 end
 
+local NO_LOCKS = {}
 local NO_OPTS = setmetatable({}, { __newindex = function() error("internal: NO_OPTS is shared", 2) end })
 
 local function check_opts(ep, opts)
@@ -197,7 +199,8 @@ local function take(values, name)
   return v ~= nil and tostring(v) or ("{" .. name .. "}")
 end
 
--- Validates fields and builds the request spec.
+-- Validates fields (a table of the call's own, which becomes the body or
+-- the query) and builds the request spec.
 function A.spec(ep, fields, opts)
   local c = compiled[ep] or compile(ep)
   opts = check_opts(ep, opts)
@@ -206,8 +209,9 @@ function A.spec(ep, fields, opts)
       usage(tostring(k), fields[k], "is not a field of uqpay." .. ep.name)
     end
   end
-  local values = {}
-  for _, f in ipairs(c.fields) do values[f.name] = check(ep, f, fields[f.name]) end
+  -- fields is this call's own table (gather made it): checked in place
+  local values = fields
+  for _, f in ipairs(c.fields) do values[f.name] = check(ep, f, values[f.name]) end
   if ep.fixed then
     for k, v in pairs(ep.fixed) do values[k] = v end
   end
@@ -218,9 +222,10 @@ function A.spec(ep, fields, opts)
       if values[f.name] ~= nil then values[f.name] = money.check(values[f.name], f.name, f.typ == "amount0", cur) end
     end
   end
-  -- ordering locks, from the fields before the path takes its own
+  -- ordering locks, from the fields before the path takes its own; only
+  -- uqpay.parallel takes them
   local locks
-  for _, l in ipairs(c.locks) do
+  for _, l in ipairs(P.active() and c.locks or NO_LOCKS) do
     local v = l.field == "@" and "@" or values[l.field]
     if v ~= nil then locks = locks or {}; locks[#locks + 1] = l.what .. ":" .. tostring(v) end
   end

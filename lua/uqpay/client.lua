@@ -211,7 +211,16 @@ end
 -- token; getting one may raise). A write's key is added by the transport
 -- from its operation; a read POST carries x.key.
 function Client:api_headers(x)
-  local headers = { "Accept: application/json", self.token:header() }
+  local auth = self.token:header()
+  if x.body and not x.obo and (x.op or not x.key) then
+    -- the common shape, made once per token (a write's key is the transport's)
+    if self.json_headers_for ~= auth then
+      self.json_headers_for = auth
+      self.json_headers = { "Accept: application/json", auth, "Content-Type: application/json" }
+    end
+    return self.json_headers
+  end
+  local headers = { "Accept: application/json", auth }
   if x.body then headers[#headers + 1] = "Content-Type: application/json" end
   if x.key and not x.op then headers[#headers + 1] = "x-idempotency-key: " .. x.key end
   if x.obo then headers[#headers + 1] = "x-on-behalf-of: " .. x.obo end
@@ -236,8 +245,9 @@ function Client:exchange(x)
   while true do
     attempt = attempt + 1
     self:throttle()
-    -- a key about to leave UQPAY's 24-hour memory is not sent again
-    if op and x.intent_ts and Run.now() - x.intent_ts > Run.KEY_LIFE_S then
+    -- a key about to leave UQPAY's 24-hour memory is not sent again (a
+    -- resumed operation's age was checked before its first attempt here)
+    if op and attempt > 1 and x.intent_ts and Run.now() - x.intent_ts > Run.KEY_LIFE_S then
       last_err = E.new { kind = "reconcile_required", message = "its key is too old to be sent again",
                          method = x.method, path = x.path, idempotency_key = key }
       break

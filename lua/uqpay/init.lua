@@ -20,10 +20,11 @@ local uqpay = {
 }
 
 local cfg
+local Session = require "uqpay.session"
 
 local function get_client()
   cfg = cfg or C.active()
-  return require("uqpay.session").client()
+  return Session.client()
 end
 
 local Run = require "uqpay.run"
@@ -191,7 +192,7 @@ function uqpay.request(method, path, opts)
   for k in pairs(opts) do
     if not allowed[k] then E.usage("opts." .. tostring(k), opts[k], "is not an option of uqpay.request") end
   end
-  if opts.on_behalf_of ~= nil and (type(opts.on_behalf_of) ~= "string" or not opts.on_behalf_of:match(C.UUID)) then
+  if opts.on_behalf_of ~= nil and not core.uuid_lower(opts.on_behalf_of) then
     E.usage("on_behalf_of", opts.on_behalf_of, "is not a UUID")
   end
   if opts.key ~= nil then C.check_key(opts.key) end

@@ -22,13 +22,7 @@ function T.request(req, op)
     return require("uqpay.twin").get():handle(req, op)
   end
   if P.active() then return P.http(req, op) end
-  local m = T.multi()
-  local id = m:add(req, op)
-  while true do
-    for _, d in ipairs(m:run(100)) do
-      if d.id == id then return d.res, d.kind, d.message, d.sent end
-    end
-  end
+  return (multi or T.multi()):request(req, op)
 end
 
 return T

@@ -224,6 +224,14 @@ describe("uqpay", function()
         { "amount", function() return uqpay.withdraw(H.SINGLE_CARD, "-5") end, "-5.00" },
         { "amount", function() return uqpay.recharge(H.SINGLE_CARD, "ten") end, "ten" },
         { "card_id", function() return uqpay.recharge("not-a-card", "5") end, "not-a-card" },
+        { "card_id", function() return uqpay.recharge(H.SINGLE_CARD .. "0", "5") end, H.SINGLE_CARD .. "0" },
+        { "card_id", function() return uqpay.recharge(H.SINGLE_CARD:gsub("%-", "_"), "5") end,
+          (H.SINGLE_CARD:gsub("%-", "_")) },
+        { "card_id", function() return uqpay.recharge(H.SINGLE_CARD:sub(1, -2) .. "g", "5") end,
+          H.SINGLE_CARD:sub(1, -2) .. "g" },
+        { "card_id", function() return uqpay.recharge(42, "5") end, "42" },
+        { "on_behalf_of", function() return uqpay.request("GET", "/v1/x", { on_behalf_of = H.SINGLE_CARD .. " " }) end,
+          H.SINGLE_CARD .. " " },
         { "amount", function() return uqpay.recharge(H.SINGLE_CARD) end, "nil" },
         { "currency", function() return uqpay.balance("EUR") end, "EUR" },
         { "destination_account_id", function()
@@ -244,6 +252,9 @@ describe("uqpay", function()
         assert.matches(c[3], e.message, 1, true)
       end
       assert.equals(before, H.requests())
+      -- a UUID in capitals is the same id, sent in lower case
+      local card = uqpay.cards.get(H.SINGLE_CARD:upper())
+      assert.equals(H.SINGLE_CARD, card.card_id)
     end)
   end)
 

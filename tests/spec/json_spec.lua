@@ -73,6 +73,38 @@ describe("uqpay.json", function()
     assert.equals("[]", json.encode(json.array {}))
   end)
 
+  -- The decoder holds up to 32 values on the stack before they go into
+  -- their table (made at their count): sizes around that, nested, in order.
+  it("decodes objects and arrays of any size, nested, a later duplicate key winning", function()
+    for _, n in ipairs { 0, 1, 31, 32, 33, 64, 65, 200 } do
+      local items, pairs_ = {}, {}
+      for i = 1, n do
+        items[i] = tostring(i * 7)
+        pairs_[i] = string.format('"k%d":{"v":[%d,"s%d"],"amount":"%d.01"}', i, i, i, i)
+      end
+      local a = json.decode("[" .. table.concat(items, ",") .. "]")
+      assert.equals(n, #a)
+      for i = 1, n do assert.equals(i * 7, a[i]) end
+      assert.equals("[" .. table.concat(items, ",") .. "]", json.encode(a))
+      local o = json.decode("{" .. table.concat(pairs_, ",") .. "}")
+      local count = 0
+      for _ in pairs(o) do count = count + 1 end
+      assert.equals(n, count)
+      for i = 1, n do
+        local v = o["k" .. i]
+        assert.same({ i, "s" .. i }, { v.v[1], v.v[2] })
+        assert.equals(uqpay.money(i .. ".01"), v.amount)
+      end
+    end
+    local dup = {}
+    for i = 1, 40 do dup[i] = '"a":' .. i end
+    assert.equals(40, json.decode("{" .. table.concat(dup, ",") .. "}").a)
+    assert.equals(2, json.decode('{"a":1,"b":[{"a":5}],"a":2}').a)
+    assert.equals('plain "and" escaped', json.decode('"plain \\"and\\" escaped"'))
+    assert.has_error(function() json.decode('"control \1 char"') end)
+    assert.has_error(function() json.decode('"unterminated') end)
+  end)
+
   it("handles escapes and unicode", function()
     local s = json.decode('"a\\"b\\\\c\\n\\u00e9\\ud83d\\ude00"')
     assert.equals('a"b\\c\n\u{e9}\u{1F600}', s)

@@ -208,6 +208,31 @@ describe("operation lifecycle", function()
       assert.equals(start + core.money("3.75"), balance()) -- both recharges, each once
       m:close()
     end)
+
+    -- m:request drives one transfer to its end (a plain call's); answers to
+    -- others on the same handle (uqpay.parallel's) that come meanwhile are
+    -- kept for m:run, never dropped.
+    it("m:request returns its own answer and leaves the others' for m:run", function()
+      local m = core.multi_new()
+      local auth = "x-auth-token: Bearer " .. H.token()
+      local card = uqpay.config().base_url .. "/v1/issuing/cards/" .. H.SINGLE_CARD
+      local get = { method = "GET", url = card, headers = { auth } }
+      local a, b = m:add(get), m:add(get)
+      local until_ms = core.monotonic_ms() + 300 -- the simulator answers both well within this
+      repeat
+        local res = m:request { method = "GET", url = card, headers = { auth } }
+        assert.equals(200, res.status)
+      until core.monotonic_ms() > until_ms
+      assert.equals(2, m:count()) -- finished, not yet handed over
+      local got = {}
+      for _, d in ipairs(m:run(0)) do got[d.id] = d.res.status end
+      assert.same({ [a] = 200, [b] = 200 }, got)
+      assert.equals(0, m:count())
+      local bad, kind = m:request { method = "GET", url = "http://127.0.0.1:9/", headers = {} }
+      assert.is_nil(bad)
+      assert.equals("network", kind)
+      m:close()
+    end)
   end)
 
   describe("a memory journal", function()

@@ -206,6 +206,13 @@ expect("no credentials is a config error", UQ .. " -e 'uqpay.balance(\"USD\")'",
 -- ---- against the simulator ----
 expect("--sim runs a script against the built-in simulator",
   UQ .. " --sim -e 'print(uqpay.balance(\"USD\").available_balance)'", 0, "^100000%.00\n$")
+-- libcurl's proxy variables still count (a handle is told "no proxy" only
+-- when none is set): a proxy that is not there fails the call, no_proxy
+-- lets it go straight to the simulator
+expect("http_proxy is honoured", "UQLUA_MAX_ATTEMPTS=1 http_proxy=http://127.0.0.1:9 " .. UQ ..
+  " --sim -e 'print(uqpay.balance(\"USD\").available_balance)'", 1, nil, "network error: Couldn't connect")
+expect("no_proxy is honoured", "http_proxy=http://127.0.0.1:9 no_proxy=127.0.0.1 " .. UQ ..
+  " --sim -e 'print(uqpay.balance(\"USD\").available_balance)'", 0, "^100000%.00\n$")
 local code, _, err = run(UQ .. " --sim --trace -e 'uqpay.recharge(\"66666666-6666-4666-8666-666666666661\", \"1.00\")" ..
   " pcall(uqpay.recharge, \"66666666-6666-4666-8666-666666666663\", \"1.00\")'")
 check("--trace logs exchanges", code == 0 and err:find("> POST http://127%.0%.0%.1:%d+/api/v1/issuing/cards/") ~= nil

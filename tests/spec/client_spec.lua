@@ -253,8 +253,7 @@ describe("uqpay", function()
       end
       assert.equals(before, H.requests())
       -- a UUID in capitals is the same id, sent in lower case
-      local card = uqpay.cards.get(H.SINGLE_CARD:upper())
-      assert.equals(H.SINGLE_CARD, card.card_id)
+      assert.equals(H.SINGLE_CARD, uqpay.cards.get(H.SINGLE_CARD:upper()).card_id)
     end)
   end)
 

@@ -245,9 +245,8 @@ function Client:exchange(x)
   while true do
     attempt = attempt + 1
     self:throttle()
-    -- a key about to leave UQPAY's 24-hour memory is not sent again (a
-    -- resumed operation's age was checked before its first attempt here)
-    if op and attempt > 1 and x.intent_ts and Run.now() - x.intent_ts > Run.KEY_LIFE_S then
+    -- a key about to leave UQPAY's 24-hour memory is not sent again
+    if op and x.intent_ts and Run.now() - x.intent_ts > Run.KEY_LIFE_S then
       last_err = E.new { kind = "reconcile_required", message = "its key is too old to be sent again",
                          method = x.method, path = x.path, idempotency_key = key }
       break

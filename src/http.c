@@ -44,9 +44,10 @@ static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_
   return uqlua_interrupted ? 1 : 0;
 }
 
-/* libcurl reads its proxy variables from the environment for every
- * transfer: five scans of the environment per request. When none of them
- * is set, a handle is told once what libcurl would find: no proxy. */
+/* libcurl looks up its proxy variables in the environment for every
+ * transfer (five or six getenv calls, each a scan of the environment).
+ * When none of them is set, a handle is told once what libcurl would
+ * find: no proxy. */
 static int proxy_in_environment(void) {
   static const char *const names[] = {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy",
                                       "ALL_PROXY", "no_proxy", "NO_PROXY"};

@@ -238,7 +238,7 @@ static void xfer_setup(lua_State *L, int t, struct xfer *x, const op_t *op) {
     hdrs = n;
   }
   /* no curl_easy_reset: the options every request shares were set once,
-   * when the handle was made (handle_init); each request sets all of the
+   * when the handle was made (handle_new); each request sets all of the
    * ones that differ, the method included, so nothing carries over */
   CURL *c = x->c;
   curl_easy_setopt(c, CURLOPT_URL, url);
@@ -309,7 +309,7 @@ static void xfer_free_buffers(struct xfer *x) {
   memset(&x->hb, 0, sizeof x->hb);
 }
 
-/* Pushes a finished transfer's outcome and releases its buffers:
+/* Pushes a finished transfer's outcome and releases it (xfer_release):
  * {status=, body=, time_ms=, retry_after= (when the reply has one),
  * headers= (all of them, when all_headers)}, or nil, kind, message. */
 static int xfer_result(lua_State *L, struct xfer *x, CURLcode rc, int all_headers) {
@@ -535,8 +535,7 @@ static int l_multi_run(lua_State *L) {
   lua_Integer n = 0;
   while (mt->done_head) {
     struct xfer *x = mt->done_head;
-    mt->done_head = x->next_done;
-    if (!mt->done_head) mt->done_tail = NULL;
+    dequeue_done(mt, x);
     lua_createtable(L, 0, 4);
     lua_pushinteger(L, x->id);
     lua_setfield(L, -2, "id");

@@ -115,7 +115,6 @@ function A.check(field, typ, v)
   return check(csv_ep, field_check(field, typ), v)
 end
 
-local NO_LOCKS = {}
 local NO_OPTS = setmetatable({}, { __newindex = function() error("internal: NO_OPTS is shared", 2) end })
 
 local function check_opts(ep, opts)
@@ -225,9 +224,11 @@ function A.spec(ep, fields, opts)
   -- ordering locks, from the fields before the path takes its own; only
   -- uqpay.parallel takes them
   local locks
-  for _, l in ipairs(P.active() and c.locks or NO_LOCKS) do
-    local v = l.field == "@" and "@" or values[l.field]
-    if v ~= nil then locks = locks or {}; locks[#locks + 1] = l.what .. ":" .. tostring(v) end
+  if P.active() then
+    for _, l in ipairs(c.locks) do
+      local v = l.field == "@" and "@" or values[l.field]
+      if v ~= nil then locks = locks or {}; locks[#locks + 1] = l.what .. ":" .. tostring(v) end
+    end
   end
   local path = ep.path
   local one = c.one

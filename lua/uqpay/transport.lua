@@ -22,7 +22,7 @@ function T.request(req, op)
     return require("uqpay.twin").get():handle(req, op)
   end
   if P.active() then return P.http(req, op) end
-  return (multi or T.multi()):request(req, op)
+  return T.multi():request(req, op)
 end
 
 return T

@@ -190,10 +190,8 @@ function Twin:put_card(c, acct)
   self:issuing_balance(acct, card.card_currency)
 end
 
-local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
-
 function Twin:card(id, acct)
-  if type(id) ~= "string" or not id:match(UUID) or self.st.cards[id] then return end
+  if not core.uuid_lower(id) or self.st.cards[id] then return end
   once(self, "card " .. id, function()
     local c = self:read("cards.get", acct, id)
     if c then self:put_card(c, acct) end

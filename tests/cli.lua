@@ -269,6 +269,19 @@ check("the token cache file is 0600", mode:match("^600") ~= nil, cache_files .. 
 local secret_hits = io.popen("grep -rl sim-secret-key-0001 " .. dir .. "/cache 2>/dev/null"):read("a")
 check("the token cache never holds the API key", secret_hits == "", secret_hits)
 
+-- inside uqpay.parallel, a coroutine of the script's own needs the token
+-- while an item is fetching it (through the cache file and its lock); it
+-- used to wait forever
+local nested = file("nested.lua", [[
+local res = uqpay.parallel({ "item", "nested" }, function(how)
+  if how == "item" then return #uqpay.products.list() end
+  return coroutine.wrap(function() return #uqpay.products.list() end)()
+end)
+print(res[1], res[2])
+]])
+expect("a script's own coroutine inside uqpay.parallel gets the token another item is fetching",
+  "timeout 30 env XDG_CACHE_HOME=" .. dir .. "/cache-nested " .. envs .. UQ .. " " .. nested, 0, "^2\t2\n$")
+
 -- production guard: no terminal and no --yes -> refused before any request
 local function requests()
   local _, o = run("curl -s " .. admin .. "/__sim/state")

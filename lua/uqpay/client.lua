@@ -211,7 +211,8 @@ end
 -- token; getting one may raise). A write's key is added by the transport
 -- from its operation; a read POST carries x.key.
 function Client:api_headers(x)
-  local auth = self.token:header()
+  local auth
+  auth, x.sent_token = self.token:header()
   if x.body and not x.obo and (x.op or not x.key) then
     -- the common shape, made once per token (a write's key is the transport's)
     if self.json_headers_for ~= auth then
@@ -291,7 +292,7 @@ function Client:exchange(x)
     if class == "refresh_token" and not refreshed then
       -- a refresh is not a retry: new token, same key, right away
       refreshed = true
-      self.token:invalidate()
+      self.token:invalidate(x.sent_token)
       attempt = attempt - 1
     elseif class == "retry" and attempt < cfg.max_attempts then
       if res and res.status == 429 then

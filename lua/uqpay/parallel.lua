@@ -17,7 +17,21 @@ local current -- the running scheduler; parallel does not nest
 local MAX_CONCURRENCY = 64
 
 function P.active()
-  return current ~= nil and current.items[coroutine.running()] ~= nil
+  return current ~= nil and not current.blocking and current.items[coroutine.running()] ~= nil
+end
+
+-- fn(...) without yielding to the scheduler: its requests and sleeps block
+-- the whole batch (transfers already out keep going; their answers wait
+-- for the next round). For work every item would wait on anyway, such as
+-- fetching the token: no other item runs in between, so none can find it
+-- half done.
+function P.blocking(fn, ...)
+  if not current or current.blocking then return fn(...) end
+  current.blocking = true
+  local results = table.pack(pcall(fn, ...))
+  current.blocking = false
+  if not results[1] then error(results[2], 0) end
+  return table.unpack(results, 2, results.n)
 end
 
 -- HTTP through the scheduler: same results as transport.request.

@@ -62,25 +62,22 @@ function T:read_cache()
   if ok and type(tok) == "table" then return tok end
 end
 
--- Returns a valid token, fetching one if needed.
+-- Returns a valid token, fetching one if needed. Inside uqpay.parallel the
+-- fetch does not yield: every item needs the token, and an item that
+-- yielded mid-fetch would leave the others to wait on it, which a
+-- coroutine of the script's own cannot do (it can only block), and a second
+-- flock from this process would wait forever on the first.
 function T:get()
-  -- inside uqpay.parallel: one fetch at a time (a second flock from this
-  -- process would wait forever on the first)
-  while self.fetching do Parallel.sleep(10) end
   if fresh(self.token) then return self.token.auth_token end
-  self.fetching = true
-  local ok, tok = pcall(self.obtain, self)
-  self.fetching = false
-  if not ok then error(tok, 0) end
-  return tok
+  return Parallel.blocking(self.obtain, self)
 end
 
--- The request header line for a valid token, made once per token: the
--- line is 400 bytes, and a request used to build it anew.
+-- The request header line for a valid token, made once per token (the
+-- line is 400 bytes, and a request used to build it anew), and the token.
 function T:header()
   local tok = self:get()
   if self.header_for ~= tok then self.header_for, self.header_line = tok, "x-auth-token: Bearer " .. tok end
-  return self.header_line
+  return self.header_line, tok
 end
 
 function T:obtain()
@@ -111,17 +108,19 @@ function T:obtain()
   return self.token.auth_token
 end
 
--- After a 401 that says the token is invalid or expired: drop it from
--- memory and from the shared cache (unless another process has already
--- put a newer one there), so that no later run starts with it.
-function T:invalidate()
-  local dead = self.token and self.token.auth_token
+-- After a 401 that says the token is invalid or expired. dead: the token
+-- that request carried. It is dropped from memory and from the shared
+-- cache (unless another process has already put a newer one there), so
+-- that no later run starts with it. A token already replaced stays: inside
+-- uqpay.parallel the other items' requests sent with the dead one come back
+-- after the first has fetched anew, and fetching again for each would cost
+-- a token request apiece, and on the business lines where a new token
+-- revokes the old ones, fail the requests just re-sent.
+function T:invalidate(dead)
+  if not (self.token and self.token.auth_token == dead) then return end
   self.token = nil
-  if not dead then return end
   self.rejected = dead
-  -- a fetch under way in this process (another uqpay.parallel item) holds
-  -- the lock and will replace the file: taking it here would deadlock
-  if not self.path or self.fetching then return end
+  if not self.path then return end
   local lock <close> = core.lock(self.path .. ".lock") -- luacheck: ignore 211 (held until return)
   local cached = self:read_cache()
   if cached and cached.auth_token == dead then os.remove(self.path) end

@@ -505,6 +505,22 @@ describe("uqpay", function()
       for _ = 1, 3 do c2:call { method = "GET", path = "/v1/issuing/products" } end
       assert.equals(2, H.state().tokens_issued)
     end)
+
+    it("a 401 for a token already replaced does not drop the new one", function()
+      local n = 0
+      local tok = require("uqpay.token").new({ inprocess_sim = true }, function()
+        n = n + 1
+        return { auth_token = "t" .. n, expired_at = os.time() + 1800 }
+      end)
+      assert.equals("t1", tok:get())
+      tok:invalidate("t1") -- the first 401: fetched anew
+      assert.equals("t2", tok:get())
+      tok:invalidate("t1") -- another request sent with t1 answers late
+      assert.equals("t2", tok:get())
+      assert.equals(2, n)
+      tok:invalidate("t2")
+      assert.equals("t3", tok:get())
+    end)
   end)
 
   describe("uqpay.request", function()

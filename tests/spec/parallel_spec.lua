@@ -57,6 +57,31 @@ describe("uqpay.parallel", function()
     assert.equals(before + 1, H.state().tokens_issued)
   end)
 
+  it("a token revoked under eight requests in flight is fetched again once, not once per request", function()
+    uqpay.balance("USD") -- the token the eight requests carry
+    H.faults("latency=1:ms=50:path=/v1/issuing/products") -- all eight out before the first answer
+    H.admin("POST", "tokens", {}) -- revoked: each gets 401 invalid token
+    local before = H.state().tokens_issued
+    local res, errs = uqpay.parallel({ 1, 2, 3, 4, 5, 6, 7, 8 }, function() return #uqpay.products.list() end,
+      { concurrency = 8 })
+    assert.is_nil(next(errs))
+    assert.same({ 2, 2, 2, 2, 2, 2, 2, 2 }, res)
+    assert.equals(before + 1, H.state().tokens_issued)
+  end)
+
+  it("a coroutine of the script's own inside an item gets the token another item is fetching", function()
+    local cfg = {}
+    for k, v in pairs(require("uqpay.config").resolve()) do cfg[k] = v end
+    local c = require("uqpay.client").new(cfg) -- no token yet
+    local function products() return c:call { method = "GET", path = "/v1/issuing/products" }.total_items end
+    local res, errs = uqpay.parallel({ "item", "nested" }, function(how)
+      if how == "item" then return products() end
+      return coroutine.wrap(products)() -- cannot yield to the scheduler: it blocks
+    end, { concurrency = 2 })
+    assert.is_nil(next(errs))
+    assert.same({ 2, 2 }, res)
+  end)
+
   it("stops starting items after the first error when asked", function()
     local started = {}
     local _, errs = uqpay.parallel({ 1, 2, 3, 4, 5 }, function(x)

@@ -69,10 +69,16 @@ function Client:learn(w, now)
   l.per_min = w.ok * 60000 / math.max(1, w.till - w.since)
 end
 
-function Client:rate_limited(wait_ms)
+-- A 429 for a request sent at sent_ms. One sent before the current window
+-- opened was refused by the bucket the last pause waited out: its answer,
+-- however late, neither pauses anyone again nor ends the window being
+-- measured (a slow request that straddled a pause used to cut the next
+-- measurement short, and the client learned a rate far too low).
+function Client:rate_limited(wait_ms, sent_ms)
   local now = core.monotonic_ms()
   local l = self.learned
   if now < l.pause_until then return l.pause_until - now end -- the same pause
+  if l.since and sent_ms < l.since then return 0 end
   if (self.cfg.rate_limit or 0) <= 0 and l.since then
     l.closed = { since = l.since, till = now, ok = l.ok }
     self:learn(l.closed, now)
@@ -296,7 +302,7 @@ function Client:exchange(x)
       attempt = attempt - 1
     elseif class == "retry" and attempt < cfg.max_attempts then
       if res and res.status == 429 then
-        self:rate_limited(wait or backoff_ms(attempt)) -- the next throttle() waits it out, with every caller
+        self:rate_limited(wait or backoff_ms(attempt), sent_ms) -- the next throttle() waits it out, with every caller
       else
         self:sleep(wait or backoff_ms(attempt))
       end

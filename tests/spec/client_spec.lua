@@ -464,14 +464,14 @@ describe("uqpay", function()
       local ok, err = pcall(function()
         t = 5000
         c:succeeded(4990) -- before any 429: no window to measure
-        c:rate_limited(1000) -- the first 429 opens a window at 5000
+        c:rate_limited(1000, 4995) -- the first 429 opens a window at 5000
         c:succeeded(4999) -- sent before it: let in from the previous bucket
         t = 6001
         for _ = 1, 16 do c:succeeded(6000) end
         -- 16 more leave at 6002; the 429 among them is handled before the
         -- four that succeeded with it (answers that finish together)
         t = 6003
-        c:rate_limited(1000)
+        c:rate_limited(1000, 6002)
         assert.are.equal(16, c.learned.closed.ok)
         for _ = 1, 4 do c:succeeded(6002) end
         c:succeeded(6004) -- sent in the new window: counts there
@@ -481,6 +481,29 @@ describe("uqpay", function()
       assert.are.equal(20, c.learned.closed.ok)
       assert.are.equal(1, c.learned.ok)
       assert.are.equal(20 * 60000 / 1003, c.learned.per_min)
+    end)
+
+    it("a late 429 for a request sent before the pause does not end the window being measured", function()
+      local c = client_with { rate_limit = 0 }
+      local real, t = core.monotonic_ms, 0
+      core.monotonic_ms = function() return t end
+      local ok, err = pcall(function()
+        t = 5000
+        c:rate_limited(1000, 4990) -- pause until 6000, then measure from 5000
+        t = 6001
+        for _ = 1, 16 do c:succeeded(6000) end
+        t = 6500
+        c:rate_limited(1000, 4995) -- sent before the pause, answered after it
+        assert.are.equal(6000, c.learned.pause_until)
+        assert.is_nil(c.learned.closed)
+        c:succeeded(6499)
+        t = 7000
+        c:rate_limited(1000, 6999) -- the window's own end
+      end)
+      core.monotonic_ms = real
+      assert(ok, err)
+      assert.are.equal(17, c.learned.closed.ok)
+      assert.are.equal(17 * 60000 / 2000, c.learned.per_min)
     end)
 
     it("a 429 at a known limit pauses every caller until Retry-After", function()

@@ -96,34 +96,41 @@ function Run.begin()
   end
   local label = opts.journal and ("the run in " .. path) or ("run " .. id)
   local j = core.journal_open(path, label)
-  -- a finished run is only set aside: it is not read whole
-  local ok, info = true, { records = 1, complete = true }
-  if not j:ends_complete() then ok, info = pcall(j.scan, j) end
-  if not ok and not opts.fresh then
+  -- Moves the journal's run aside under an archive name; returns the new,
+  -- empty journal at path.
+  local function set_aside(what)
+    local to = archive_name(path, what)
+    assert(os.rename(path, to))
+    local fresh = core.journal_open(path, label)
     j:close()
-    error(info, 0)
+    j = fresh
+    return to
   end
-  if not ok then info = { records = 1, damaged = true } end
-  local resuming = false
-  if info.records > 0 then
-    local header = info.header
-    if info.complete or opts.fresh then
-      local to = archive_name(path, info.complete and "done" or "abandoned")
-      assert(os.rename(path, to))
-      local fresh = core.journal_open(path, label)
-      j:close()
-      j = fresh
-      if not info.complete then
-        io.stderr:write(string.format("uqlua: --fresh: set aside the interrupted run %s as %s\n",
-          header and header.run or id, to))
+  local resuming, info = false, nil
+  if j:ends_complete() then
+    set_aside("done") -- a finished run is only set aside: it is not read whole
+  else
+    local ok
+    ok, info = pcall(j.scan, j)
+    if not ok then
+      if not opts.fresh then
+        j:close()
+        error(info, 0)
       end
-    elseif header and header.run ~= id then
-      j:close()
-      E.config(string.format("journal %s holds run %s: %s; this invocation is run %s: %s. Use another " ..
-        "--journal, or --fresh to set that run aside", path, tostring(header.run), describe(header.identity), id,
-        describe(ident)))
-    else
-      resuming = true
+      io.stderr:write(string.format("uqlua: --fresh: set aside the damaged run %s as %s\n", id, set_aside("abandoned")))
+    elseif info.records > 0 then
+      local header = info.header
+      if opts.fresh then
+        io.stderr:write(string.format("uqlua: --fresh: set aside the interrupted run %s as %s\n",
+          header and header.run or id, set_aside("abandoned")))
+      elseif header and header.run ~= id then
+        j:close()
+        E.config(string.format("journal %s holds run %s: %s; this invocation is run %s: %s. Use another " ..
+          "--journal, or --fresh to set that run aside", path, tostring(header.run), describe(header.identity), id,
+          describe(ident)))
+      else
+        resuming = true
+      end
     end
   end
   state.journal, state.id, state.path, state.resumed = j, id, path, resuming

@@ -106,7 +106,7 @@ T:check("a damaged line is a configuration error naming the journal", code == 2 
 
 -- ---- --fresh sets the interrupted run aside ----
 code, _, err = T:run(sim.env .. UQ .. " --fresh " .. script)
-T:check("--fresh starts a new run and says where the old one went", code == 0 and err:find("set aside") ~= nil
+T:check("--fresh starts a new run and says where the damaged one went", code == 0 and err:find("set aside the damaged run") ~= nil
   and applied("recharge") == 7, err)
 T:check("the abandoned run is kept", #journal_files() == 2 and table.concat(journal_files(), " "):find("abandoned"))
 

@@ -45,7 +45,7 @@ int main(int argc, char **argv) {
     unlink(path);
     for (off_t z = 0; z < room; z += (off_t)sizeof zeros)
       if (write(jfd, zeros, sizeof zeros) != (ssize_t)sizeof zeros) { perror("write"); return 1; }
-    fsync(jfd);
+    if (fsync(jfd) != 0) { perror("fsync"); return 1; }
     memset(rec, 'x', sizeof rec - 1);
     rec[sizeof rec - 1] = '\n';
   }

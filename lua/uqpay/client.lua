@@ -26,7 +26,7 @@ function Client.new(cfg)
   -- starts full: a script's first burst (a tenth of a minute's quota) does not wait
   self.bucket = { tokens = math.max(1, (cfg.rate_limit or 0) // 10), last = core.monotonic_ms() }
   -- what 429s taught: a pause for every caller, and the rate when unknown
-  self.learned = { pause_until = 0, ok = 0 }
+  self.learned = { pause_until = 0, ok = 0, window = 0 }
   R.secret(cfg.api_key)
   R.secret(cfg.client_id)
   return self
@@ -62,6 +62,10 @@ end
 -- answer comes after the 429 that closed the window: answers that finish
 -- together are handled in no particular order, so counting by arrival
 -- moved them into the next window (a rate measured up to half too high).
+-- Windows are numbered, and a request carries the number current when it
+-- left: a clock reading put requests that left in the same millisecond as
+-- a 429, before it was handled, into the window it opened (a fast machine
+-- learned rates up to a tenth too high).
 function Client:learn(w, now)
   if w.ok == 0 then return end
   local l = self.learned
@@ -69,30 +73,30 @@ function Client:learn(w, now)
   l.per_min = w.ok * 60000 / math.max(1, w.till - w.since)
 end
 
--- A 429 for a request sent at sent_ms. One sent before the current window
+-- A 429 for a request sent in window. One sent before the current window
 -- opened was refused by the bucket the last pause waited out: its answer,
 -- however late, neither pauses anyone again nor ends the window being
 -- measured (a slow request that straddled a pause used to cut the next
 -- measurement short, and the client learned a rate far too low).
-function Client:rate_limited(wait_ms, sent_ms)
+function Client:rate_limited(wait_ms, window)
   local now = core.monotonic_ms()
   local l = self.learned
   if now < l.pause_until then return l.pause_until - now end -- the same pause
-  if l.since and sent_ms < l.since then return 0 end
+  if window < l.window then return 0 end
   if (self.cfg.rate_limit or 0) <= 0 and l.since then
-    l.closed = { since = l.since, till = now, ok = l.ok }
+    l.closed = { window = l.window, since = l.since, till = now, ok = l.ok }
     self:learn(l.closed, now)
   end
-  l.pause_until, l.since, l.ok = now + wait_ms, now, 0
+  l.window, l.pause_until, l.since, l.ok = l.window + 1, now + wait_ms, now, 0
   return wait_ms
 end
 
--- A request sent at sent_ms succeeded: it counts in its window.
-function Client:succeeded(sent_ms)
+-- A request sent in window succeeded: it counts there.
+function Client:succeeded(window)
   local l = self.learned
-  if not l.since or sent_ms >= l.since then
+  if window == l.window then
     l.ok = l.ok + 1
-  elseif l.closed and sent_ms >= l.closed.since then
+  elseif l.closed and window == l.closed.window then
     l.closed.ok = l.closed.ok + 1
     self:learn(l.closed, core.monotonic_ms())
   end
@@ -265,7 +269,7 @@ function Client:exchange(x)
     if cfg.trace then
       self:trace("> %s %s%s%s", x.method, x.url, key and ("  key=" .. key) or "", x.body and ("\n  " .. R.body(x.body)) or "")
     end
-    local sent_ms = core.monotonic_ms()
+    local window = self.learned.window
     local res, kind, msg, sent = Transport.request(x, op)
     self.attempts_total = self.attempts_total + 1
     last_res, last_kind, last_msg = res, kind, msg
@@ -276,7 +280,7 @@ function Client:exchange(x)
       self:trace("< %s: %s", kind, msg)
     end
     if class == "done" then
-      self:succeeded(sent_ms)
+      self:succeeded(window)
       return res
     end
     if op then op:observe(class, reached, res and res.status or 0, class == "rejected" and R.body(res.body) or nil) end
@@ -302,7 +306,7 @@ function Client:exchange(x)
       attempt = attempt - 1
     elseif class == "retry" and attempt < cfg.max_attempts then
       if res and res.status == 429 then
-        self:rate_limited(wait or backoff_ms(attempt), sent_ms) -- the next throttle() waits it out, with every caller
+        self:rate_limited(wait or backoff_ms(attempt), window) -- the next throttle() waits it out, with every caller
       else
         self:sleep(wait or backoff_ms(attempt))
       end

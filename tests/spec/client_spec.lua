@@ -463,18 +463,19 @@ describe("uqpay", function()
       core.monotonic_ms = function() return t end
       local ok, err = pcall(function()
         t = 5000
-        c:succeeded(4990) -- before any 429: no window to measure
-        c:rate_limited(1000, 4995) -- the first 429 opens a window at 5000
-        c:succeeded(4999) -- sent before it: let in from the previous bucket
+        c:succeeded(0) -- before any 429: no window to measure
+        c:rate_limited(1000, 0) -- the first 429 opens window 1 at 5000
+        c:succeeded(0) -- sent before it: let in from the previous bucket
         t = 6001
-        for _ = 1, 16 do c:succeeded(6000) end
-        -- 16 more leave at 6002; the 429 among them is handled before the
-        -- four that succeeded with it (answers that finish together)
+        for _ = 1, 16 do c:succeeded(1) end
+        -- 16 more leave at 6003, four of them before the 429 among them
+        -- is handled, in the same millisecond; the 429 is handled before
+        -- the four that succeeded with it (answers that finish together)
         t = 6003
-        c:rate_limited(1000, 6002)
+        c:rate_limited(1000, 1)
         assert.are.equal(16, c.learned.closed.ok)
-        for _ = 1, 4 do c:succeeded(6002) end
-        c:succeeded(6004) -- sent in the new window: counts there
+        for _ = 1, 4 do c:succeeded(1) end
+        c:succeeded(2) -- sent in the new window: counts there
       end)
       core.monotonic_ms = real
       assert(ok, err)
@@ -489,16 +490,16 @@ describe("uqpay", function()
       core.monotonic_ms = function() return t end
       local ok, err = pcall(function()
         t = 5000
-        c:rate_limited(1000, 4990) -- pause until 6000, then measure from 5000
+        c:rate_limited(1000, 0) -- pause until 6000, then measure window 1 from 5000
         t = 6001
-        for _ = 1, 16 do c:succeeded(6000) end
+        for _ = 1, 16 do c:succeeded(1) end
         t = 6500
-        c:rate_limited(1000, 4995) -- sent before the pause, answered after it
+        c:rate_limited(1000, 0) -- sent before the pause, answered after it
         assert.are.equal(6000, c.learned.pause_until)
         assert.is_nil(c.learned.closed)
-        c:succeeded(6499)
+        c:succeeded(1)
         t = 7000
-        c:rate_limited(1000, 6999) -- the window's own end
+        c:rate_limited(1000, 1) -- the window's own end
       end)
       core.monotonic_ms = real
       assert(ok, err)

@@ -59,7 +59,7 @@ elseif PART == "recharge" then
   -- a journaled run also says what its syncs took, inside the loop
   local syncs = s1.syncs - s0.syncs
   io.write(string.format("%.0f\t%.1f%s\n", rps, cpu,
-    syncs > 0 and string.format("\t%.1f", (s1.sync_us - s0.sync_us) / syncs) or ""))
+    syncs > 0 and string.format("\t%.1f", (s1.sync_ns - s0.sync_ns) / 1000 / syncs) or ""))
 elseif PART == "parallel" then
   local seconds, n, cards = tonumber(arg[2]), tonumber(arg[3]), lines(arg[4])
   local batch = {}

@@ -297,13 +297,55 @@ expect("production reads need no confirmation", prod .. UQ .. " -e 'print(uqpay.
 expect("--yes confirms production writes", prod .. UQ .. " --yes -e " ..
   "'print(uqpay.recharge(\"66666666-6666-4666-8666-666666666661\", \"1.00\").order_status)'", 0, "^SUCCESS\n$")
 
--- Ctrl-C during a slow request: exit 130, promptly
+-- Ctrl-C during a slow request: exit 130, promptly. The signal is sent
+-- once the request is in the simulator (or the script says it is running),
+-- not after a guess at start-up time: a background job starts with SIGINT
+-- ignored until uqlua installs its handler, so an early signal is lost.
+local function until_true(what, f)
+  for _ = 1, 200 do
+    if f() then return true end
+    core.sleep_ms(50)
+  end
+  error("waited 10 s for " .. what)
+end
+-- Runs cmd (with the environment assignments vars) in the background, as
+-- an interactive shell's Ctrl-C would find it: interrupt() sends SIGINT,
+-- code() waits up to 10 s for its exit code (nil, and the job killed, if
+-- it ignored the signal).
+local function background(vars, cmd)
+  local id = dir .. "/bg-" .. core.uuid():sub(1, 8)
+  os.execute("(" .. ENV .. vars .. cmd .. " >" .. id .. ".out 2>" .. id .. ".err & echo $! >" .. id ..
+    ".pid; wait $!; echo $? >" .. id .. ".rc) &")
+  local job = { out = id .. ".out" }
+  local function job_pid()
+    until_true("a pid", function() return slurp(id .. ".pid"):match("%d+") end)
+    return slurp(id .. ".pid"):match("%d+")
+  end
+  function job.interrupt() os.execute("kill -INT " .. job_pid()) end
+  function job.code()
+    for _ = 1, 200 do
+      local rc = slurp(id .. ".rc"):match("%d+")
+      if rc then return tonumber(rc) end
+      core.sleep_ms(50)
+    end
+    os.execute("kill -KILL " .. job_pid())
+  end
+  return job
+end
 run("curl -s -X POST " .. admin .. "/__sim/faults -d '{\"spec\":\"latency=1:ms=5000:path=/v1/issuing/products\"}'")
+local job = background(envs, UQ .. " -e 'uqpay.products.list()'")
+until_true("the request in the simulator", function()
+  return select(2, run("curl -s " .. admin .. "/__sim/state")):find('"in_flight":1', 1, true) ~= nil
+end)
 local t0 = core.monotonic_ms()
-code = run("sh -c '" .. ENV .. envs .. UQ .. " -e \"uqpay.products.list()\" & p=$!; sleep 0.6; kill -INT $p; wait $p'")
-check("kill -INT during a request exits 130 at once", code == 130 and core.monotonic_ms() - t0 < 4000,
+job.interrupt()
+code = job.code()
+check("kill -INT during a request exits 130 at once", code == 130 and core.monotonic_ms() - t0 < 3000,
   "exit " .. tostring(code) .. " after " .. (core.monotonic_ms() - t0) .. " ms")
-code = run("sh -c '" .. UQ .. " -e \"while true do end\" & p=$!; sleep 0.3; kill -INT $p; wait $p'")
+job = background("", UQ .. " -e 'print(\"running\"); io.stdout:flush(); while true do end'")
+until_true("the script to run", function() return slurp(job.out):find("running") ~= nil end)
+job.interrupt()
+code = job.code()
 check("kill -INT on a running script exits 130", code == 130, "exit " .. tostring(code))
 os.execute("kill -TERM " .. pid .. " ; sleep 0.3")
 check("--serve-sim stops on SIGTERM", run("curl -s -m 2 " .. admin .. "/__sim/state") ~= 0

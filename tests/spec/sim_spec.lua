@@ -437,7 +437,11 @@ describe("simulator", function()
         "-H 'x-idempotency-key: %s' -H 'Content-Type: application/json' -d '{\"amount\":5}' &",
         H.root(), path, tok, key)
       os.execute(cmd)
-      core.sleep_ms(400)
+      for _ = 1, 200 do -- until the first request is held in the simulator
+        if H.state().in_flight == 1 then break end
+        core.sleep_ms(20)
+      end
+      assert.equals(1, H.state().in_flight)
       local status, e = H.raw("POST", "/api" .. path, { body = '{"amount":5}', headers = {
         ["x-auth-token"] = "Bearer " .. tok, ["x-idempotency-key"] = key } })
       assert.equals(409, status)

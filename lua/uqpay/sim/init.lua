@@ -338,7 +338,7 @@ local function dump_state()
   local out = { accounts = {}, issuing_balances = {}, banking_balances = {}, cards = {}, transfers = {},
                 banking_transfers = {}, applied = S.applied_records(st), master_account_id = st.master_id,
                 now = S.iso(sim.now()), clock_offset_s = clock_offset, request_count = request_count,
-                tokens_issued = tokens_issued, max_in_flight = max_in_flight,
+                tokens_issued = tokens_issued, in_flight = in_flight, max_in_flight = max_in_flight,
                 requests = #log_paths > 0 and logged() or core.json_decode("[]") }
   for _, id in ipairs(st.account_order) do
     local a = st.accounts[id]

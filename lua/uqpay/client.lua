@@ -255,7 +255,11 @@ function Client:exchange(x)
   local key = x.key
   while true do
     attempt = attempt + 1
-    self:throttle()
+    -- the token endpoint has a limit of its own: its requests neither wait
+    -- on the API's budget nor count in it, and its 429s pause nobody else
+    -- (one used to end the window being measured after a few successes,
+    -- and the client learned a rate a tenth of the server's)
+    if not x.token then self:throttle() end
     -- a key about to leave UQPAY's 24-hour memory is not sent again
     if op and x.intent_ts and Run.now() - x.intent_ts > Run.KEY_LIFE_S then
       last_err = E.new { kind = "reconcile_required", message = "its key is too old to be sent again",
@@ -280,7 +284,7 @@ function Client:exchange(x)
       self:trace("< %s: %s", kind, msg)
     end
     if class == "done" then
-      self:succeeded(window)
+      if not x.token then self:succeeded(window) end
       return res
     end
     if op then op:observe(class, reached, res and res.status or 0, class == "rejected" and R.body(res.body) or nil) end
@@ -305,7 +309,7 @@ function Client:exchange(x)
       self.token:invalidate(x.sent_token)
       attempt = attempt - 1
     elseif class == "retry" and attempt < cfg.max_attempts then
-      if res and res.status == 429 then
+      if res and res.status == 429 and not x.token then
         self:rate_limited(wait or backoff_ms(attempt), window) -- the next throttle() waits it out, with every caller
       else
         self:sleep(wait or backoff_ms(attempt))

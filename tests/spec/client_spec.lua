@@ -507,6 +507,16 @@ describe("uqpay", function()
       assert.are.equal(17 * 60000 / 2000, c.learned.per_min)
     end)
 
+    it("a 429 from the token endpoint (a limit of its own) pauses no one and measures nothing", function()
+      H.faults("burst429:next=1:path=/v1/connect/token")
+      local c = client_with { rate_limit = 0 }
+      c:call { method = "GET", path = "/v1/issuing/products" }
+      assert.equals(1, H.state().tokens_issued) -- the fetch was retried
+      assert.equals(0, c.learned.window)
+      assert.equals(0, c.learned.pause_until)
+      assert.equals(1, c.learned.ok) -- the products call; the token fetch is no API success
+    end)
+
     it("a 429 at a known limit pauses every caller until Retry-After", function()
       H.faults("burst429:next=1:path=/v1/issuing/products")
       local c = client_with {}

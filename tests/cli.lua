@@ -282,6 +282,21 @@ print(res[1], res[2])
 expect("a script's own coroutine inside uqpay.parallel gets the token another item is fetching",
   "timeout 30 env XDG_CACHE_HOME=" .. dir .. "/cache-nested " .. envs .. UQ .. " " .. nested, 0, "^2\t2\n$")
 
+-- an item's own coroutine.yield reaches the scheduler: the item fails
+-- (it used to hang the batch for ever) and its locks go to the next item
+local stray = file("stray.lua", [[
+local P = require "uqpay.parallel"
+local res, errs = uqpay.parallel({ 1, 2 }, function(i)
+  return P.with_locks({ "card:x" }, function()
+    if i == 1 then coroutine.yield("mine") end
+    return "item " .. i .. " had the lock"
+  end)
+end)
+print(res[2], errs[1].kind, errs[1].message)
+]])
+expect("an item yielding a value of its own fails, and lets go of its locks",
+  "timeout 30 " .. UQ .. " --sim " .. stray, 0, "^item 2 had the lock\tusage\tuqpay.parallel: item 1 yielded a string")
+
 -- production guard: no terminal and no --yes -> refused before any request
 local function requests()
   local _, o = run("curl -s " .. admin .. "/__sim/state")

@@ -55,12 +55,13 @@ function P.dirty(journal)
 end
 
 -- Resource locks: fn runs while holding every key (sorted, so two items
--- locking the same pair cannot deadlock).
+-- locking the same pair cannot deadlock). They are let go by a
+-- to-be-closed value: when fn returns, raises, or its coroutine is closed.
 function P.with_locks(keys, fn, ...)
   if not P.active() or #keys == 0 then return fn(...) end
   table.sort(keys)
-  local me = coroutine.running()
-  local locks = current.locks
+  local s, me = current, coroutine.running()
+  local locks = s.locks
   local held = {}
   for _, k in ipairs(keys) do
     if not held[k] then
@@ -74,19 +75,20 @@ function P.with_locks(keys, fn, ...)
       held[k] = true
     end
   end
-  local results = table.pack(pcall(fn, ...))
-  for k in pairs(held) do
-    local l = locks[k]
-    local nxt = table.remove(l.queue, 1)
-    if nxt then
-      l.owner = nxt
-      current.ready[#current.ready + 1] = { co = nxt }
-    else
-      locks[k] = nil
+  local release = setmetatable({}, { __close = function()
+    for k in pairs(held) do
+      local l = locks[k]
+      local nxt = table.remove(l.queue, 1)
+      if nxt then
+        l.owner = nxt
+        s.ready[#s.ready + 1] = { co = nxt }
+      else
+        locks[k] = nil
+      end
     end
-  end
-  if not results[1] then error(results[2], 0) end
-  return table.unpack(results, 2, results.n)
+  end })
+  local _ <close> = release
+  return fn(...)
 end
 
 local function check_args(items, fn, opts)
@@ -122,13 +124,24 @@ function P.run(items, fn, opts)
     local ok, y = coroutine.resume(co, value)
     if not ok then
       errors[i], failed = y, true
-    elseif coroutine.status(co) ~= "dead" then
-      if y.op == "http" then s.outgoing[#s.outgoing + 1] = { co = co, req = y.req, jop = y.jop }
-      elseif y.op == "sleep" then s.timers[#s.timers + 1] = { at = core.monotonic_ms() + y.ms, co = co }
-      end -- "lock": the holder puts it back on the ready list
-      return
-    else
+    elseif coroutine.status(co) == "dead" then
       results[i] = y
+    else
+      local what = type(y) == "table" and y.op
+      if what == "http" then
+        s.outgoing[#s.outgoing + 1] = { co = co, req = y.req, jop = y.jop }
+        return
+      elseif what == "sleep" then
+        s.timers[#s.timers + 1] = { at = core.monotonic_ms() + y.ms, co = co }
+        return
+      elseif what == "lock" then
+        return -- the holder puts it back on the ready list
+      end
+      -- the item's own coroutine.yield came through to here, and nothing
+      -- would ever resume it: it fails, and closing it lets go of its locks
+      coroutine.close(co)
+      errors[i], failed = E.new { kind = "usage", message = string.format("uqpay.parallel: item %d yielded a %s of " ..
+        "its own (coroutine.yield outside a coroutine it made); nothing would resume it", i, type(y)) }, true
     end
     s.items[co] = nil
     running = running - 1

@@ -12,6 +12,15 @@ end
 
 local err_of = H.err_of
 
+-- Runs fn(at) with core.monotonic_ms reading the time last given to at(ms).
+local function on_fake_clock(fn)
+  local real, t = core.monotonic_ms, 0
+  core.monotonic_ms = function() return t end
+  local ok, err = pcall(fn, function(ms) t = ms end)
+  core.monotonic_ms = real
+  assert(ok, err)
+end
+
 -- A client of our own over the same simulator, with settings changed.
 local function client_with(changes)
   local cfg = {}
@@ -459,26 +468,22 @@ describe("uqpay", function()
 
     it("counts a success in the window it was sent in, whenever its answer arrives", function()
       local c = client_with { rate_limit = 0 }
-      local real, t = core.monotonic_ms, 0
-      core.monotonic_ms = function() return t end
-      local ok, err = pcall(function()
-        t = 5000
+      on_fake_clock(function(at)
+        at(5000)
         c:succeeded(0) -- before any 429: no window to measure
         c:rate_limited(1000, 0) -- the first 429 opens window 1 at 5000
         c:succeeded(0) -- sent before it: let in from the previous bucket
-        t = 6001
+        at(6001)
         for _ = 1, 16 do c:succeeded(1) end
         -- 16 more leave at 6003, four of them before the 429 among them
         -- is handled, in the same millisecond; the 429 is handled before
         -- the four that succeeded with it (answers that finish together)
-        t = 6003
+        at(6003)
         c:rate_limited(1000, 1)
         assert.are.equal(16, c.learned.closed.ok)
         for _ = 1, 4 do c:succeeded(1) end
         c:succeeded(2) -- sent in the new window: counts there
       end)
-      core.monotonic_ms = real
-      assert(ok, err)
       assert.are.equal(20, c.learned.closed.ok)
       assert.are.equal(1, c.learned.ok)
       assert.are.equal(20 * 60000 / 1003, c.learned.per_min)
@@ -486,23 +491,19 @@ describe("uqpay", function()
 
     it("a late 429 for a request sent before the pause does not end the window being measured", function()
       local c = client_with { rate_limit = 0 }
-      local real, t = core.monotonic_ms, 0
-      core.monotonic_ms = function() return t end
-      local ok, err = pcall(function()
-        t = 5000
+      on_fake_clock(function(at)
+        at(5000)
         c:rate_limited(1000, 0) -- pause until 6000, then measure window 1 from 5000
-        t = 6001
+        at(6001)
         for _ = 1, 16 do c:succeeded(1) end
-        t = 6500
+        at(6500)
         c:rate_limited(1000, 0) -- sent before the pause, answered after it
         assert.are.equal(6000, c.learned.pause_until)
         assert.is_nil(c.learned.closed)
         c:succeeded(1)
-        t = 7000
+        at(7000)
         c:rate_limited(1000, 1) -- the window's own end
       end)
-      core.monotonic_ms = real
-      assert(ok, err)
       assert.are.equal(17, c.learned.closed.ok)
       assert.are.equal(17 * 60000 / 2000, c.learned.per_min)
     end)

@@ -200,6 +200,21 @@ for name, content in pairs { zeros_then_text = "\0\0\0\0PRECIOUS line 1\nline 2\
     code == 2 and err:find("damaged at line 1", 1, true) and T.slurp(path) == content, err)
 end
 
+-- ---- --journal holding another run: refused, kept, or set aside with --fresh ----
+reset()
+local shared = T.dir .. "/shared.journal"
+T:run("FAIL_AFTER=2 " .. sim.env .. UQ .. " --journal " .. shared .. " " .. script)
+local held = T.slurp(shared)
+local other = T:file("other.lua", 'uqpay.recharge("66666666-6666-4666-8666-666666666661", "3.00")\n')
+code, _, err = T:run(sim.env .. UQ .. " --journal " .. shared .. " " .. other)
+T:check("a --journal holding another script's unfinished run is refused with exit 2, and kept", code == 2
+  and err:find("holds run %x+") ~= nil and err:find("%-%-fresh") ~= nil and T.slurp(shared) == held
+  and applied("recharge") == 2, err)
+code, _, err = T:run(sim.env .. UQ .. " --fresh --journal " .. shared .. " " .. other)
+T:check("--fresh sets that interrupted run aside and says where", code == 0
+  and err:find("set aside the interrupted run %x+ as .-shared%-.-%.abandoned%.journal") ~= nil
+  and applied("recharge") == 3, err)
+
 -- ---- reading the journals mid-run keeps this run's lock ----
 reset()
 os.execute("rm -rf " .. runs)

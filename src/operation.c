@@ -251,10 +251,16 @@ static int l_journal_op(lua_State *L) {
   return 1;
 }
 
+/* The state as Lua sees it: a rejection replayed from an earlier run is
+ * "rejected_earlier". */
+static const char *state_name(const op_t *op) {
+  return op->state == OP_REPLAY_REJECTED ? "rejected_earlier" : op_state_names[op->state];
+}
+
 /* op:state() -> what op:info().state is, without a table */
 static int l_op_state(lua_State *L) {
   op_t *op = check_op(L, 1);
-  lua_pushstring(L, op->state == OP_REPLAY_REJECTED ? "rejected_earlier" : op_state_names[op->state]);
+  lua_pushstring(L, state_name(op));
   return 1;
 }
 
@@ -278,7 +284,7 @@ static int l_op_info(lua_State *L) {
   char hex[33];
   id_hex(op->id, hex);
   lua_createtable(L, 0, 5);
-  lua_pushstring(L, op->state == OP_REPLAY_REJECTED ? "rejected_earlier" : op_state_names[op->state]);
+  lua_pushstring(L, state_name(op));
   lua_setfield(L, -2, "state");
   lua_pushstring(L, op->key);
   lua_setfield(L, -2, "key");

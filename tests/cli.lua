@@ -316,13 +316,8 @@ expect("--yes confirms production writes", prod .. UQ .. " --yes -e " ..
 -- once the request is in the simulator (or the script says it is running),
 -- not after a guess at start-up time: a background job starts with SIGINT
 -- ignored until uqlua installs its handler, so an early signal is lost.
-local function until_true(what, f)
-  for _ = 1, 200 do
-    if f() then return true end
-    core.sleep_ms(50)
-  end
-  error("waited 10 s for " .. what)
-end
+local H = require "tests.helpers.sim"
+local function until_true(what, f) assert(H.wait_until(f), "waited 10 s for " .. what) end
 -- Runs cmd (with the environment assignments vars) in the background, as
 -- an interactive shell's Ctrl-C would find it: interrupt() sends SIGINT,
 -- code() waits up to 10 s for its exit code (nil, and the job killed, if
@@ -338,11 +333,8 @@ local function background(vars, cmd)
   end
   function job.interrupt() os.execute("kill -INT " .. job_pid()) end
   function job.code()
-    for _ = 1, 200 do
-      local rc = slurp(id .. ".rc"):match("%d+")
-      if rc then return tonumber(rc) end
-      core.sleep_ms(50)
-    end
+    local function rc() return tonumber(slurp(id .. ".rc"):match("%d+")) end
+    if H.wait_until(rc) then return rc() end
     os.execute("kill -KILL " .. job_pid())
   end
   return job

@@ -56,6 +56,17 @@ function H.config(t, base) return H.admin("POST", "config", t, base) end
 function H.advance(seconds, base) return H.admin("POST", "clock", { advance_s = seconds }, base) end
 function H.requests(base) return H.state(base).request_count end
 
+-- Asks f every 20 ms until it answers true, for up to ms (10 s); returns
+-- whether it did. Tests wait for the event they need, never a guessed time.
+function H.wait_until(f, ms)
+  local deadline = core.monotonic_ms() + (ms or 10000)
+  repeat
+    if f() then return true end
+    core.sleep_ms(20)
+  until core.monotonic_ms() > deadline
+  return f() and true or false
+end
+
 -- A fresh token straight from the token endpoint.
 function H.token(base)
   local status, t = H.raw("POST", "/api/v1/connect/token",

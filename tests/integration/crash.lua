@@ -130,10 +130,7 @@ H.admin("POST", "faults", { spec = "latency=1:ms=20" }, base)
 local seq = T.dir .. "/sequential.lua"
 local pidf = T.dir .. "/control.pid"
 os.execute(string.format("%s%s --no-journal %s >/dev/null 2>&1 & echo $! > %s", T.env, sim.env .. UQ, seq, pidf))
-for _ = 1, 200 do
-  if H.applied(H.state(base), "recharge") >= 5 then break end
-  core.sleep_ms(50)
-end
+H.wait_until(function() return H.applied(H.state(base), "recharge") >= 5 end)
 local killed = T:run("kill -KILL " .. T.slurp(pidf):match("%d+"))
 local at_kill = H.applied(H.state(base), "recharge")
 H.admin("POST", "faults", {}, base)

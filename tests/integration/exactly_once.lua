@@ -56,10 +56,8 @@ local three = T:file("three.lua", 'for i = 1, 3 do uqpay.recharge("' .. CARD .. 
 faults("latency=1:ms=700:path=/v1/issuing/cards/*/recharge")
 local pidf = T.dir .. "/a.pid"
 os.execute(T.env .. uq(three) .. " >" .. T.dir .. "/a.out 2>" .. T.dir .. "/a.err & echo $! > " .. pidf)
-for _ = 1, 200 do -- until its first write is in the simulator: its journal is locked by then
-  if H.state(base).in_flight == 1 then break end
-  core.sleep_ms(50)
-end
+-- until its first write is in the simulator: its journal is locked by then
+H.wait_until(function() return H.state(base).in_flight == 1 end)
 code, _, err = T:run(uq(three))
 local pid = T.slurp(pidf):match("%d+")
 T:check("2: a second copy of a live run exits 2 naming the run and its pid", code == 2

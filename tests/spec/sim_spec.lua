@@ -437,11 +437,8 @@ describe("simulator", function()
         "-H 'x-idempotency-key: %s' -H 'Content-Type: application/json' -d '{\"amount\":5}' &",
         H.root(), path, tok, key)
       os.execute(cmd)
-      for _ = 1, 200 do -- until the first request is held in the simulator
-        if H.state().in_flight == 1 then break end
-        core.sleep_ms(20)
-      end
-      assert.equals(1, H.state().in_flight)
+      -- until the first request is held in the simulator
+      assert.is_true(H.wait_until(function() return H.state().in_flight == 1 end))
       local status, e = H.raw("POST", "/api" .. path, { body = '{"amount":5}', headers = {
         ["x-auth-token"] = "Bearer " .. tok, ["x-idempotency-key"] = key } })
       assert.equals(409, status)

@@ -238,6 +238,14 @@ function Client:api_headers(x)
   return headers
 end
 
+-- Inside uqpay.parallel a request that passed throttle() leaves at the
+-- scheduler round's end. A 429 handled in between (another item's, later
+-- in the same round) opened a pause: sent anyway, it would only be refused
+-- again, and count against the measurement. The scheduler asks this first.
+local function sent_into_pause(x)
+  return x.client.learned.window ~= x.window
+end
+
 -- The one retry loop. x = {method, path, url, body, timeout_ms, obo,
 -- fixed_headers (the token request's; otherwise api_headers), op (a
 -- write's operation), key (a read POST's), token (the token request
@@ -259,7 +267,11 @@ function Client:exchange(x)
     -- on the API's budget nor count in it, and its 429s pause nobody else
     -- (one used to end the window being measured after a few successes,
     -- and the client learned a rate a tenth of the server's)
-    if not x.token then self:throttle() end
+    if not x.token then
+      self:throttle()
+      x.client, x.window = self, self.learned.window
+      x.recall = Parallel.active() and sent_into_pause or nil
+    end
     -- a key about to leave UQPAY's 24-hour memory is not sent again
     if op and x.intent_ts and Run.now() - x.intent_ts > Run.KEY_LIFE_S then
       last_err = E.new { kind = "reconcile_required", message = "its key is too old to be sent again",
@@ -273,8 +285,13 @@ function Client:exchange(x)
     if cfg.trace then
       self:trace("> %s %s%s%s", x.method, x.url, key and ("  key=" .. key) or "", x.body and ("\n  " .. R.body(x.body)) or "")
     end
-    local window = self.learned.window
     local res, kind, msg, sent = Transport.request(x, op)
+    if kind == "recalled" then
+      -- it never left: not an attempt; throttle() again, which waits out the pause
+      attempt = attempt - 1
+      if cfg.trace then self:trace("~ %s %s held back: a rate-limit pause began before it left", x.method, x.path) end
+      goto again
+    end
     self.attempts_total = self.attempts_total + 1
     last_res, last_kind, last_msg = res, kind, msg
     local class, reached, wait = Client.classify(res, kind, sent)
@@ -284,7 +301,7 @@ function Client:exchange(x)
       self:trace("< %s: %s", kind, msg)
     end
     if class == "done" then
-      if not x.token then self:succeeded(window) end
+      if not x.token then self:succeeded(x.window) end
       return res
     end
     if op then op:observe(class, reached, res and res.status or 0, class == "rejected" and R.body(res.body) or nil) end
@@ -310,13 +327,14 @@ function Client:exchange(x)
       attempt = attempt - 1
     elseif class == "retry" and attempt < cfg.max_attempts then
       if res and res.status == 429 and not x.token then
-        self:rate_limited(wait or backoff_ms(attempt), window) -- the next throttle() waits it out, with every caller
+        self:rate_limited(wait or backoff_ms(attempt), x.window) -- the next throttle() waits it out, with every caller
       else
         self:sleep(wait or backoff_ms(attempt))
       end
     else
       break
     end
+    ::again::
   end
   if last_err then give_up(x, attempt, last_res, last_err) end
   if last_res then give_up(x, attempt, last_res, self:api_error(last_res, spec, key, attempt)) end

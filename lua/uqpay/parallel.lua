@@ -34,11 +34,15 @@ function P.blocking(fn, ...)
   return table.unpack(results, 2, results.n)
 end
 
--- HTTP through the scheduler: same results as transport.request.
+-- HTTP through the scheduler: same results as transport.request, or nil,
+-- "recalled" when req.recall(req) said at the round's end that it must not
+-- leave after all (it was never sent; the caller decides again).
 function P.http(req, op)
   local r = coroutine.yield { op = "http", req = req, jop = op }
   return r.res, r.kind, r.message, r.sent
 end
+
+local RECALLED = { kind = "recalled", message = "held back before it was sent", sent = false }
 
 -- Sleeps ms, letting other items run; false when interrupted.
 function P.sleep(ms)
@@ -168,7 +172,16 @@ function P.run(items, fn, opts)
       -- group commit: intents on disk before their requests leave
       for j in pairs(s.dirty) do j:sync() end
       s.dirty = {}
-      for _, o in ipairs(s.outgoing) do s.waiting[s.multi:add(o.req, o.jop)] = o.co end
+      -- requests wait for the round's end: one whose caller's reason to send
+      -- went away meanwhile (a 429 handled later in the round opened a
+      -- pause) goes back to its item instead of out
+      for _, o in ipairs(s.outgoing) do
+        if o.req.recall and o.req:recall() then
+          s.ready[#s.ready + 1] = { co = o.co, value = RECALLED }
+        else
+          s.waiting[s.multi:add(o.req, o.jop)] = o.co
+        end
+      end
       s.outgoing = {}
       if running == 0 and (next_item > n or (failed and stop_on_error)) then break end
       -- wait for a transfer or the next timer, unless there is work now

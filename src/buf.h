@@ -12,4 +12,7 @@ struct buf {
 };
 
 void buf_add(struct buf *b, const char *p, size_t n);
+/* Room for n more bytes (and the NUL kept after them); 0 when there is
+ * none (oom is set). */
+int buf_reserve(struct buf *b, size_t n);
 #endif

@@ -13,7 +13,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,48 +31,92 @@
 
 /* ---------- record text (struct buf is shared with http.c) ---------- */
 
-void buf_add(struct buf *b, const char *p, size_t n) {
-  if (b->oom) return;
+int buf_reserve(struct buf *b, size_t n) {
+  if (b->oom) return 0;
+  if (n > ((size_t)-1) / 4 - b->len) {
+    b->oom = 1;
+    return 0;
+  }
   if (b->len + n + 1 > b->cap) {
     size_t cap = b->cap ? b->cap : 4096;
     while (cap < b->len + n + 1) cap *= 2;
     char *d = realloc(b->data, cap);
-    if (!d) { b->oom = 1; return; }
+    if (!d) {
+      b->oom = 1;
+      return 0;
+    }
     b->data = d;
     b->cap = cap;
   }
+  return 1;
+}
+
+void buf_add(struct buf *b, const char *p, size_t n) {
+  if (!buf_reserve(b, n)) return;
   memcpy(b->data + b->len, p, n);
   b->len += n;
   b->data[b->len] = '\0';
 }
 
-/* A JSON string: runs that need no escape are copied in one piece. */
-void rb_str(struct buf *b, const char *s, size_t n) {
-  static const char hex[] = "0123456789abcdef";
-  rb_add(b, "\"", 1);
-  size_t run = 0;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    rb_add(b, s + run, i - run);
-    run = i + 1;
-    char esc[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
-    if (c == '"') rb_add(b, "\\\"", 2);
-    else if (c == '\\') rb_add(b, "\\\\", 2);
-    else if (c == '\n') rb_add(b, "\\n", 2);
-    else rb_add(b, esc, 6);
-  }
-  rb_add(b, s + run, n - run);
-  rb_add(b, "\"", 1);
+/* Whether any of the 8 bytes of w is a control character, '"' or '\\'
+ * (the bytes a JSON string escapes). The borrow of a byte that matches can
+ * flag bytes above it too, but never flags a word with no match. */
+static int word_needs_escape(uint64_t w) {
+  const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+  uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+  return (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((bs - ones) & ~bs)) & highs ? 1 : 0;
 }
 
-void rb_fmt(struct buf *b, const char *fmt, ...) {
-  char tmp[256];
-  va_list ap;
-  va_start(ap, fmt);
-  int w = vsnprintf(tmp, sizeof tmp, fmt, ap);
-  va_end(ap);
-  if (w > 0) rb_add(b, tmp, (size_t)w < sizeof tmp ? (size_t)w : sizeof tmp - 1);
+/* A JSON string, written straight into room for the worst case (every
+ * byte a \u escape): a reply's JSON text has a quote every few bytes, and
+ * a call per escape cost more than the scan. Plain bytes are found and
+ * copied 8 at a time. */
+void rb_str(struct buf *b, const char *s, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  if (n > ((size_t)-1) / 8 || !buf_reserve(b, 6 * n + 2)) {
+    b->oom = 1;
+    return;
+  }
+  char *o = b->data + b->len;
+  *o++ = '"';
+  size_t i = 0;
+  while (i < n) {
+    uint64_t w;
+    if (n - i >= 8 && (memcpy(&w, s + i, 8), !word_needs_escape(w))) {
+      memcpy(o, &w, 8);
+      o += 8;
+      i += 8;
+      continue;
+    }
+    unsigned char c = (unsigned char)s[i++];
+    if (c >= 0x20 && c != '"' && c != '\\') {
+      *o++ = (char)c;
+      continue;
+    }
+    *o++ = '\\';
+    if (c == '"' || c == '\\') {
+      *o++ = (char)c;
+    } else if (c == '\n') {
+      *o++ = 'n';
+    } else {
+      memcpy(o, "u00", 3);
+      o[3] = hex[c >> 4];
+      o[4] = hex[c & 15];
+      o += 5;
+    }
+  }
+  *o++ = '"';
+  b->len = (size_t)(o - b->data);
+  b->data[b->len] = '\0';
+}
+
+void rb_int(struct buf *b, long long v) {
+  char d[24];
+  size_t at = sizeof d;
+  unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+  do d[--at] = (char)('0' + u % 10); while ((u /= 10) != 0);
+  if (v < 0) d[--at] = '-';
+  rb_add(b, d + at, sizeof d - at);
 }
 
 #define FNV1A_START 1469598103934665603ULL
@@ -180,17 +223,27 @@ int journal_sync(journal_t *j) {
   return 0;
 }
 
+#define RECORD_HEAD 17 /* 16 hex digits of the checksum and a space */
+
+struct buf *journal_record_begin(journal_t *j) {
+  struct buf *b = &j->rec;
+  if (b->cap > (1 << 20)) { /* one huge reply does not stay for the run */
+    free(b->data);
+    *b = (struct buf){0};
+  }
+  b->len = 0;
+  b->oom = 0;
+  rb_add(b, "0000000000000000 ", RECORD_HEAD);
+  return b;
+}
+
 int journal_append_record(journal_t *j, struct buf *b, int sync) {
+  rb_lit(b, "\n");
   if (b->oom) { errno = ENOMEM; return -1; }
-  char head[18];
-  snprintf(head, sizeof head, "%016llx ", (unsigned long long)fnv1a(b->data, b->len));
-  struct buf line = {0};
-  rb_add(&line, head, 17);
-  rb_add(&line, b->data, b->len);
-  rb_add(&line, "\n", 1);
-  int rc = line.oom ? (errno = ENOMEM, -1) : journal_append(j, line.data, line.len, sync);
-  free(line.data);
-  return rc;
+  uint64_t h = fnv1a(b->data + RECORD_HEAD, b->len - RECORD_HEAD - 1);
+  static const char hex[] = "0123456789abcdef";
+  for (int i = 15; i >= 0; i--, h >>= 4) b->data[i] = hex[h & 15];
+  return journal_append(j, b->data, b->len, sync);
 }
 
 /* Reads the line starting at off (without its newline) into a malloc'ed
@@ -287,6 +340,8 @@ static void journal_free(journal_t *j) {
   free(j->path);
   free(j->slots);
   free(j->occs);
+  free(j->rec.data);
+  j->rec = (struct buf){0};
   j->path = NULL;
   j->slots = NULL;
   j->occs = NULL;
@@ -607,11 +662,9 @@ static int l_journal_record(lua_State *L) {
   json_encode(L, 2, 1);
   size_t n;
   const char *s = lua_tolstring(L, -1, &n);
-  struct buf b = {0};
-  rb_add(&b, s, n);
-  int rc = journal_append_record(j, &b, sync);
-  free(b.data);
-  if (rc != 0) return uqpay_raise(L, "config", "cannot write the run journal %s: %s", j->path, strerror(errno));
+  struct buf *b = journal_record_begin(j);
+  rb_add(b, s, n);
+  if (journal_append_record(j, b, sync) != 0) return uqpay_raise(L, "config", "cannot write the run journal %s: %s", j->path, strerror(errno));
   return 0;
 }
 

@@ -66,6 +66,8 @@ typedef struct {
                                 records end (before the zeros) is not known yet */
   int64_t size;              /* end of the good prefix: the next record's offset */
   int64_t alloc;             /* zero-filled bytes on disk (>= size): see journal_append */
+  struct buf rec;            /* the record being built (journal_record_begin):
+                                one buffer for the run, not one per record */
   dev_t dev;                 /* the file, to find it by path (journal_read) */
   ino_t ino;
   void *next_open;           /* the process's open journals (journal_read) */
@@ -105,8 +107,13 @@ void uqpay_open_operation(lua_State *L);
 
 /* Record text in a struct buf (buf.h). */
 #define rb_add buf_add
+#define rb_lit(b, lit) rb_add((b), "" lit, sizeof(lit) - 1) /* a string literal */
 void rb_str(struct buf *b, const char *s, size_t n); /* a JSON string */
-void rb_fmt(struct buf *b, const char *fmt, ...);
-/* Prefixes the checksum and appends the newline: "<sum> <json>\n". */
+void rb_int(struct buf *b, long long v);             /* a JSON integer */
+/* The journal's record buffer, emptied, with room for the checksum: build
+ * the record's JSON in it, then journal_append_record. */
+struct buf *journal_record_begin(journal_t *j);
+/* Fills in the checksum and appends the newline: "<sum> <json>\n". b is
+ * the buffer journal_record_begin returned. */
 int journal_append_record(journal_t *j, struct buf *b, int sync);
 #endif

@@ -300,9 +300,18 @@ static int l_op_info(lua_State *L) {
 static void outcome_record(struct buf *b, op_t *op, const char *state, lua_Integer status) {
   char hex[33];
   id_hex(op->id, hex);
-  rb_fmt(b, "{\"t\":\"outcome\",\"op\":\"%s\",\"occ\":%u,\"key\":", hex, (unsigned)op->occ);
+  rb_lit(b, "{\"t\":\"outcome\",\"op\":\"");
+  rb_add(b, hex, 32);
+  rb_lit(b, "\",\"occ\":");
+  rb_int(b, op->occ);
+  rb_lit(b, ",\"key\":");
   rb_str(b, op->key, strlen(op->key));
-  rb_fmt(b, ",\"state\":\"%s\",\"status\":%lld,\"ts\":%lld", state, (long long)status, (long long)time(NULL));
+  rb_lit(b, ",\"state\":\"");
+  rb_add(b, state, strlen(state));
+  rb_lit(b, "\",\"status\":");
+  rb_int(b, status);
+  rb_lit(b, ",\"ts\":");
+  rb_int(b, (long long)time(NULL));
 }
 
 static int write_failed(lua_State *L, op_t *op) {
@@ -327,20 +336,25 @@ static int l_op_intent(lua_State *L) {
   } else {
     char hex[33];
     id_hex(op->id, hex);
-    struct buf b = {0};
-    rb_fmt(&b, "{\"t\":\"intent\",\"op\":\"%s\",\"occ\":%u,\"method\":", hex, (unsigned)op->occ);
-    rb_str(&b, op->method, strlen(op->method));
-    rb_add(&b, ",\"path\":", 8);
-    rb_str(&b, op->path, strlen(op->path));
-    rb_add(&b, ",\"obo\":", 7);
-    rb_str(&b, op->obo, strlen(op->obo));
-    rb_add(&b, ",\"key\":", 7);
-    rb_str(&b, op->key, strlen(op->key));
-    rb_fmt(&b, ",\"ts\":%lld,\"body\":", (long long)op->intent_ts);
-    rb_str(&b, op->body, strlen(op->body));
-    rb_add(&b, "}", 1);
-    rc = journal_append_record(j, &b, !group);
-    free(b.data);
+    struct buf *b = journal_record_begin(j);
+    rb_lit(b, "{\"t\":\"intent\",\"op\":\"");
+    rb_add(b, hex, 32);
+    rb_lit(b, "\",\"occ\":");
+    rb_int(b, op->occ);
+    rb_lit(b, ",\"method\":");
+    rb_str(b, op->method, strlen(op->method));
+    rb_lit(b, ",\"path\":");
+    rb_str(b, op->path, strlen(op->path));
+    rb_lit(b, ",\"obo\":");
+    rb_str(b, op->obo, strlen(op->obo));
+    rb_lit(b, ",\"key\":");
+    rb_str(b, op->key, strlen(op->key));
+    rb_lit(b, ",\"ts\":");
+    rb_int(b, op->intent_ts);
+    rb_lit(b, ",\"body\":");
+    rb_str(b, op->body, strlen(op->body));
+    rb_lit(b, "}");
+    rc = journal_append_record(j, b, !group);
   }
   if (rc != 0) return write_failed(L, op);
   op->intent_seq = j->appended;
@@ -391,14 +405,12 @@ static int l_op_observe(lua_State *L) {
   if (next == OP_APPLIED || next == OP_REJECTED) {
     journal_t *j = op->j;
     if (j->fd >= 0) { /* a memory journal keeps no record */
-      struct buf b = {0};
-      outcome_record(&b, op, op_state_names[next], status);
-      rb_add(&b, ",\"body\":", 8); /* the answer (rejections too: replayed for a script's own retry) */
-      rb_str(&b, body, bn);
-      rb_add(&b, "}", 1);
-      int rc = journal_append_record(j, &b, 0);
-      free(b.data);
-      if (rc != 0) return write_failed(L, op);
+      struct buf *b = journal_record_begin(j);
+      outcome_record(b, op, op_state_names[next], status);
+      rb_lit(b, ",\"body\":"); /* the answer (rejections too: replayed for a script's own retry) */
+      rb_str(b, body, bn);
+      rb_lit(b, "}");
+      if (journal_append_record(j, b, 0) != 0) return write_failed(L, op);
     }
     if (op->open) {
       op->open = 0;
@@ -419,12 +431,10 @@ static int l_op_settle(lua_State *L) {
   op_t *op = check_op(L, 1);
   if (op->state == OP_IN_FLIGHT) op->state = op->doubt ? OP_IN_DOUBT : OP_INTENT;
   if ((op->state == OP_INTENT || op->state == OP_IN_DOUBT) && op->j->fd >= 0) {
-    struct buf b = {0};
-    outcome_record(&b, op, op->state == OP_IN_DOUBT ? "in_doubt" : "unsent", 0);
-    rb_add(&b, "}", 1);
-    int rc = journal_append_record(op->j, &b, 0);
-    free(b.data);
-    if (rc != 0) return write_failed(L, op);
+    struct buf *b = journal_record_begin(op->j);
+    outcome_record(b, op, op->state == OP_IN_DOUBT ? "in_doubt" : "unsent", 0);
+    rb_lit(b, "}");
+    if (journal_append_record(op->j, b, 0) != 0) return write_failed(L, op);
   }
   lua_pushstring(L, op_state_names[op->state]);
   return 1;

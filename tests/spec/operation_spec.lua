@@ -272,6 +272,30 @@ describe("operation lifecycle", function()
     end)
   end)
 
+  it("a record keeps any text exactly: each escaped byte at every position of an 8-byte word", function()
+    local path = os.tmpname()
+    local j = core.journal_open(path, "test")
+    j:scan()
+    j:record({ t = "run", run = "test" }, true)
+    local texts = {}
+    for _, c in ipairs { '"', "\\", "\n", "\t", "\1", "\31", "\127", "\195\169", " ", "~" } do
+      for at = 0, 17 do texts[#texts + 1] = ("a"):rep(at) .. c .. ("b"):rep(17 - at) .. c end
+    end
+    math.randomseed(7)
+    for _ = 1, 200 do
+      local t = {}
+      -- (no NUL: what an intent shows is JSON text, which never holds one)
+      for i = 1, math.random(0, 40) do t[i] = string.char(math.random(1, 127)) end
+      texts[#texts + 1] = table.concat(t)
+    end
+    for i, text in ipairs(texts) do j:op("POST", "/x/" .. i, "", "{}", text):intent() end
+    j:close()
+    local records = require("uqpay.journal").parse(path)
+    os.remove(path)
+    assert.equals(#texts + 1, #records)
+    for i, text in ipairs(texts) do assert.equals(text, records[i + 1].body, "text " .. i) end
+  end)
+
   it("idempotency keys are random version-4 UUIDs", function()
     local seen = {}
     for _ = 1, 2000 do

@@ -68,46 +68,46 @@ static int word_needs_escape(uint64_t w) {
 }
 
 /* A JSON string, written straight into room for the worst case (every
- * byte a \u escape): a reply's JSON text has a quote every few bytes, and
- * a call per escape cost more than the scan. Plain bytes are found and
- * copied 8 at a time. */
+ * byte a \u escape), a piece at a time so that a long reply does not
+ * reserve six times its size: a reply's JSON text has a quote every few
+ * bytes, and a call per escape cost more than the scan. Plain bytes are
+ * found and copied 8 at a time. */
 void rb_str(struct buf *b, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
-  if (n > ((size_t)-1) / 8 || !buf_reserve(b, 6 * n + 2)) {
-    b->oom = 1;
-    return;
-  }
-  char *o = b->data + b->len;
-  *o++ = '"';
+  rb_lit(b, "\"");
   size_t i = 0;
   while (i < n) {
-    uint64_t w;
-    if (n - i >= 8 && (memcpy(&w, s + i, 8), !word_needs_escape(w))) {
-      memcpy(o, &w, 8);
-      o += 8;
-      i += 8;
-      continue;
+    size_t end = n - i > 4096 ? i + 4096 : n;
+    if (!buf_reserve(b, 6 * (end - i))) return;
+    char *o = b->data + b->len;
+    while (i < end) {
+      uint64_t w;
+      if (end - i >= 8 && (memcpy(&w, s + i, 8), !word_needs_escape(w))) {
+        memcpy(o, &w, 8);
+        o += 8;
+        i += 8;
+        continue;
+      }
+      unsigned char c = (unsigned char)s[i++];
+      if (c >= 0x20 && c != '"' && c != '\\') {
+        *o++ = (char)c;
+        continue;
+      }
+      *o++ = '\\';
+      if (c == '"' || c == '\\') {
+        *o++ = (char)c;
+      } else if (c == '\n') {
+        *o++ = 'n';
+      } else {
+        memcpy(o, "u00", 3);
+        o[3] = hex[c >> 4];
+        o[4] = hex[c & 15];
+        o += 5;
+      }
     }
-    unsigned char c = (unsigned char)s[i++];
-    if (c >= 0x20 && c != '"' && c != '\\') {
-      *o++ = (char)c;
-      continue;
-    }
-    *o++ = '\\';
-    if (c == '"' || c == '\\') {
-      *o++ = (char)c;
-    } else if (c == '\n') {
-      *o++ = 'n';
-    } else {
-      memcpy(o, "u00", 3);
-      o[3] = hex[c >> 4];
-      o[4] = hex[c & 15];
-      o += 5;
-    }
+    b->len = (size_t)(o - b->data);
   }
-  *o++ = '"';
-  b->len = (size_t)(o - b->data);
-  b->data[b->len] = '\0';
+  rb_lit(b, "\""); /* and the NUL after it */
 }
 
 void rb_int(struct buf *b, long long v) {

@@ -106,14 +106,15 @@ end
 -- bursts up to a tenth of a known limit (none at a learned one). A caller
 -- takes its token first and then waits out the debt, so callers waiting
 -- together in uqpay.parallel queue one behind the other instead of all
--- leaving when the first wait ends.
+-- leaving when the first wait ends. Returns the bucket a turn was taken
+-- from (nil when nothing is paced).
 function Client:throttle()
   local l = self.learned
   local pause = l.pause_until - core.monotonic_ms()
   if pause > 0 then self:sleep(pause) end
   local known = self.cfg.rate_limit or 0
   local per_min = known > 0 and known or l.per_min
-  if not per_min then return end
+  if not per_min then return nil end
   local b = self.bucket
   local cap = known > 0 and math.max(1, per_min // 10) or 1
   local now = core.monotonic_ms()
@@ -126,6 +127,12 @@ function Client:throttle()
       error(err, 0)
     end
   end
+  return b
+end
+
+-- A turn taken from bucket b that was not used: the request did not leave.
+function Client:unthrottle(b)
+  if b and b == self.bucket then b.tokens = b.tokens + 1 end
 end
 
 function Client:sleep(ms)
@@ -268,7 +275,7 @@ function Client:exchange(x)
     -- (one used to end the window being measured after a few successes,
     -- and the client learned a rate a tenth of the server's)
     if not x.token then
-      self:throttle()
+      x.turn = self:throttle()
       x.client, x.window = self, self.learned.window
       x.recall = Parallel.active() and sent_into_pause or nil
     end
@@ -287,8 +294,10 @@ function Client:exchange(x)
     end
     local res, kind, msg, sent = Transport.request(x, op)
     if kind == "recalled" then
-      -- it never left: not an attempt; throttle() again, which waits out the pause
+      -- it never left: not an attempt, and its turn goes back; throttle()
+      -- again, which waits out the pause
       attempt = attempt - 1
+      self:unthrottle(x.turn)
       if cfg.trace then self:trace("~ %s %s held back: a rate-limit pause began before it left", x.method, x.path) end
       goto again
     end

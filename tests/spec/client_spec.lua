@@ -509,24 +509,28 @@ describe("uqpay", function()
     end)
 
     it("a request that passed the throttle is not sent into a pause a 429 opened before its round ended", function()
-      local c = client_with { rate_limit = 0 }
-      c.token:get()
-      local before, a0, t0, in_pause = H.requests(), c.attempts_total, core.monotonic_ms(), nil
-      local _, errs = uqpay.parallel({ "call", "429" }, function(what)
-        if what == "call" then
-          -- passes the throttle, then waits for the round's end to leave
-          return c:call { method = "GET", path = "/v1/issuing/products" }
-        end
-        -- another item's 429, handled later in the same round
-        c:rate_limited(400, c.learned.window)
-        require("uqpay.parallel").sleep(200)
-        in_pause = H.requests() - before
-      end, { concurrency = 2 })
-      assert.is_nil(next(errs))
-      assert.equals(0, in_pause) -- it used to leave at once, into the pause
-      assert.equals(1, H.requests() - before) -- once, after the pause
-      assert.equals(1, c.attempts_total - a0) -- held back is no attempt
-      assert.is_true(core.monotonic_ms() - t0 >= 400)
+      for _, limit in ipairs { 0, 19 } do -- unknown; known, a turn every 3.2 s
+        local c = client_with { rate_limit = limit }
+        c.token:get()
+        local before, a0, t0, in_pause = H.requests(), c.attempts_total, core.monotonic_ms(), nil
+        local _, errs = uqpay.parallel({ "call", "429" }, function(what)
+          if what == "call" then
+            -- passes the throttle, then waits for the round's end to leave
+            return c:call { method = "GET", path = "/v1/issuing/products" }
+          end
+          -- another item's 429, handled later in the same round
+          c:rate_limited(400, c.learned.window)
+          require("uqpay.parallel").sleep(200)
+          in_pause = H.requests() - before
+        end, { concurrency = 2 })
+        assert.is_nil(next(errs))
+        assert.equals(0, in_pause) -- it used to leave at once, into the pause
+        assert.equals(1, H.requests() - before) -- once, after the pause
+        assert.equals(1, c.attempts_total - a0) -- held back is no attempt
+        assert.is_true(core.monotonic_ms() - t0 >= 400)
+        -- its turn went back: it left without waiting for a second one
+        if limit > 0 then assert.is_true(c.bucket.tokens > -0.5, "bucket " .. c.bucket.tokens) end
+      end
     end)
 
     it("a 429 from the token endpoint (a limit of its own) pauses no one and measures nothing", function()

@@ -281,6 +281,9 @@ describe("operation lifecycle", function()
     for _, c in ipairs { '"', "\\", "\n", "\t", "\1", "\31", "\127", "\195\169", " ", "~" } do
       for at = 0, 17 do texts[#texts + 1] = ("a"):rep(at) .. c .. ("b"):rep(17 - at) .. c end
     end
+    -- long texts are escaped a piece at a time: escapes on the pieces' edges
+    texts[#texts + 1] = ('"a'):rep(5000)
+    texts[#texts + 1] = ("x"):rep(4093) .. '"\\\n\1' .. ("y"):rep(4100) .. "\31"
     math.randomseed(7)
     for _ = 1, 200 do
       local t = {}

@@ -664,7 +664,8 @@ static int l_journal_record(lua_State *L) {
   const char *s = lua_tolstring(L, -1, &n);
   struct buf *b = journal_record_begin(j);
   rb_add(b, s, n);
-  if (journal_append_record(j, b, sync) != 0) return uqpay_raise(L, "config", "cannot write the run journal %s: %s", j->path, strerror(errno));
+  if (journal_append_record(j, b, sync) != 0)
+    return uqpay_raise(L, "config", "cannot write the run journal %s: %s", j->path, strerror(errno));
   return 0;
 }
 

@@ -297,13 +297,20 @@ static int l_op_info(lua_State *L) {
   return 1;
 }
 
-static void outcome_record(struct buf *b, op_t *op, const char *state, lua_Integer status) {
+/* What every operation record starts with: {"t":t,"op":id,"occ":n */
+static void record_head(struct buf *b, op_t *op, const char *t) {
   char hex[33];
   id_hex(op->id, hex);
-  rb_lit(b, "{\"t\":\"outcome\",\"op\":\"");
+  rb_lit(b, "{\"t\":\"");
+  rb_add(b, t, strlen(t));
+  rb_lit(b, "\",\"op\":\"");
   rb_add(b, hex, 32);
   rb_lit(b, "\",\"occ\":");
   rb_int(b, op->occ);
+}
+
+static void outcome_record(struct buf *b, op_t *op, const char *state, lua_Integer status) {
+  record_head(b, op, "outcome");
   rb_lit(b, ",\"key\":");
   rb_str(b, op->key, strlen(op->key));
   rb_lit(b, ",\"state\":\"");
@@ -334,13 +341,8 @@ static int l_op_intent(lua_State *L) {
   if (j->fd < 0) {
     rc = journal_append(j, NULL, 0, 0); /* a memory journal: the lifecycle without a record */
   } else {
-    char hex[33];
-    id_hex(op->id, hex);
     struct buf *b = journal_record_begin(j);
-    rb_lit(b, "{\"t\":\"intent\",\"op\":\"");
-    rb_add(b, hex, 32);
-    rb_lit(b, "\",\"occ\":");
-    rb_int(b, op->occ);
+    record_head(b, op, "intent");
     rb_lit(b, ",\"method\":");
     rb_str(b, op->method, strlen(op->method));
     rb_lit(b, ",\"path\":");

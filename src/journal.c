@@ -58,65 +58,24 @@ void buf_add(struct buf *b, const char *p, size_t n) {
   b->data[b->len] = '\0';
 }
 
-/* Whether any of the 8 bytes of w is a control character, '"' or '\\'
- * (the bytes a JSON string escapes). The borrow of a byte that matches can
- * flag bytes above it too, but never flags a word with no match. */
-static int word_needs_escape(uint64_t w) {
-  const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-  uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
-  return (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((bs - ones) & ~bs)) & highs ? 1 : 0;
-}
-
-/* A JSON string, written straight into room for the worst case (every
- * byte a \u escape), a piece at a time so that a long reply does not
- * reserve six times its size: a reply's JSON text has a quote every few
- * bytes, and a call per escape cost more than the scan. Plain bytes are
- * found and copied 8 at a time. */
+/* A JSON string, escaped by the encoder's escaper (json.c) a piece at a
+ * time, so that a long reply does not reserve six times its size. */
 void rb_str(struct buf *b, const char *s, size_t n) {
-  static const char hex[] = "0123456789abcdef";
   rb_lit(b, "\"");
-  size_t i = 0;
-  while (i < n) {
-    size_t end = n - i > 4096 ? i + 4096 : n;
-    if (!buf_reserve(b, 6 * (end - i))) return;
-    char *o = b->data + b->len;
-    while (i < end) {
-      uint64_t w;
-      if (end - i >= 8 && (memcpy(&w, s + i, 8), !word_needs_escape(w))) {
-        memcpy(o, &w, 8);
-        o += 8;
-        i += 8;
-        continue;
-      }
-      unsigned char c = (unsigned char)s[i++];
-      if (c >= 0x20 && c != '"' && c != '\\') {
-        *o++ = (char)c;
-        continue;
-      }
-      *o++ = '\\';
-      if (c == '"' || c == '\\') {
-        *o++ = (char)c;
-      } else if (c == '\n') {
-        *o++ = 'n';
-      } else {
-        memcpy(o, "u00", 3);
-        o[3] = hex[c >> 4];
-        o[4] = hex[c & 15];
-        o += 5;
-      }
-    }
-    b->len = (size_t)(o - b->data);
+  for (size_t i = 0; i < n;) {
+    size_t m = n - i > 4096 ? 4096 : n - i;
+    if (!buf_reserve(b, JSON_ESCAPED_MAX(m))) return;
+    b->len += json_escape(b->data + b->len, s + i, m);
+    i += m;
   }
   rb_lit(b, "\""); /* and the NUL after it */
 }
 
 void rb_int(struct buf *b, long long v) {
-  char d[24];
-  size_t at = sizeof d;
-  unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-  do d[--at] = (char)('0' + u % 10); while ((u /= 10) != 0);
-  if (v < 0) d[--at] = '-';
-  rb_add(b, d + at, sizeof d - at);
+  char tmp[JSON_INTEGER_TEXT];
+  size_t n;
+  const char *p = json_integer_text(tmp, v, &n);
+  rb_add(b, p, n);
 }
 
 #define FNV1A_START 1469598103934665603ULL

@@ -8,6 +8,7 @@
  */
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,48 +89,88 @@ static const unsigned char needs_escape[256] = {
   [0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x7f] = 1,
 };
 
-/* Runs that need no escape are copied in one piece (a reply of a few
- * hundred bytes is one copy, not one per character). */
-static void enc_string(struct enc *e, const char *s, size_t n) {
-  reserve(e, n + 2);
-  e->b->p[e->b->n++] = '"';
-  size_t run = 0;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (!needs_escape[c]) continue;
-    addl(e, s + run, i - run);
-    run = i + 1;
+/* Whether any of the 8 bytes of w is one that needs_escape lists. The
+ * borrow of a byte that matches can flag bytes above it too, but never
+ * flags a word with no match. */
+static int word_needs_escape(uint64_t w) {
+  const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+  uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\'), del = w ^ (ones * 0x7f);
+  return (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((bs - ones) & ~bs) | ((del - ones) & ~del)) & highs
+           ? 1 : 0;
+}
+
+/* Writes into out the n bytes of s as a JSON string's inside; out has room
+ * for JSON_ESCAPED_MAX(n). Plain bytes are found and copied 8 at a time,
+ * and an escape is written in place: a reply's JSON text, kept as a
+ * string, has a quote every few bytes, and a call per escape cost more
+ * than the scan. Returns the bytes written. */
+size_t json_escape(char *out, const char *s, size_t n) {
+  static const char hex[] = "0123456789abcdef";
+  char *o = out;
+  size_t i = 0;
+  while (i < n) {
+    uint64_t w;
+    if (n - i >= 8 && (memcpy(&w, s + i, 8), !word_needs_escape(w))) {
+      memcpy(o, &w, 8);
+      o += 8;
+      i += 8;
+      continue;
+    }
+    unsigned char c = (unsigned char)s[i++];
+    if (!needs_escape[c]) {
+      *o++ = (char)c;
+      continue;
+    }
+    *o++ = '\\';
     switch (c) {
-      case '"': adds(e, "\\\""); break;
-      case '\\': adds(e, "\\\\"); break;
-      case '\n': adds(e, "\\n"); break;
-      case '\r': adds(e, "\\r"); break;
-      case '\t': adds(e, "\\t"); break;
-      case '\b': adds(e, "\\b"); break;
-      case '\f': adds(e, "\\f"); break;
+      case '"': case '\\': *o++ = (char)c; break;
+      case '\n': *o++ = 'n'; break;
+      case '\r': *o++ = 'r'; break;
+      case '\t': *o++ = 't'; break;
+      case '\b': *o++ = 'b'; break;
+      case '\f': *o++ = 'f'; break;
       default:
-        {
-          char u[8];
-          snprintf(u, sizeof u, "\\u%04x", c);
-          adds(e, u);
-        }
+        memcpy(o, "u00", 3);
+        o[3] = hex[c >> 4];
+        o[4] = hex[c & 15];
+        o += 5;
     }
   }
-  addl(e, s + run, n - run);
+  return (size_t)(o - out);
+}
+
+/* A piece at a time, so that a long string does not reserve six times its
+ * size at once. */
+#define ESCAPE_PIECE 4096
+
+static void enc_string(struct enc *e, const char *s, size_t n) {
+  addc(e, '"');
+  for (size_t i = 0; i < n;) {
+    size_t m = n - i > ESCAPE_PIECE ? ESCAPE_PIECE : n - i;
+    reserve(e, JSON_ESCAPED_MAX(m));
+    e->b->n += json_escape(e->b->p + e->b->n, s + i, m);
+    i += m;
+  }
   addc(e, '"');
 }
 
-/* Decimal text of an integer, without printf's format parsing. */
-static void enc_integer(struct enc *e, lua_Integer v) {
-  char tmp[24];
-  char *p = tmp + sizeof tmp;
+char *json_integer_text(char tmp[JSON_INTEGER_TEXT], long long v, size_t *len) {
+  char *p = tmp + JSON_INTEGER_TEXT;
   unsigned long long mag = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
   do {
     *--p = (char)('0' + mag % 10);
     mag /= 10;
   } while (mag);
   if (v < 0) *--p = '-';
-  addl(e, p, (size_t)(tmp + sizeof tmp - p));
+  *len = (size_t)(tmp + JSON_INTEGER_TEXT - p);
+  return p;
+}
+
+static void enc_integer(struct enc *e, lua_Integer v) {
+  char tmp[JSON_INTEGER_TEXT];
+  size_t n;
+  const char *p = json_integer_text(tmp, v, &n);
+  addl(e, p, n);
 }
 
 static int is_array(lua_State *L, int idx, lua_Integer *len) {

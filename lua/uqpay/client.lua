@@ -123,7 +123,7 @@ function Client:throttle()
   if b.tokens < 0 then
     local ok, err = pcall(self.sleep, self, math.ceil(-b.tokens * 60000 / per_min))
     if not ok then -- interrupted: the turn was not used, so later callers do not wait for it
-      b.tokens = b.tokens + 1
+      self:unthrottle(b)
       error(err, 0)
     end
   end

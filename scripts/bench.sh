@@ -81,6 +81,10 @@ bash_loop() { # the seed guide's loop: a curl and a uuidgen process per request
 }
 
 echo "Machine: $(nproc) CPUs, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), $(uname -sr)"
+# which CPU takes the disk's completion interrupts (virtio-blk or NVMe
+# queues): the most interrupts so far
+awk 'NR == 1 { n = NF; next } /virtio[0-9]*-req|nvme[0-9]*q/ { for (i = 2; i <= n + 1; i++) if ($i + 0 > best) { best = $i + 0; cpu = i - 2; q = $NF } }
+  END { if (q != "") printf "Disk interrupts (%s) on CPU %d; clients run on CPU %d\n", q, cpu, cli }' cli=$CLI /proc/interrupts
 echo "Each figure: ${SECS} s, three runs. Recharges of 0.01 with a new key each."
 echo
 echo "Against the simulator (its Lua rules on every request):"
@@ -131,9 +135,12 @@ paste "$tmp/c_floor" "$tmp/c_nj" "$tmp/c_j" "$tmp/c_fj" | awk -F'\t' '{
   END { if (NR != 3) { print "bench: a constant-server round is missing" > "/dev/stderr"; exit 1 } }' >"$tmp/rounds"
 echo
 echo "The journal's disk (the same file system as the journal):"
-fs=$(three sh -c "$tmp/fsync $XDG_STATE_HOME $SECS | head -1 | cut -f2")
+# pinned where the journal's writer runs: a disk's completion interrupt is
+# taken on one CPU (the machine line names it), and a sync waited for on the
+# other CPU pays a cross-CPU wake (30-50 us on this VM)
+fs=$(three sh -c "taskset -c $CLI $tmp/fsync $XDG_STATE_HOME $SECS | head -1 | cut -f2")
 row "fdatasync of a 240-byte overwrite, preallocated file" "us" "$fs" $CLI -
-fa=$(three sh -c "$tmp/fsync $XDG_STATE_HOME $SECS | tail -1 | cut -f2")
+fa=$(three sh -c "taskset -c $CLI $tmp/fsync $XDG_STATE_HOME $SECS | tail -1 | cut -f2")
 row "fdatasync of a 240-byte append (for comparison)" "us" "$fa" $CLI -
 echo
 echo "Startup (mean of 200 runs):"
@@ -142,12 +149,14 @@ startup() { # CMD...
   while [ $i -lt 200 ]; do "$@" >/dev/null; i=$((i + 1)); done
   echo $(( ($(date +%s%N) - t0) / 200000 ))
 }
+taskset -pc $CLI $$ >/dev/null # the rows say cpu $CLI: this shell and what it starts
 s_uq=$(three startup "$UQLUA" -e '')
 row "uqlua -e ''" "us" "$s_uq" $CLI -
 if command -v lua5.4 >/dev/null; then
   s_lua=$(three startup lua5.4 -e '')
   row "lua5.4 -e ''" "us" "$s_lua" $CLI -
 fi
+taskset -pc 0-$(($(nproc) - 1)) $$ >/dev/null
 echo
 echo "Peak RSS after $RSS_OPS recharges against the constant server (one run each):"
 rss_nj=$(UQPAY_BASE_URL=$CONST uq --no-journal "$here/bench.lua" rss "$RSS_OPS" $CARD)

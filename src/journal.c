@@ -137,7 +137,7 @@ int journal_append(journal_t *j, const char *s, size_t n, int sync) {
     return -1;
   }
   j->appended++;
-  if (j->fd < 0) {
+  if (j->fd < 0 || j->readonly) { /* the lifecycle without a record */
     j->synced = j->appended;
     return 0;
   }
@@ -168,7 +168,7 @@ int journal_sync(journal_t *j) {
     errno = j->closed ? EBADF : EIO;
     return -1;
   }
-  if (j->fd >= 0 && j->synced != j->appended) {
+  if (j->fd >= 0 && !j->readonly && j->synced != j->appended) {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     while (fdatasync(j->fd) != 0) {
@@ -292,7 +292,7 @@ static void journal_free(journal_t *j) {
   unlist(j);
   journal_forget_mac(j);
   /* the room written ahead goes back; a crash leaves it, and readers stop at it */
-  if (j->fd >= 0 && j->alloc > j->size && !j->broken && ftruncate(j->fd, (off_t)j->size) == 0) j->alloc = j->size;
+  if (j->fd >= 0 && !j->readonly && j->alloc > j->size && !j->broken && ftruncate(j->fd, (off_t)j->size) == 0) j->alloc = j->size;
   if (j->fd >= 0) close(j->fd); /* drops the lock */
   j->fd = -1;
   j->closed = 1;
@@ -320,14 +320,17 @@ static int lock_holder(int fd) {
   return (int)fl.l_pid;
 }
 
-/* journal_open(path | nil, run_id) -> journal. Raises a config error when
- * the path is not a regular file or another process holds the run. The
- * lock is a POSIX record lock on the whole file, so F_GETLK names the
- * holder; nothing else in this process opens the file (a close would
- * drop the lock). */
+/* journal_open(path | nil, run_id [, readonly]) -> journal. Raises a
+ * config error when the path is not a regular file or another process
+ * holds the run. The lock is a POSIX record lock on the whole file, so
+ * F_GETLK names the holder; nothing else in this process opens the file (a
+ * close would drop the lock). readonly (a dry run): the file is opened for
+ * reading only and never created, locked, cut or written; records appended
+ * to it go nowhere, as a memory journal's do. */
 static int l_journal_open(lua_State *L) {
   const char *path = luaL_optstring(L, 1, NULL);
   const char *label = luaL_optstring(L, 2, "");
+  int readonly = lua_toboolean(L, 3);
   journal_t *j = (journal_t *)lua_newuserdatauv(L, sizeof(journal_t), 0);
   memset(j, 0, sizeof *j);
   j->fd = -1;
@@ -341,13 +344,15 @@ static int l_journal_open(lua_State *L) {
     struct stat st;
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
       return uqpay_raise(L, "config", "run journal %s is not a regular file", path);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+    int fd = readonly ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+                      : open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
     if (fd < 0) return uqpay_raise(L, "config", "cannot open the run journal %s: %s", path, strerror(errno));
     j->fd = fd;
+    j->readonly = readonly;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
       return uqpay_raise(L, "config", "run journal %s is not a regular file", path);
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
-    if (fcntl(fd, F_SETLK, &fl) != 0) {
+    if (!readonly && fcntl(fd, F_SETLK, &fl) != 0) {
       int pid = lock_holder(fd);
       return uqpay_raise(L, "config", "%s is in progress (pid %d); journal %s", label, pid, path);
     }
@@ -534,7 +539,7 @@ static int l_journal_scan(lua_State *L) {
   /* Cut what follows the records: a torn line, or the zeros and whatever a
    * crash left beyond them (after a power loss, bytes of records that were
    * never synced; each synced record has every byte before it durable) */
-  if ((torn || zeros) && good < st.st_size) {
+  if ((torn || zeros) && good < st.st_size && !j->readonly) {
     if (ftruncate(j->fd, (off_t)good) != 0 || fsync(j->fd) != 0)
       return uqpay_raise(L, "config", "cannot cut the torn tail of %s: %s", j->path, strerror(errno));
   }
@@ -592,7 +597,7 @@ static int l_journal_ends_complete(lua_State *L) {
  * had nothing) and forgets the index; a new salt keys the new run. */
 static int l_journal_reset(lua_State *L) {
   journal_t *j = journal_check(L, 1);
-  if (j->fd >= 0 && (ftruncate(j->fd, 0) != 0 || fsync(j->fd) != 0))
+  if (j->fd >= 0 && !j->readonly && (ftruncate(j->fd, 0) != 0 || fsync(j->fd) != 0))
     return uqpay_raise(L, "config", "cannot reset the run journal %s: %s", j->path, strerror(errno));
   j->size = j->alloc = 0;
   j->unscanned = 0;

@@ -62,6 +62,7 @@ typedef struct {
                                 INTENT, IN_FLIGHT or IN_DOUBT (a run with
                                 any cannot complete) */
   int closed, broken;        /* closed: no more use; broken: a write failed */
+  int readonly;              /* a dry run's view of a run: read, never written */
   int unscanned;             /* opened non-empty, not yet scanned or reset: where the
                                 records end (before the zeros) is not known yet */
   int64_t size;              /* end of the good prefix: the next record's offset */

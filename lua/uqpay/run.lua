@@ -81,13 +81,13 @@ function Run.begin()
     end
     return
   end
-  if cfg.dry_run then return end
   if not opts.script or opts.script == "-" then
     if opts.journal then E.config("--journal needs a script file: -e, stdin and the REPL are never journaled") end
     return
   end
   if cfg.inprocess_sim and not opts.journal then return end
   local id, ident = Run.identity(cfg, opts)
+  if cfg.dry_run then return Run.begin_dry(cfg, opts, id) end
   local path = opts.journal
   if not path then
     local dir = Run.runs_dir(cfg.noenv)
@@ -148,6 +148,41 @@ function Run.begin()
   end
 end
 
+-- A dry run of a command whose run was interrupted plans what running it
+-- again would do: the run's journal is read (never created, locked, cut or
+-- written), its applied writes are answered from it and the others are
+-- planned with their own keys. Any other dry run has a memory journal.
+function Run.begin_dry(cfg, opts, id)
+  local path = opts.journal or (Run.runs_dir(cfg.noenv) .. "/" .. id .. ".journal")
+  local f = io.open(path, "rb")
+  if not f then return end
+  f:close()
+  local label = opts.journal and ("the run in " .. path) or ("run " .. id)
+  local j = core.journal_open(path, label, true)
+  if opts.fresh or j:ends_complete() then
+    j:close()
+    return
+  end
+  local ok, info = pcall(j.scan, j)
+  if not ok then
+    j:close()
+    error(info, 0)
+  end
+  local header = info.header
+  if info.records == 0 or not header or header.run ~= id then
+    j:close()
+    if info.records > 0 then
+      E.config(string.format("journal %s holds run %s; this invocation is run %s. Use another --journal, or " ..
+        "--fresh to set that run aside", path, tostring(header and header.run), id))
+    end
+    return
+  end
+  state.journal, state.id, state.path, state.resumed, state.dry = j, id, path, true, true
+  io.stderr:write(string.format("uqlua: dry run: run %s was interrupted: %d operations done (answered from its " ..
+    "journal), %d in doubt%s (planned with their keys); the journal is only read\n", id, info.applied,
+    info.in_doubt, info.unsent > 0 and (", " .. info.unsent .. " not sent") or ""))
+end
+
 local function op_line(r)
   local ok, body = pcall(json.decode, r.body or "")
   local amount = ok and type(body) == "table" and (body.amount or body.card_limit or body.sell_amount) or nil
@@ -159,7 +194,8 @@ end
 -- locked like a live run (exit 2 when that run is alive), read back, and
 -- ready for j:op() in the order of its records.
 function Run.open_existing(path)
-  local j = core.journal_open(path, "the run in " .. path)
+  -- a dry run reads the run and writes nothing into it
+  local j = core.journal_open(path, "the run in " .. path, C.active().dry_run)
   local ok, err = pcall(j.scan, j)
   if not ok then
     j:close()
@@ -180,6 +216,11 @@ function Run.finish(success, code)
   require("uqpay.dryrun").finish_active()
   local j = state.journal
   if not j then return end
+  if state.dry then -- nothing to complete, remove or report: the journal was only read
+    state.journal = nil
+    j:close()
+    return
+  end
   local c = state.counts
   if not success then
     state.journal = nil

@@ -118,5 +118,34 @@ local code, out, err = T:run(UQ .. " --sim --dry-run examples/fund-and-recharge.
 T:check("--sim --dry-run runs the demo against a twin of the in-process simulator", code == 0
   and out:find("card balance 420%.30 USD %(expected 420%.30%)") ~= nil and err:find("dry run: 5 write") ~= nil, out .. err)
 
+-- A dry run of an interrupted command plans what running it again would do,
+-- and never writes the run's journal: not the plan of a fresh run (it would
+-- recharge again what the run applied), and not a settle's answers (the
+-- twin's 200 recorded as the real write's outcome, so that the real resume
+-- skipped a recharge that was never applied).
+H.reset(base)
+os.execute("rm -rf " .. T.dir .. "/state")
+H.faults("fail_before:next=1:path=/v1/issuing/cards/*/recharge", base)
+local icode = T:run("UQLUA_MAX_ATTEMPTS=1 " .. uq("bulk-recharge examples/recharges.csv"))
+local function journal_bytes()
+  local _, list = H.sh("cat " .. T.dir .. "/state/uqlua/runs/*.journal 2>/dev/null | cksum")
+  return list
+end
+local before = journal_bytes()
+local code1, out1, err1 = T:run(uq("--dry-run bulk-recharge examples/recharges.csv"))
+T:check("a dry run of an interrupted run plans only its write in doubt, with its key, and writes nothing",
+  icode == 3 and code1 == 0 and err1:find("dry run: 1 write%(s%) would be sent") ~= nil
+    and err1:find("card 66666666%-6666%-4666%-8666%-666666666661 USD: 500%.00 %-> 600%.00") ~= nil
+    and err1:find("1 in doubt %(planned with their keys%)") ~= nil and journal_bytes() == before
+    and #H.state(base).applied == 2, out1 .. err1)
+local code2, out2, err2 = T:run(uq("--dry-run reconcile --settle"))
+local _, runs = T:run(uq("--runs"))
+T:check("--dry-run reconcile --settle leaves the run's journal as it was",
+  code2 == 0 and journal_bytes() == before and runs:find("interrupted +%S+ +2 +0 +1 ") ~= nil, out2 .. err2 .. runs)
+local code3, _, err3 = T:run(uq("bulk-recharge examples/recharges.csv"))
+local st = H.state(base)
+T:check("...and the real resume then sends the write in doubt once", code3 == 0 and #st.applied == 3
+  and err3:find("1 sent again") ~= nil, err3)
+
 T:stop(sim)
 T:finish()

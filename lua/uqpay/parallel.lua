@@ -127,6 +127,10 @@ function P.run(items, fn, opts)
     local i = s.items[co]
     local ok, y = coroutine.resume(co, value)
     if not ok then
+      -- a coroutine that raised has not unwound its stack (Lua 5.4 closes
+      -- nothing then): closing it releases its locks, or every later item
+      -- on the same card or account waits for ever
+      coroutine.close(co)
       errors[i], failed = y, true
     elseif coroutine.status(co) == "dead" then
       results[i] = y

@@ -82,6 +82,26 @@ describe("uqpay.parallel", function()
     assert.same({ 2, 2 }, res)
   end)
 
+  it("an item that fails holding a card's lock lets the next item on that card run", function()
+    -- a coroutine that raised keeps its to-be-closed values until it is
+    -- closed: the lock's release never ran, and the second item waited for ever
+    local rows = { { H.SINGLE_CARD, "99999999.00" }, { H.SINGLE_CARD, "1.00" }, { H.SHARE_CARD, "1.00" } }
+    local core = require "uqpay.core"
+    local deadline = core.monotonic_ms() + 20000 -- a hang fails the test instead of the suite
+    debug.sethook(function()
+      if core.monotonic_ms() > deadline then
+        debug.sethook()
+        error("uqpay.parallel waits for ever")
+      end
+    end, "", 1000)
+    local ok, res, errs = pcall(uqpay.parallel, rows, function(r) return uqpay.recharge(r[1], r[2]).order_status end,
+      { concurrency = 8 })
+    debug.sethook()
+    assert(ok, res)
+    assert.equals("api", errs[1].kind)
+    assert.same({ [2] = "SUCCESS", [3] = "SUCCESS" }, res)
+  end)
+
   it("stops starting items after the first error when asked", function()
     local started = {}
     local _, errs = uqpay.parallel({ 1, 2, 3, 4, 5 }, function(x)

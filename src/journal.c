@@ -326,7 +326,8 @@ static int lock_holder(int fd) {
  * F_GETLK names the holder; nothing else in this process opens the file (a
  * close would drop the lock). readonly (a dry run): the file is opened for
  * reading only and never created, locked, cut or written; records appended
- * to it go nowhere, as a memory journal's do. */
+ * to it go nowhere, as a memory journal's do (and when there is no file, it
+ * is a memory journal). */
 static int l_journal_open(lua_State *L) {
   const char *path = luaL_optstring(L, 1, NULL);
   const char *label = luaL_optstring(L, 2, "");
@@ -346,6 +347,7 @@ static int l_journal_open(lua_State *L) {
       return uqpay_raise(L, "config", "run journal %s is not a regular file", path);
     int fd = readonly ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
                       : open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+    if (fd < 0 && readonly && errno == ENOENT) return 1; /* nothing to read: as a memory journal */
     if (fd < 0) return uqpay_raise(L, "config", "cannot open the run journal %s: %s", path, strerror(errno));
     j->fd = fd;
     j->readonly = readonly;
@@ -710,7 +712,7 @@ static int l_journal_unseen(lua_State *L) {
  * a sync on tmpfs takes less than a microsecond */
 static int l_journal_stats(lua_State *L) {
   journal_t *j = journal_check(L, 1);
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 5);
   lua_pushinteger(L, (lua_Integer)j->sync_ns);
   lua_setfield(L, -2, "sync_ns");
   lua_pushinteger(L, (lua_Integer)j->open_ops);
@@ -719,6 +721,8 @@ static int l_journal_stats(lua_State *L) {
   lua_setfield(L, -2, "syncs");
   lua_pushinteger(L, (lua_Integer)j->appended);
   lua_setfield(L, -2, "records");
+  lua_pushinteger(L, (lua_Integer)j->size);
+  lua_setfield(L, -2, "size");
   return 1;
 }
 
@@ -726,6 +730,17 @@ static int l_journal_stats(lua_State *L) {
 static int l_journal_persistent(lua_State *L) {
   journal_t *j = journal_check(L, 1);
   lua_pushboolean(L, j->fd >= 0);
+  return 1;
+}
+
+/* j:holder() -> the pid of the process running this run (holding its
+ * lock), or nil: how a read-only look tells a live run from an
+ * interrupted one. */
+static int l_journal_holder(lua_State *L) {
+  journal_t *j = journal_check(L, 1);
+  int pid = j->fd >= 0 ? lock_holder(j->fd) : 0;
+  if (!pid) return 0;
+  lua_pushinteger(L, pid);
   return 1;
 }
 
@@ -797,7 +812,7 @@ static int l_checksum(lua_State *L) {
 static const luaL_Reg journal_methods[] = {
   {"scan", l_journal_scan}, {"ends_complete", l_journal_ends_complete}, {"reset", l_journal_reset}, {"record", l_journal_record},
   {"sync", l_journal_sync}, {"dirty", l_journal_dirty}, {"unseen", l_journal_unseen},
-  {"path", l_journal_path}, {"persistent", l_journal_persistent}, {"stats", l_journal_stats},
+  {"path", l_journal_path}, {"holder", l_journal_holder}, {"persistent", l_journal_persistent}, {"stats", l_journal_stats},
   {"close", l_journal_close}, {NULL, NULL}};
 
 void uqpay_open_journal(lua_State *L) {

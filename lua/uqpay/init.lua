@@ -44,7 +44,12 @@ local function replayed(op, spec)
   Run.count("replayed")
   if spec.raw then return body end
   if body == "" then return {} end
-  return json.decode(body)
+  local ok, d = pcall(json.decode, body)
+  if ok then return d end
+  -- applied, with an answer that was not JSON: the same error as when it
+  -- was sent, not a decoder's usage error that no resume gets past
+  E.raise { kind = "api", message = "response is not JSON (answered from the journal): " .. R.text(tostring(d)),
+            method = spec.method, path = spec.path, body = R.body(body), idempotency_key = op:key() }
 end
 
 -- The one request path: reads straight to the client; a write becomes an

@@ -69,6 +69,48 @@ local function archive_name(path, what)
     core.uuid():sub(1, 8) .. "." .. what .. ".journal"
 end
 
+-- Interrupted runs of the same script, environment and account (other
+-- arguments, or another base URL) that hold writes not settled:
+-- {id=, head=, open=}. Read-only looks; a run that is alive (its lock is
+-- held) is not interrupted.
+local function unsettled_runs(cfg, id, ident)
+  local dir, found = Run.runs_dir(cfg.noenv), {}
+  for _, name in ipairs(core.listdir(dir) or {}) do
+    local other = name:match("^(%x+)%.journal$")
+    if other and other ~= id then
+      local ok, j = pcall(core.journal_open, dir .. "/" .. name, "run " .. other, true)
+      if ok then
+        if not j:holder() and not j:ends_complete() then
+          local sok, info = pcall(j.scan, j)
+          local h = sok and info.header
+          if h and h.script == ident.script and h.env == ident.env and h.account == ident.account
+              and info.in_doubt + info.unsent > 0 then
+            found[#found + 1] = { id = other, head = h, open = info.in_doubt + info.unsent }
+          end
+        end
+        j:close()
+      end
+    end
+  end
+  return found
+end
+
+-- A new run of a script whose earlier run was interrupted with writes in
+-- doubt would send those writes again with new keys when it repeats them
+-- (the same CSV named ./a.csv, a simulator on another port): refused
+-- until that run is resumed or settled, or --fresh says to start anyway.
+local function refuse_beside_unsettled(cfg, id, ident)
+  local runs = unsettled_runs(cfg, id, ident)
+  if #runs == 0 then return end
+  local lines = {}
+  for i, r in ipairs(runs) do
+    lines[i] = string.format("  run %s: %d write(s) not settled: %s", r.id, r.open, describe(r.head.identity or r.head))
+  end
+  E.config(string.format("an interrupted run of %s has writes that are not settled, and a new run would send any " ..
+    "it repeats with new keys:\n%s\nRun that command again to resume it, or settle it with `uqlua reconcile " ..
+    "--run ID --settle`; --fresh starts a new run anyway", tostring(ident.script), table.concat(lines, "\n")))
+end
+
 -- Opens the run's journal before the script starts: locks it (a second
 -- copy of a live run exits 2), checks its identity, and resumes or starts.
 function Run.begin()
@@ -95,6 +137,13 @@ function Run.begin()
     path = dir .. "/" .. id .. ".journal"
   end
   local label = opts.journal and ("the run in " .. path) or ("run " .. id)
+  if not opts.fresh then
+    -- a new run (no journal, or a finished one) first looks for unsettled runs beside it
+    local peek = core.journal_open(path, label, true) -- refuses what is not a regular file
+    local new = not peek:persistent() or peek:stats().size == 0 or peek:ends_complete()
+    peek:close()
+    if new then refuse_beside_unsettled(cfg, id, ident) end
+  end
   local j = core.journal_open(path, label)
   -- Moves the journal's run aside under an archive name; returns the new,
   -- empty journal at path.
@@ -118,6 +167,10 @@ function Run.begin()
         error(info, 0)
       end
       io.stderr:write(string.format("uqlua: --fresh: set aside the damaged run %s as %s\n", id, set_aside("abandoned")))
+    elseif info.complete then
+      -- finished, but the zeros after its last line were not cut (killed
+      -- or powered off while closing): set aside like any finished run
+      set_aside("done")
     elseif info.records > 0 then
       local header = info.header
       if opts.fresh then
@@ -154,12 +207,9 @@ end
 -- planned with their own keys. Any other dry run has a memory journal.
 function Run.begin_dry(cfg, opts, id)
   local path = opts.journal or (Run.runs_dir(cfg.noenv) .. "/" .. id .. ".journal")
-  local f = io.open(path, "rb")
-  if not f then return end
-  f:close()
   local label = opts.journal and ("the run in " .. path) or ("run " .. id)
   local j = core.journal_open(path, label, true)
-  if opts.fresh or j:ends_complete() then
+  if opts.fresh or not j:persistent() or j:ends_complete() then
     j:close()
     return
   end

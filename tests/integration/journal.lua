@@ -77,6 +77,42 @@ T:check("a finished run is set aside unread: the next invocation starts a new ru
   and not err:find("resuming") and not err:find("damaged") and applied("recharge") == 10
   and names:find("%.done%.journal") ~= nil, err .. " " .. names)
 
+-- A finished run killed (or powered off) while closing keeps the zeros
+-- written ahead after its complete record: it is still finished, and the
+-- next invocation is a new run, not a resume that sends nothing.
+reset()
+os.execute("rm -rf " .. runs)
+T:run(run5)
+done_file = runs .. "/" .. journal_files()[1]
+fh = io.open(done_file, "ab")
+fh:write(string.rep("\0", 65536))
+fh:close()
+code, _, err = T:run(run5)
+names = table.concat(journal_files(), " ")
+T:check("a finished run with zeros after its last line is set aside: the next invocation is a new run",
+  code == 0 and not err:find("resuming") and applied("recharge") == 10 and names:find("%.done%.journal") ~= nil,
+  err .. " " .. names)
+
+-- An applied write whose answer was not JSON is answered from the journal
+-- with the error it raised when it was sent (kind api, with its key), not
+-- with a decoder's usage error.
+reset()
+os.execute("rm -rf " .. runs)
+T:run("FAIL_AFTER=2 " .. run5)
+done_file = runs .. "/" .. journal_files()[1]
+local jtext = T.slurp(done_file)
+local at, to, rec = jtext:find("%x+ ({\"t\":\"outcome\",[^\n]*)")
+local r = json.decode(rec)
+r.body = "<html>oops</html>"
+local line = json.encode(r)
+fh = io.open(done_file, "wb")
+fh:write(jtext:sub(1, at - 1), require("uqpay.core").checksum(line), " ", line, jtext:sub(to + 1))
+fh:close()
+code, _, err = T:run(run5)
+T:check("a replayed answer that is not JSON raises the api error it raised when sent, with its key",
+  code == 1 and err:find("api error: response is not JSON (answered from the journal)", 1, true) ~= nil
+    and err:find("idempotency key", 1, true) ~= nil and applied("recharge") == 2, err)
+
 -- ---- a torn last line is ignored, cut off, and does not stop a resume ----
 reset()
 os.execute("rm -rf " .. runs)
@@ -274,6 +310,31 @@ for _, name in ipairs(require("uqpay.core").listdir(runs) or {}) do text = text 
 T:check("the journal holds no PIN, card number, CVV or activation code", text:find('"t":"intent"', 1, true) ~= nil
   and not text:find("918273", 1, true) and not text:find("4111111111111111", 1, true)
   and not text:find("Z9Z", 1, true) and not text:find("ACT%-55512"), text)
+
+-- The same command spelt differently (./one.csv) is another run. When the
+-- first was interrupted with a write in doubt, the second would send that
+-- write again with a new key: it is refused, names the run, and starts
+-- only after the first is settled or with --fresh.
+reset()
+os.execute("rm -rf " .. runs)
+local onecsv = T:file("onecsv.csv", "card_id,amount\n66666666-6666-4666-8666-666666666661,100.00\n")
+H.faults("fail_after:next=1:path=/v1/issuing/cards/*/recharge", base)
+local env = sim.env .. "UQLUA_NO_PROGRESS=1 "
+local c1 = T:run(env .. "UQLUA_MAX_ATTEMPTS=1 " .. UQ .. " bulk-recharge " .. onecsv)
+local dotted = onecsv:gsub("/onecsv%.csv$", "/./onecsv.csv")
+local c2, _, e2 = T:run(env .. UQ .. " bulk-recharge " .. dotted)
+T:check("a new run beside an interrupted run of the same script with a write in doubt is refused (exit 2)",
+  c1 == 3 and c2 == 2 and #state().applied == 1 and e2:find("not settled", 1, true) ~= nil
+    and e2:find("1 write(s) not settled: ops:bulk-recharge " .. onecsv, 1, true) ~= nil, e2)
+local c3 = T:run(env .. UQ .. " bulk-recharge " .. onecsv)
+T:check("...the same command resumes it and sends the write with its own key (applied once)",
+  c3 == 0 and #state().applied == 1, tostring(c3))
+local c4 = T:run(env .. UQ .. " bulk-recharge " .. dotted)
+T:check("...and once it is settled, the other spelling is a new run", c4 == 0 and #state().applied == 2, tostring(c4))
+H.faults("fail_after:next=1:path=/v1/issuing/cards/*/recharge", base)
+T:run(env .. "UQLUA_MAX_ATTEMPTS=1 " .. UQ .. " bulk-recharge " .. onecsv)
+local c5 = T:run(env .. UQ .. " --fresh bulk-recharge " .. dotted)
+T:check("--fresh starts the new run anyway", c5 == 0 and #state().applied == 4, tostring(c5))
 
 T:stop(sim)
 T:finish()

@@ -153,10 +153,11 @@ function Client:api_error(res, spec, key, attempts)
   elseif body.type == "idempotency_error" then kind = "idempotency" end
   local message = body.message or body.error
   if type(message) ~= "string" then message = "HTTP " .. s end
+  -- type and code are the server's text too: an echoed token or card number is redacted there as in message
   local code = body.code
-  if code ~= nil then code = tostring(code) end
+  if code ~= nil then code = R.text(tostring(code)) end
   return E.new {
-    kind = kind, status = s, type = type(body.type) == "string" and body.type or nil, code = code,
+    kind = kind, status = s, type = type(body.type) == "string" and R.text(body.type) or nil, code = code,
     message = R.text(message), method = spec.method, path = spec.path,
     idempotency_key = key, attempts = attempts, body = R.body(res.body),
   }

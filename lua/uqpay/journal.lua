@@ -19,6 +19,7 @@ local core = require "uqpay.core"
 local json = require "uqpay.json"
 local E = require "uqpay.errors"
 local Run = require "uqpay.run"
+local R = require "uqpay.redact"
 
 local J = {}
 
@@ -143,7 +144,7 @@ function J.list_runs()
   print(string.format("%-34s %-12s %-20s %5s %5s %5s  %s", "RUN", "STATE", "STARTED", "DONE", "FAIL", "OPEN", "SCRIPT"))
   for i = 1, math.min(#runs, 30) do
     local r = runs[i]
-    local args = table.concat(r.head.args or {}, " ")
+    local args = R.text(table.concat(r.head.args or {}, " ")) -- journals written before args were redacted
     print(string.format("%-34s %-12s %-20s %5d %5d %5d  %s %s", r.id, r.state, r.head.started or "?", r.done, r.failed,
       r.open, r.head.script or "?", args))
   end
@@ -171,7 +172,7 @@ function J.show_run(id)
     return
   end
   print(string.format("run %s  %s\nscript  %s %s\nenv     %s, account %s\nstarted %s\njournal %s",
-    r.id, r.state, r.head.script or "?", table.concat(r.head.args or {}, " "), r.head.env or "?",
+    r.id, r.state, r.head.script or "?", R.text(table.concat(r.head.args or {}, " ")), r.head.env or "?",
     r.head.account or "?", r.head.started or "?", r.path))
   print(string.format("%d operations: %d done, %d failed, %d outcome unknown", #r.ops, r.done, r.failed, r.open))
   for i, op in ipairs(r.ops) do

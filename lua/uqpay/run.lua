@@ -12,6 +12,7 @@ local core = require "uqpay.core"
 local json = require "uqpay.json"
 local E = require "uqpay.errors"
 local C = require "uqpay.config"
+local R = require "uqpay.redact"
 
 local Run = {}
 
@@ -37,10 +38,15 @@ function Run.runs_dir(noenv) return C.state_dir(noenv) .. "/runs" end
 -- made of, as shown to people (no client id).
 function Run.identity(cfg, opts)
   local script = opts.bundled and ("ops:" .. opts.script) or (core.realpath(opts.script) or opts.script)
-  local shown = { script = script, args = json.array(opts.script_args or {}), env = cfg.env,
+  local args = json.array(opts.script_args or {})
+  -- what the journal keeps and --runs shows: arguments redacted as any text
+  -- (a card number passed to a script); the id is made from them as given
+  local shown_args = json.array {}
+  for i, a in ipairs(args) do shown_args[i] = R.text(a) end
+  local shown = { script = script, args = shown_args, env = cfg.env,
                   base_url = cfg.base_url, account = cfg.on_behalf_of or "master" }
   local id = core.hmac_sha512_hex("uqlua-run", json.encode {
-    script = shown.script, args = shown.args, env = shown.env, base_url = shown.base_url, account = shown.account,
+    script = shown.script, args = args, env = shown.env, base_url = shown.base_url, account = shown.account,
     client = cfg.client_id or "" })
   return id:sub(1, 16), shown
 end

@@ -307,6 +307,18 @@ pcall(uqpay.request, "POST", "/v1/issuing/cards/pin", { body = { card_id = "6666
 T:run(sim.env .. UQ .. " " .. pin)
 text = ""
 for _, name in ipairs(require("uqpay.core").listdir(runs) or {}) do text = text .. T.slurp(runs .. "/" .. name) end
+-- a card number given to a script as an argument (an assign by card
+-- number): the run's header and --runs show it masked
+local argscript = T:file("argpan.lua", [[uqpay.recharge("66666666-6666-4666-8666-666666666661", "1.00")
+error("stop: " .. #arg .. " arguments")
+]])
+T:run(sim.env .. UQ .. " " .. argscript .. " 4111111111111111")
+local listed = select(2, T:run(sim.env .. UQ .. " --runs"))
+local kept = ""
+for _, name in ipairs(require("uqpay.core").listdir(runs) or {}) do kept = kept .. T.slurp(runs .. "/" .. name) end
+T:check("a card number among a script's arguments is masked in its journal and in --runs",
+  kept:find("************1111", 1, true) ~= nil and not kept:find("4111111111111111", 1, true)
+    and listed:find("************1111", 1, true) ~= nil and not listed:find("4111111111111111", 1, true), listed .. kept)
 T:check("the journal holds no PIN, card number, CVV or activation code", text:find('"t":"intent"', 1, true) ~= nil
   and not text:find("918273", 1, true) and not text:find("4111111111111111", 1, true)
   and not text:find("Z9Z", 1, true) and not text:find("ACT%-55512"), text)

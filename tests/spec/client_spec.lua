@@ -673,6 +673,17 @@ describe("uqpay", function()
       assert.is_nil(s:find("tok-0123456789abcdef", 1, true))
     end)
 
+    it("redacts an echoed secret or card number in an error's type and code, as in its message", function()
+      R.secret("tok-typecode-0123456789")
+      local e = require("uqpay.client").api_error(nil, { status = 400,
+        body = '{"type":"bad tok-typecode-0123456789","code":"4111111111111111","message":"x"}' },
+        { method = "GET", path = "/v1/issuing/cards" })
+      assert.is_nil(tostring(e):find("tok-typecode-0123456789", 1, true))
+      assert.is_nil(tostring(e):find("4111111111111111", 1, true))
+      assert.is_nil(e.type:find("tok-typecode-0123456789", 1, true))
+      assert.are.equal("************1111", e.code)
+    end)
+
     it("never shows the access token, even when the server echoes it", function()
       local token = H.token()
       local e = err_of(uqpay.request, "POST", "/v1/issuing/cards/" .. H.FROZEN_CARD .. "/recharge",

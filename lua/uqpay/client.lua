@@ -403,6 +403,14 @@ end
 
 -- spec: {method, path, query, body_text, effect, on_behalf_of, timeout_ms,
 --        raw (return the body text as is)}; op: the write's operation.
+-- The error for a 2xx whose body is not JSON (a write's applied all the
+-- same): raised when it arrives, and again when the journal answers it.
+function Client.not_json(spec, body, err, key, status, replayed)
+  return E.new { kind = "api", status = status, method = spec.method, path = spec.path, body = R.body(body),
+    message = "response is not JSON" .. (replayed and " (answered from the journal)" or "") .. ": " ..
+      R.text(tostring(err)), idempotency_key = key }
+end
+
 -- Returns the decoded response and its raw text.
 function Client:call(spec, op, intent_ts)
   local url = (spec.files and self.cfg.files_url or self.cfg.base_url) .. spec.path .. Client.query_string(spec.query)
@@ -422,9 +430,7 @@ function Client:call(spec, op, intent_ts)
     local ok, d = pcall(json.decode, res.body)
     if not ok then
       if op then op:observe("done", true, res.status, R.text(res.body)) end
-      E.raise { kind = "api", status = res.status, message = "response is not JSON: " .. R.text(tostring(d)),
-                method = spec.method, path = spec.path, body = R.body(res.body),
-                idempotency_key = op and op:key() or nil }
+      error(Client.not_json(spec, res.body, d, op and op:key() or nil, res.status), 0)
     end
     decoded = d
   end

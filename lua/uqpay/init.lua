@@ -48,8 +48,7 @@ local function replayed(op, spec)
   if ok then return d end
   -- applied, with an answer that was not JSON: the same error as when it
   -- was sent, not a decoder's usage error that no resume gets past
-  E.raise { kind = "api", message = "response is not JSON (answered from the journal): " .. R.text(tostring(d)),
-            method = spec.method, path = spec.path, body = R.body(body), idempotency_key = op:key() }
+  error(require("uqpay.client").not_json(spec, body, d, op:key(), nil, true), 0)
 end
 
 -- The one request path: reads straight to the client; a write becomes an

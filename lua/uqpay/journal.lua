@@ -129,6 +129,10 @@ end
 -- Every run in the runs directory, newest first: {id, state, path, head, ops, ...}.
 function J.runs() return (all_runs()) end
 
+-- A run's arguments as text, redacted (journals written before they were
+-- kept redacted hold them as given).
+local function shown_args(head) return R.text(table.concat(head.args or {}, " ")) end
+
 function J.list_runs()
   local runs, dir = all_runs()
   if require("uqpay.jsonout").enabled() then
@@ -144,9 +148,8 @@ function J.list_runs()
   print(string.format("%-34s %-12s %-20s %5s %5s %5s  %s", "RUN", "STATE", "STARTED", "DONE", "FAIL", "OPEN", "SCRIPT"))
   for i = 1, math.min(#runs, 30) do
     local r = runs[i]
-    local args = R.text(table.concat(r.head.args or {}, " ")) -- journals written before args were redacted
     print(string.format("%-34s %-12s %-20s %5d %5d %5d  %s %s", r.id, r.state, r.head.started or "?", r.done, r.failed,
-      r.open, r.head.script or "?", args))
+      r.open, r.head.script or "?", shown_args(r.head)))
   end
 end
 
@@ -172,7 +175,7 @@ function J.show_run(id)
     return
   end
   print(string.format("run %s  %s\nscript  %s %s\nenv     %s, account %s\nstarted %s\njournal %s",
-    r.id, r.state, r.head.script or "?", R.text(table.concat(r.head.args or {}, " ")), r.head.env or "?",
+    r.id, r.state, r.head.script or "?", shown_args(r.head), r.head.env or "?",
     r.head.account or "?", r.head.started or "?", r.path))
   print(string.format("%d operations: %d done, %d failed, %d outcome unknown", #r.ops, r.done, r.failed, r.open))
   for i, op in ipairs(r.ops) do

@@ -75,6 +75,36 @@ local function archive_name(path, what)
     core.uuid():sub(1, 8) .. "." .. what .. ".journal"
 end
 
+-- What an open journal holds for run id, and the scan's result:
+--   "empty"        no file, or no record
+--   "finished"     its last line says so (the file is not read whole), or
+--                  a complete record before zeros a crash did not cut
+--   "damaged"      the scan refused it (the second value is the error)
+--   "other"        another invocation's run
+--   "interrupted"  this run, to resume
+local function examine(j, id)
+  if not j:persistent() then return "empty" end
+  if j:ends_complete() then return "finished" end
+  local ok, info = pcall(j.scan, j)
+  if not ok then return "damaged", info end
+  if info.complete then return "finished", info end
+  if info.records == 0 then return "empty", info end
+  if info.header and info.header.run ~= id then return "other", info end
+  return "interrupted", info
+end
+
+-- The run's journal file and how messages name the run.
+local function journal_path(cfg, opts, id)
+  local path = opts.journal or (Run.runs_dir(cfg.noenv) .. "/" .. id .. ".journal")
+  return path, opts.journal and ("the run in " .. path) or ("run " .. id)
+end
+
+local function other_run(path, header, id, ident)
+  E.config(string.format("journal %s holds run %s: %s; this invocation is run %s: %s. Use another " ..
+    "--journal, or --fresh to set that run aside", path, tostring(header.run), describe(header.identity), id,
+    describe(ident)))
+end
+
 -- Interrupted runs of the same script, environment and account (other
 -- arguments, or another base URL) that hold writes not settled:
 -- {id=, head=, open=}. Read-only looks; a run that is alive (its lock is
@@ -86,13 +116,12 @@ local function unsettled_runs(cfg, id, ident)
     if other and other ~= id then
       local ok, j = pcall(core.journal_open, dir .. "/" .. name, "run " .. other, true)
       if ok then
-        if not j:holder() and not j:ends_complete() then
-          local sok, info = pcall(j.scan, j)
-          local h = sok and info.header
-          if h and h.script == ident.script and h.env == ident.env and h.account == ident.account
-              and info.in_doubt + info.unsent > 0 then
-            found[#found + 1] = { id = other, head = h, open = info.in_doubt + info.unsent }
-          end
+        local kind, info = "live", nil
+        if not j:holder() then kind, info = examine(j, other) end
+        local h = (kind == "interrupted" or kind == "other") and info.header
+        if h and h.script == ident.script and h.env == ident.env and h.account == ident.account
+            and info.in_doubt + info.unsent > 0 then
+          found[#found + 1] = { id = other, head = h, open = info.in_doubt + info.unsent }
         end
         j:close()
       end
@@ -135,14 +164,9 @@ function Run.begin()
   end
   if cfg.inprocess_sim and not opts.journal then return end
   local id, ident = Run.identity(cfg, opts)
-  if cfg.dry_run then return Run.begin_dry(cfg, opts, id) end
-  local path = opts.journal
-  if not path then
-    local dir = Run.runs_dir(cfg.noenv)
-    assert(core.mkdir_private(dir))
-    path = dir .. "/" .. id .. ".journal"
-  end
-  local label = opts.journal and ("the run in " .. path) or ("run " .. id)
+  if cfg.dry_run then return Run.begin_dry(cfg, opts, id, ident) end
+  if not opts.journal then assert(core.mkdir_private(Run.runs_dir(cfg.noenv))) end
+  local path, label = journal_path(cfg, opts, id)
   if not opts.fresh then
     -- a new run (no journal, or a finished one) first looks for unsettled runs beside it
     local peek = core.journal_open(path, label, true) -- refuses what is not a regular file
@@ -161,36 +185,24 @@ function Run.begin()
     j = fresh
     return to
   end
-  local resuming, info = false, nil
-  if j:ends_complete() then
-    set_aside("done") -- a finished run is only set aside: it is not read whole
-  else
-    local ok
-    ok, info = pcall(j.scan, j)
-    if not ok then
-      if not opts.fresh then
-        j:close()
-        error(info, 0)
-      end
-      io.stderr:write(string.format("uqlua: --fresh: set aside the damaged run %s as %s\n", id, set_aside("abandoned")))
-    elseif info.complete then
-      -- finished, but the zeros after its last line were not cut (killed
-      -- or powered off while closing): set aside like any finished run
-      set_aside("done")
-    elseif info.records > 0 then
-      local header = info.header
-      if opts.fresh then
-        io.stderr:write(string.format("uqlua: --fresh: set aside the interrupted run %s as %s\n",
-          header and header.run or id, set_aside("abandoned")))
-      elseif header and header.run ~= id then
-        j:close()
-        E.config(string.format("journal %s holds run %s: %s; this invocation is run %s: %s. Use another " ..
-          "--journal, or --fresh to set that run aside", path, tostring(header.run), describe(header.identity), id,
-          describe(ident)))
-      else
-        resuming = true
-      end
+  local kind, info = examine(j, id)
+  local resuming = false
+  if kind == "finished" then
+    set_aside("done") -- a finished run is only set aside
+  elseif kind == "damaged" then
+    if not opts.fresh then
+      j:close()
+      error(info, 0)
     end
+    io.stderr:write(string.format("uqlua: --fresh: set aside the damaged run %s as %s\n", id, set_aside("abandoned")))
+  elseif kind ~= "empty" and opts.fresh then
+    io.stderr:write(string.format("uqlua: --fresh: set aside the interrupted run %s as %s\n",
+      info.header and info.header.run or id, set_aside("abandoned")))
+  elseif kind == "other" then
+    j:close()
+    other_run(path, info.header, id, ident)
+  elseif kind == "interrupted" then
+    resuming = true
   end
   state.journal, state.id, state.path, state.resumed = j, id, path, resuming
   if resuming then
@@ -211,26 +223,15 @@ end
 -- again would do: the run's journal is read (never created, locked, cut or
 -- written), its applied writes are answered from it and the others are
 -- planned with their own keys. Any other dry run has a memory journal.
-function Run.begin_dry(cfg, opts, id)
-  local path = opts.journal or (Run.runs_dir(cfg.noenv) .. "/" .. id .. ".journal")
-  local label = opts.journal and ("the run in " .. path) or ("run " .. id)
+function Run.begin_dry(cfg, opts, id, ident)
+  local path, label = journal_path(cfg, opts, id)
   local j = core.journal_open(path, label, true)
-  if opts.fresh or not j:persistent() or j:ends_complete() then
+  local kind, info = "fresh", nil
+  if not opts.fresh then kind, info = examine(j, id) end
+  if kind ~= "interrupted" then
     j:close()
-    return
-  end
-  local ok, info = pcall(j.scan, j)
-  if not ok then
-    j:close()
-    error(info, 0)
-  end
-  local header = info.header
-  if info.records == 0 or not header or header.run ~= id then
-    j:close()
-    if info.records > 0 then
-      E.config(string.format("journal %s holds run %s; this invocation is run %s. Use another --journal, or " ..
-        "--fresh to set that run aside", path, tostring(header and header.run), id))
-    end
+    if kind == "damaged" then error(info, 0) end
+    if kind == "other" then other_run(path, info.header, id, ident) end
     return
   end
   state.journal, state.id, state.path, state.resumed, state.dry = j, id, path, true, true

@@ -13,16 +13,25 @@ local function tmux(args)
   return os.execute(TMUX .. args .. " >/dev/null 2>&1")
 end
 
+-- One idle session keeps the tmux server alive for the whole test, and
+-- remain-on-exit is set for every pane before any REPL starts. Killing the
+-- only session stops the server, and a new-session racing that exit fails;
+-- a pane whose program exits before a per-session option is set vanishes.
+-- Either way the screen read back empty (seen once in CI).
+assert(tmux("new-session -d -s keep -x 20 -y 5 'sleep 3600' \\; set-option -g remain-on-exit on"),
+  "tmux did not start")
+local session = "repl0"
+
 local function screen()
-  local p = io.popen(TMUX .. "capture-pane -p -J -t repl -S -300 2>/dev/null")
+  local p = io.popen(TMUX .. "capture-pane -p -J -t " .. session .. " -S -300 2>/dev/null")
   local s = p:read("a")
   p:close()
   return s
 end
 
 -- Types keys: literal text, or tmux key names when given as a table.
-local function type_text(text) tmux("send-keys -t repl -l " .. string.format("%q", text)) end
-local function key(name) tmux("send-keys -t repl " .. name) end
+local function type_text(text) tmux("send-keys -t " .. session .. " -l " .. string.format("%q", text)) end
+local function key(name) tmux("send-keys -t " .. session .. " " .. name) end
 local function line(text) type_text(text); key("Enter") end
 
 local function wait_for(pattern, ms)
@@ -36,11 +45,12 @@ local function wait_for(pattern, ms)
 end
 
 local function start(envs)
-  tmux("kill-session -t repl")
+  -- a fresh name each time: the last session's pane stays until kill-server
+  session = "repl" .. (tonumber(session:match("%d+")) + 1)
   -- cwd is the repository, so the REPL can require the test helpers
   local cmd = string.format("cd %s && %s %s %s; echo UQLUA-EXIT=$?", os.getenv("PWD"), T.env .. (envs or ""), ABS,
     envs and "" or "--sim")
-  tmux(string.format("new-session -d -s repl -x 150 -y 50 %q \\; set-option -t repl remain-on-exit on", cmd))
+  assert(tmux(string.format("new-session -d -s %s -x 150 -y 50 %q", session, cmd)), "tmux new-session failed")
 end
 
 -- ---- session 1 ----

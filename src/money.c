@@ -378,6 +378,11 @@ static int l_check_amount(lua_State *L) {
     m.units /= p;
     m.scale = allowed < 2 && !m.cur[0] && !want ? 2 : allowed;
   }
+  /* The API reads amounts as JSON numbers, which servers commonly parse as
+   * doubles: exact to 15 significant digits. Past that the amount applied
+   * would not be the amount sent (and the simulator's sums would overflow). */
+  if (m.units >= 1000000000000000LL)
+    uqpay_raise_usage(L, field, shown, "has more than 15 digits: a server reading it as a JSON number would change it");
   money_push(L, m.units, m.scale, m.cur[0] ? m.cur : NULL);
   return 1;
 }

@@ -232,6 +232,12 @@ describe("uqpay", function()
         { "amount", function() return uqpay.recharge(H.SINGLE_CARD, "0") end, "0.00" },
         { "amount", function() return uqpay.withdraw(H.SINGLE_CARD, "-5") end, "-5.00" },
         { "amount", function() return uqpay.recharge(H.SINGLE_CARD, "ten") end, "ten" },
+        -- one digit past what a server reading JSON numbers as doubles keeps exact
+        { "amount", function() return uqpay.recharge(H.SINGLE_CARD, "10000000000000.00") end, "10000000000000.00" },
+        { "amount", function() return uqpay.recharge(H.SINGLE_CARD, 10000000000000) end, "more than 15 digits" },
+        { "spending_controls[1].amount", function() return uqpay.cards.create { card_currency = "USD",
+            card_product_id = H.SINGLE_PRODUCT, spending_controls = { { amount = "92233720368547758.07" } } } end,
+          "92233720368547758.07" },
         { "card_id", function() return uqpay.recharge("not-a-card", "5") end, "not-a-card" },
         { "card_id", function() return uqpay.recharge(H.SINGLE_CARD .. "0", "5") end, H.SINGLE_CARD .. "0" },
         { "card_id", function() return uqpay.recharge(H.SINGLE_CARD:gsub("%-", "_"), "5") end,

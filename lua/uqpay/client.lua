@@ -200,6 +200,11 @@ function Client.classify(res, kind, sent)
     return "retry", true, retry_after_ms(res)
   end
   if s >= 500 then return "retry", true, retry_after_ms(res) end
+  -- 409 is not documented for Issuing; where APIs use it, it means a request
+  -- with this key is still being handled or conflicted with one: this one
+  -- may be applied, so it is retried with the same key and stays in doubt
+  -- (a rejection would let the next run send it again under a new key)
+  if s == 409 then return "retry", true, retry_after_ms(res) end
   if s >= 400 then
     -- the key is taken by another request: this one was not applied under
     -- it now, but a server that says so to a replay would hide an earlier

@@ -378,6 +378,13 @@ describe("uqpay", function()
       assert.equals("99989.00", st.issuing_balances[H.MASTER].USD)
     end)
 
+    it("a 409 that does not say 'processing' is not a rejection: same key, applied once", function()
+      H.faults("conflict:next=1:path=/v1/issuing/cards/*/recharge")
+      local r = uqpay.recharge(H.SINGLE_CARD, "3.00")
+      assert.equals("SUCCESS", r.order_status)
+      assert.equals(1, H.applied(H.state(), "recharge"))
+    end)
+
     it("gives up on a write with reconcile_required, naming method, path and key", function()
       H.faults("fail_after:next=1:path=/v1/issuing/cards/*/recharge;fail_before:next=10:path=/v1/issuing/cards/*/recharge")
       local key = uqpay.uuid()

@@ -4,9 +4,12 @@
 -- Rules are tried in order: a request gets at most one failure (the first
 -- rule that fires) and at most one latency.
 -- RULE  := KIND [ "=" PROBABILITY ] { ":" OPTION }
--- KIND  := fail_before | fail_after | drop | latency | burst429 | hollow_pages | oversize | redirect
+-- KIND  := fail_before | fail_after | conflict | drop | latency | burst429 | hollow_pages | oversize | redirect
 -- OPTION:= next=N | path=GLOB | method=METHOD | ms=N | bytes=N
 --
+-- conflict applies the request, records its answer for the key, then
+-- answers 409 without saying "processing": a status the API does not
+-- document for Issuing, so a client must not take it as a rejection.
 -- hollow_pages and oversize are hostile answers, for testing clients: a
 -- list page claiming 1,000,000,000 pages with no items; a 200 whose body
 -- is bytes=N long (default 33 MiB); a 302 to another host (redirect).
@@ -18,7 +21,7 @@
 -- a rule matches every API path except the token endpoint.
 local F = {}
 
-local KINDS = { fail_before = true, fail_after = true, drop = true, latency = true, burst429 = true,
+local KINDS = { fail_before = true, fail_after = true, conflict = true, drop = true, latency = true, burst429 = true,
                 hollow_pages = true, oversize = true, redirect = true }
 
 local function glob_pattern(g)

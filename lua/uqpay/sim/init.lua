@@ -571,6 +571,7 @@ local function apply(ctx, r, body, id, fired, entry)
   if fired.fail_after then
     return envelope(500, "api_error", "internal_error", "Internal server error. Safe to retry with the same Idempotency-Key.")
   end
+  if fired.conflict then return envelope(409, "conflict", "conflict", "Conflict") end
   if fired.drop then return { drop = true } end
   return res
 end

@@ -15,17 +15,22 @@ p:flag("--settle", "Resend in-doubt writes with their own keys and record the an
 p:option("--format", "table or json (json under uqlua --json).", ops.default_format()):choices { "table", "json" }
 local args = p:parse(arg)
 
-local run
-for _, r in ipairs(J.runs()) do
-  local mine = r.id == Run.id() or (r.head.script or ""):match("^ops:reconcile") -- reconcile's own runs
-  if not mine and ((args.run and r.id:sub(1, #args.run) == args.run) or (not args.run and r.state ~= "complete")) then
-    run = r
-    break
-  end
+local function mine(r) -- reconcile's own runs
+  return r.id == Run.id() or (r.head.script or ""):match("^ops:reconcile") ~= nil
 end
-if not run then
-  E.raise { kind = "usage", field = "run", value = args.run, message = args.run and ("no run " .. args.run ..
-    " (see uqlua --runs)") or "no run that did not complete (see uqlua --runs)" }
+local run
+if args.run then
+  run = J.find_run(args.run, "run", mine)
+else
+  for _, r in ipairs(J.runs()) do
+    if not mine(r) and r.state == "interrupted" and not r.archived then
+      run = r
+      break
+    end
+  end
+  if not run then
+    E.raise { kind = "usage", field = "run", message = "no run that did not complete (see uqlua --runs)" }
+  end
 end
 
 local function amount_of(op)
@@ -37,9 +42,16 @@ local function opts_of(op) return op.obo ~= "" and { on_behalf_of = op.obo } or 
 -- --settle first: the answers it records are the best evidence there is
 local settled = {}
 if args.settle then
+  local client = require("uqpay.session").client()
+  -- a run's keys are only good where they were used: sent to another
+  -- environment or server, the same key applies the write again there
+  local made, here = run.head.identity or run.head, client.cfg
+  if made.env ~= here.env or made.base_url ~= here.base_url then
+    E.config(string.format("run %s was made on %s (%s); this is %s (%s): --settle sends its writes only where " ..
+      "they were made", run.id, tostring(made.env), tostring(made.base_url), tostring(here.env), tostring(here.base_url)))
+  end
   local records = J.parse(run.path)
   local j = Run.open_existing(run.path)
-  local client = require("uqpay.session").client()
   for _, r in ipairs(records) do
     if r.t == "intent" then
       local op = j:op(r.method, r.path, r.obo, r.body or "", r.body or "", r.key)
@@ -60,9 +72,9 @@ if args.settle then
                          on_behalf_of = r.obo ~= "" and r.obo or false }
           client:confirm_production(spec, r.obo ~= "" and r.obo or nil)
           local ok, e = pcall(client.call, client, spec, op, info.ts)
-          settled[r.key] = ok and { state = "applied", note = "settled: applied" }
-            or { state = E.is(e) and e.kind == "reconcile_required" and "in_doubt" or "rejected",
-                 note = "settle: " .. tostring(e) }
+          -- the operation says where it stands now: an error that never
+          -- reached the server (no token, say) leaves it as it was
+          settled[r.key] = { state = op:info().state, note = ok and "settled: applied" or ("settle: " .. tostring(e)) }
         end
       end
     end
@@ -92,19 +104,23 @@ local function iso_ts(s)
   return os.time { year = y, month = mo, day = d, hour = h, min = mi, sec = se }
 end
 local WANT = { recharge = "CARD_RECHARGE", withdraw = "CARD_WITHDRAW", transfers = "TRANSFER_OUT" }
+-- The unclaimed balance transaction nearest in time (from 120 s before the
+-- write on) of the write's kind, amount and card; it is claimed.
 local function match_txn(op)
   local kind = op.path:match("^/v1/issuing/cards/[^/]+/(%a+)$") or op.path:match("^/v1/issuing/(transfers)$")
   local want, amount = WANT[kind or ""], amount_of(op)
   if not want or not amount then return nil end
   local card = op.path:match("^/v1/issuing/cards/([^/]+)/")
+  local ts, best, best_key, best_d = op.ts or 0, nil, nil, math.huge
   for i, t in ipairs(balance_txns(op.obo ~= "" and op.obo or nil)) do
-    local key = (op.obo or "") .. "#" .. i
+    local key, at = (op.obo or "") .. "#" .. i, iso_ts(t.create_time)
     if not txn_used[key] and t.transaction_type == want and tostring(t.amount) == tostring(amount)
-        and (not card or tostring(t.description):find(card, 1, true)) and iso_ts(t.create_time) >= (op.ts or 0) - 120 then
-      txn_used[key] = true
-      return t
+        and (not card or tostring(t.description):find(card, 1, true)) and at >= ts - 120 and math.abs(at - ts) < best_d then
+      best, best_key, best_d = t, key, math.abs(at - ts)
     end
   end
+  if best then txn_used[best_key] = true end
+  return best
 end
 
 local function evidence(op, response)
@@ -126,14 +142,34 @@ local records = J.parse(run.path)
 local responses = {}
 for _, r in ipairs(records) do if r.t == "outcome" and r.state == "applied" then responses[r.key] = r.body end end
 
--- Applied writes claim their balance transactions first, so that one in
--- doubt is never matched with a movement another write explains.
+-- Applied writes claim their balance transactions first, oldest first,
+-- so that one in doubt is never matched with a movement another write
+-- explains: this run's, and those of every other run in the runs
+-- directory on the same server, on the accounts this run used.
+local function state_of(op) return (settled[op.key] or {}).state or op.state end
+local accounts, applied = {}, {}
+for _, op in ipairs(run.ops) do
+  accounts[op.obo or ""] = true
+  if state_of(op) == "applied" then applied[#applied + 1] = op end
+end
+local this = run.head.identity or run.head
+for _, r in ipairs(J.runs()) do
+  local made = r.head.identity or r.head
+  if r.path ~= run.path and made.env == this.env and made.base_url == this.base_url then
+    for _, op in ipairs(r.ops) do
+      if op.state == "applied" and accounts[op.obo or ""] then applied[#applied + 1] = op end
+    end
+  end
+end
+table.sort(applied, function(a, b) return (a.ts or 0) < (b.ts or 0) end)
+local claimed = {}
+for _, op in ipairs(applied) do claimed[op] = match_txn(op) or false end
 local order = {}
 for i, op in ipairs(run.ops) do
-  if ((settled[op.key] or {}).state or op.state) == "applied" then order[#order + 1] = i end
+  if state_of(op) == "applied" then order[#order + 1] = i end
 end
 for i, op in ipairs(run.ops) do
-  if ((settled[op.key] or {}).state or op.state) ~= "applied" then order[#order + 1] = i end
+  if state_of(op) ~= "applied" then order[#order + 1] = i end
 end
 
 local rows, in_doubt, counts = {}, 0, { matched = 0, missing = 0, unexpected = 0 }
@@ -145,7 +181,7 @@ for _, i in ipairs(order) do
   local check, note
   if state == "applied" then
     local ev = evidence(op, responses[op.key])
-    local t = match_txn(op)
+    local t = claimed[op]
     if ev or t then
       check, note = "matched", ev or ("balance transaction " .. t.transaction_id)
     elseif responses[op.key] and (responses[op.key]:find("card_order_id", 1, true) or responses[op.key]:find("transfer_id", 1, true)) then

@@ -117,6 +117,7 @@ local function all_runs()
       if s then
         s.id = name:gsub("%.journal$", "")
         if s.id:match("%.abandoned$") then s.state = "abandoned" end
+        s.archived = s.id:match("%.done$") ~= nil or s.id:match("%.abandoned$") ~= nil
         s.id = s.id:gsub("%.done$", ""):gsub("%.abandoned$", "")
         runs[#runs + 1] = s
       end
@@ -128,6 +129,32 @@ end
 
 -- Every run in the runs directory, newest first: {id, state, path, head, ops, ...}.
 function J.runs() return (all_runs()) end
+
+-- The run an id (or a prefix of one) names, for --run and reconcile. An
+-- archive's id is its run's id with a time and a suffix, so a run's id is
+-- also a prefix of its archives': the exact id wins, then the one run not
+-- archived, then the one run at all; several is a usage error naming them.
+-- skip(r) leaves a run out (reconcile's own runs).
+function J.find_run(id, field, skip)
+  local all = {}
+  for _, r in ipairs(all_runs()) do
+    if r.id:sub(1, #id) == id and not (skip and skip(r)) then all[#all + 1] = r end
+  end
+  local live = {}
+  for _, r in ipairs(all) do
+    if r.id == id then return r end
+    if not r.archived then live[#live + 1] = r end
+  end
+  if #live == 1 then return live[1] end
+  if #all == 1 then return all[1] end
+  if #all == 0 then
+    E.raise { kind = "usage", field = field, value = id, message = "no run " .. id .. " (see uqlua --runs)" }
+  end
+  local ids = {}
+  for i = 1, math.min(#all, 5) do ids[i] = all[i].id end
+  E.raise { kind = "usage", field = field, value = id, message = "run " .. id .. " is ambiguous: it starts " ..
+    table.concat(ids, ", ") .. (#all > 5 and ", ..." or "") .. " (see uqlua --runs)" }
+end
 
 -- A run's arguments as text, redacted (journals written before they were
 -- kept redacted hold them as given).
@@ -155,12 +182,7 @@ end
 
 function J.show_run(id)
   if not id or id == "" then E.usage("--run", id, "needs a run id (see uqlua --runs)") end
-  local found = {}
-  for _, r in ipairs(all_runs()) do
-    if r.id:sub(1, #id) == id then found[#found + 1] = r end
-  end
-  if #found == 0 then E.raise { kind = "usage", field = "--run", value = id, message = "no run " .. id .. " (see uqlua --runs)" } end
-  local r = found[1]
+  local r = J.find_run(id, "--run")
   if require("uqpay.jsonout").enabled() then
     local ops = json.array {}
     for i, op in ipairs(r.ops) do

@@ -143,7 +143,7 @@ local function refuse_beside_unsettled(cfg, id, ident)
   end
   E.config(string.format("an interrupted run of %s has writes that are not settled, and a new run would send any " ..
     "it repeats with new keys:\n%s\nRun that command again to resume it, or settle it with `uqlua reconcile " ..
-    "--run ID --settle`; --fresh starts a new run anyway", tostring(ident.script), table.concat(lines, "\n")))
+    "%s --settle`; --fresh starts a new run anyway", tostring(ident.script), table.concat(lines, "\n"), runs[1].id))
 end
 
 -- Opens the run's journal before the script starts: locks it (a second

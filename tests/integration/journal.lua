@@ -347,6 +347,16 @@ H.faults("fail_after:next=1:path=/v1/issuing/cards/*/recharge", base)
 T:run(env .. "UQLUA_MAX_ATTEMPTS=1 " .. UQ .. " bulk-recharge " .. onecsv)
 local c5 = T:run(env .. UQ .. " --fresh bulk-recharge " .. dotted)
 T:check("--fresh starts the new run anyway", c5 == 0 and #state().applied == 4, tostring(c5))
+local c6, _, e6 = T:run(env .. UQ .. " bulk-recharge " .. dotted)
+local settle = e6:match("`uqlua (reconcile %x+ %-%-settle)`")
+local rid = e6:match("run (%x+): 1 write")
+local _, shown = T:run(env .. UQ .. " --run " .. tostring(rid))
+T:check("--run ID shows that run, not an archive whose name starts with its id",
+  rid and shown:find("run " .. rid .. "  interrupted", 1, true) ~= nil, shown)
+local c7 = settle and T:run(env .. UQ .. " " .. settle)
+local c8, _, e8 = T:run(env .. UQ .. " bulk-recharge " .. dotted)
+T:check("...the refusal's own reconcile command settles that run (same key, applied once), and the next run starts",
+  c6 == 2 and c7 == 0 and c8 == 0 and #state().applied == 5, table.concat({ c6, tostring(c7), c8, #state().applied }, " ") .. e6 .. e8)
 
 T:stop(sim)
 T:finish()

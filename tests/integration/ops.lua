@@ -168,12 +168,45 @@ T:check("reconcile setup: one recharge in doubt (exit 3)", code == 3 and applied
 code, out, err = T:run(uq("reconcile"))
 T:check("reconcile: the in-doubt write beside the server's evidence (exit 3)", code == 3
   and out:find("in doubt") ~= nil and out:find("possibly applied") ~= nil and out:find("matched") ~= nil, out .. err)
+local before = state().request_count
+code, out, err = T:run(sim.env:gsub("UQPAY_BASE_URL=%S+", "UQPAY_BASE_URL=http://127.0.0.1:9/api") ..
+  UQ .. " reconcile --settle")
+T:check("reconcile --settle against another server than the run's is refused (exit 2), nothing sent", code == 2
+  and err:find("only where they were made", 1, true) ~= nil and state().request_count == before, out .. err)
 code, out, err = T:run(uq("reconcile --settle"))
 T:check("reconcile --settle: sent again with its own key, settled (exit 0), applied once", code == 0
   and applied("recharge") == 2 and H.duplicate_key(state()) == nil, out .. err)
 code, _, err = T:run(uq("bulk-recharge " .. two))
 T:check("...and the original run then completes from its journal, sending nothing", code == 0
   and applied("recharge") == 2 and err:find("2 answered from the journal") ~= nil, err)
+
+-- A write that failed before it was applied is not credited with the
+-- same recharge another run made right after it.
+reset()
+local lone = T:file("lone.csv", "card_id,amount\n" .. H.SINGLE_CARD .. ",6.00\n")
+H.faults("fail_before:next=1:path=/v1/issuing/cards/*/recharge", base)
+local code1 = T:run("UQLUA_MAX_ATTEMPTS=1 " .. uq("bulk-recharge " .. lone))
+local other = T:file("other-run.lua", "uqpay.recharge('" .. H.SINGLE_CARD .. "', '6.00')\n")
+local code2 = T:run(uq(other))
+code, out, err = T:run(uq("reconcile"))
+T:check("reconcile does not credit a write in doubt with another run's matching transaction", code == 3
+  and code1 == 3 and code2 == 0 and applied("recharge") == 1 and out:find("no trace found", 1, true) ~= nil
+  and out:find("possibly applied", 1, true) == nil, out .. err)
+
+-- A write never sent (no token could be had) stays not sent when --settle
+-- cannot get one either: not "rejected", and the exit says it is open.
+reset()
+os.execute("rm -rf " .. T.dir .. "/cache")
+local one = T:file("one.csv", "card_id,amount\n" .. H.SINGLE_CARD .. ",5.00\n")
+H.faults("fail_before:path=/v1/connect/token", base)
+local unsent = T:run("UQLUA_MAX_ATTEMPTS=1 " .. uq("bulk-recharge " .. one))
+code, out, err = T:run(uq("reconcile --settle"))
+T:check("reconcile --settle that cannot get a token: the write is still open (exit 3), not shown as rejected",
+  unsent ~= 0 and code == 3 and out:find("rejected", 1, true) == nil and applied("recharge") == 0, out .. err)
+H.faults("", base)
+code, out, err = T:run(uq("reconcile --settle"))
+T:check("...and once a token can be had, --settle sends it (exit 0), applied once", code == 0
+  and applied("recharge") == 1, out .. err)
 
 T:stop(sim)
 T:finish()

@@ -31,8 +31,22 @@ static const char *field(lua_State *L, const char *k) {
   return lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
 }
 
+/* R.text(line) of lua/uqpay/redact.lua, the one redactor: called by name. */
+static int redact_text(lua_State *L) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "uqpay.redact");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "text");
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
+  if (!lua_isstring(L, -1)) return luaL_error(L, "redact.text returned no text");
+  return 1;
+}
+
 /* "uqpay api error: message (HTTP 400; card_error/card_not_found; POST /v1/...;
- *  idempotency key ...; 3 attempts)" */
+ *  idempotency key ...; 3 attempts)", as free text through the redactor: a
+ * message made in C (a value echoed back, a path) is redacted like one made
+ * in Lua. When the redactor cannot run, the message is withheld. */
 static int error_tostring(lua_State *L) {
   struct line l = {.n = 0, .parts = 0};
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -54,7 +68,12 @@ static int error_tostring(lua_State *L) {
   if (lua_isinteger(L, -1) && lua_tointeger(L, -1) > 1) add(&l, "%s attempts%s", lua_tostring(L, -1), "");
   lua_pop(L, 1);
   if (l.parts && l.n < sizeof l.buf - 1) l.buf[l.n++] = ')';
+  lua_pushcfunction(L, redact_text);
   lua_pushlstring(L, l.buf, l.n);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    lua_pop(L, 1);
+    lua_pushfstring(L, "uqpay %s error: (message withheld: it could not be redacted)", kind ? kind : "unknown");
+  }
   return 1;
 }
 

@@ -296,7 +296,8 @@ function Client:exchange(x)
     if not ok then last_err = headers; break end
     x.headers = headers
     if cfg.trace then
-      self:trace("> %s %s%s%s", x.method, x.url, key and ("  key=" .. key) or "", x.body and ("\n  " .. R.body(x.body)) or "")
+      self:trace("> %s %s%s%s", x.method, R.url(x.url), key and ("  key=" .. key) or "",
+        x.body and ("\n  " .. R.body(x.body)) or "")
     end
     local res, kind, msg, sent = Transport.request(x, op)
     if kind == "recalled" then
@@ -308,6 +309,14 @@ function Client:exchange(x)
       goto again
     end
     self.attempts_total = self.attempts_total + 1
+    -- the token endpoint's reply holds secrets under names of its own
+    -- choosing (auth_token, refresh_token, id_token, ...): each is known as a
+    -- secret before anything is traced or made into an error, so that a
+    -- repeat of it under any other name or in a message is removed too
+    if x.token and res then
+      local decoded, t = pcall(json.decode, res.body, { money = false })
+      if decoded then R.learn(t) end
+    end
     last_res, last_kind, last_msg = res, kind, msg
     local class, reached, wait = Client.classify(res, kind, sent)
     if res and cfg.trace then

@@ -7,10 +7,13 @@ local O = {}
 function O.enabled() return core.host_options().json == true end
 
 -- One JSON line on stdout; money as strings, so nothing is lost on the
--- way; secrets and card data redacted like everything uqlua prints.
+-- way; secrets and card data redacted like everything uqlua prints, on the
+-- data before it is encoded (R.shown: masking the encoded text could turn a
+-- number into invalid JSON). An error's fields are strings in it, so a
+-- message made in C passes through the same redactor.
 function O.emit(t)
   local R = require "uqpay.redact"
-  io.stdout:write(R.text(json.encode(R.value(t), { money = "string" })), "\n")
+  io.stdout:write(json.encode((R.shown(t)), { money = "string" }), "\n")
   io.stdout:flush()
 end
 

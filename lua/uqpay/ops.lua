@@ -142,10 +142,14 @@ end
 
 local function csv_cell(v) return CSV.cell(cell(v)) end
 
--- Writes rows as CSV (header first) to a file handle.
+-- Writes rows as CSV (header first) to a file handle, each row redacted
+-- like everything uqlua prints (R.shown: card data and secrets by column
+-- name, card numbers and known secrets in any other cell).
 function ops.csv_write(fh, rows, columns)
+  local R = require "uqpay.redact"
   fh:write(table.concat(columns, ","), "\n")
   for _, r in ipairs(rows) do
+    r = R.shown(r)
     local line = {}
     for i, c in ipairs(columns) do line[i] = csv_cell(r[c]) end
     fh:write(table.concat(line, ","), "\n")
@@ -167,9 +171,9 @@ function ops.table(rows, columns)
   for i, c in ipairs(columns) do width[i] = #c end
   for r, row in ipairs(rows) do
     text[r] = {}
+    row = R.shown(row)
     for i, c in ipairs(columns) do
-      local v = row[c]
-      local s = R.field(c, v) or R.text(cell(v))
+      local s = cell(row[c])
       text[r][i] = s
       width[i] = math.max(width[i], #s)
     end
@@ -292,7 +296,7 @@ function ops.output(rows, columns, format, fh)
   fh = fh or io.stdout
   if format == "json" then
     local R = require "uqpay.redact"
-    for _, r in ipairs(rows) do fh:write(R.text(json.encode(R.value(r), { money = "string" })), "\n") end
+    for _, r in ipairs(rows) do fh:write(json.encode((R.shown(r)), { money = "string" }), "\n") end
   elseif format == "csv" then
     ops.csv_write(fh, rows, columns)
   elseif #rows > 0 then

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "lua.h"
@@ -360,9 +362,27 @@ static void json_error(lua_State *L) {
   if (lua_pcall(L, 0, 0, 0) != LUA_OK) lua_pop(L, 1);
 }
 
+/* No core dumps: a dump is this process's memory on disk, with the API key,
+ * the access token and whatever card data a script read. Not dumpable stops
+ * every dump, a core_pattern pipe too (which ignores RLIMIT_CORE), and other
+ * processes of the same user attaching (ptrace, gdb -p) or reading
+ * /proc/<pid>/mem and environ; it is not inherited across exec. The soft
+ * core limit 0 as well, in case anything made us dumpable again; the hard
+ * limit is left, so that programs a script runs may raise theirs
+ * (docs/security.md). */
+static void no_core_dumps(void) {
+  struct rlimit lim;
+  if (getrlimit(RLIMIT_CORE, &lim) == 0) {
+    lim.rlim_cur = 0;
+    setrlimit(RLIMIT_CORE, &lim);
+  }
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
 int main(int argc, char **argv) {
   int status, result;
   struct uqlua_options opts;
+  no_core_dumps(); /* first: nothing secret is read before */
   int rc = uqlua_parse_options(argc, argv, &opts);
   if (rc >= 0) return rc; /* --help, --version, or a usage error */
   lua_State *L = luaL_newstate();

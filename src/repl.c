@@ -4,7 +4,8 @@
  * incomplete chunks on further lines, run through docall, show results with
  * the Lua pretty printer (lua/uqlua/printer.lua).
  *
- * Around libedit: history persists in $XDG_STATE_HOME/uqlua/history; Tab
+ * Around libedit: history persists in $XDG_STATE_HOME/uqlua/history, less
+ * the lines that hold card data or a secret (uqlua.repl.history_keeps); Tab
  * completes dotted paths through lua/uqlua/repl.lua (called protected);
  * Ctrl-C at the prompt clears the line: libedit leaves signals alone
  * (rl_catch_signals = 0), our handler sets a flag without SA_RESTART, and
@@ -139,10 +140,38 @@ static int pushline(lua_State *L, int firstline) {
   return 1;
 }
 
+/* Whether history may keep a line: uqlua.repl.history_keeps decides (not
+ * when the line holds card data or a secret), and says why not unless
+ * quiet. Fails closed. */
+static int history_keeps(lua_State *L, const char *line, int quiet) {
+  lua_pushstring(L, line);
+  int keep = call_repl(L, "history_keeps", 1, 2) && lua_toboolean(L, -2);
+  if (!keep && !quiet && lua_isstring(L, -1)) fprintf(stderr, "uqlua: not kept in history: %s\n", lua_tostring(L, -1));
+  lua_pop(L, 2);
+  return keep;
+}
+
+/* A refused line is kept out of the in-memory list (Up) as well as the
+ * file: write_history writes the whole list, and Up would show it again. */
 static void remember(const char *line) {
-  if (line[0] == '\0') return;
+  if (line[0] == '\0' || replL == NULL || !history_keeps(replL, line, 0)) return;
   add_history(line);
   if (history_path[0]) write_history(history_path);
+}
+
+/* A history file written before lines with card data were refused may
+ * hold some: they are dropped on reading, and the file rewritten. */
+static void purge_history(lua_State *L) {
+  int dropped = 0;
+  for (int i = history_length - 1; i >= 0; i--) {
+    HIST_ENTRY *e = history_get(history_base + i);
+    if (e && e->line && !history_keeps(L, e->line, 1)) {
+      HIST_ENTRY *gone = remove_history(i);
+      if (gone) free_history_entry(gone);
+      dropped++;
+    }
+  }
+  if (dropped) write_history(history_path);
 }
 
 static int addreturn(lua_State *L) {
@@ -265,7 +294,7 @@ static void setup_editline(lua_State *L) {
   if (p && strlen(p) < sizeof history_path) strcpy(history_path, p);
   lua_pop(L, 1);
   stifle_history(1000);
-  if (history_path[0]) read_history(history_path);
+  if (history_path[0] && read_history(history_path) == 0) purge_history(L);
 }
 
 void uqlua_repl(lua_State *L) {

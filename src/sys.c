@@ -240,14 +240,29 @@ static int l_mkdir_private(lua_State *L) {
   return 1;
 }
 
-/* write_private(path, data): atomic replace with a 0600 file. */
+/* write_private(path, data): atomic replace with a 0600 file. The file
+ * written first, beside path, is a new one under a random name
+ * (O_EXCL|O_NOFOLLOW): a report's directory may be shared (/tmp), and a
+ * file or symbolic link another user planted at a name we would use must
+ * not be written through. A name taken (a stale file) means another. */
 static int l_write_private(lua_State *L) {
   size_t n;
   const char *path = luaL_checkstring(L, 1);
   const char *data = luaL_checklstring(L, 2, &n);
   char tmp[4200];
-  snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int fd = -1;
+  for (int tries = 0; fd < 0 && tries < 16; tries++) {
+    unsigned char r[8];
+    char hex[2 * sizeof r + 1];
+    if (random_bytes(r, sizeof r) != 0) return luaL_fileresult(L, 0, path);
+    uqpay_hex(r, sizeof r, hex);
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.%s.tmp", path, hex) >= sizeof tmp) {
+      errno = ENAMETOOLONG;
+      return luaL_fileresult(L, 0, path);
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST) return luaL_fileresult(L, 0, tmp);
+  }
   if (fd < 0) return luaL_fileresult(L, 0, tmp);
   size_t off = 0;
   while (off < n) {

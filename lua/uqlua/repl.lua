@@ -3,6 +3,7 @@
 local core = require "uqpay.core"
 local printer = require "uqlua.printer"
 local docs = require "uqpay.docs"
+local R = require "uqpay.redact"
 
 local M = {}
 
@@ -50,6 +51,114 @@ function M.history_path()
   local dir = require("uqpay.config").state_dir(core.host_options().noenv)
   if not core.mkdir_private(dir) then return nil end
   return dir .. "/history"
+end
+
+-- ---- what history keeps ----
+-- A line is kept in history (the file and Up alike) unless it holds card
+-- data or a secret: a literal (string or number) given to a field the
+-- redactor names (pin = "123456", ["cvv"] = 123, s.cvv == "123"), or a
+-- literal or comment that the redactor changes (a Luhn-valid card number, a
+-- known API key or token, JSON naming such a field). Decided on the line's
+-- Lua tokens when it is entered, not on what it sent: a line that fails
+-- before sending (a typo, a bad PIN) or only assigns a variable holds the
+-- PIN all the same. A line starting with a space is not kept either (as
+-- bash's ignorespace): the way to keep out what this cannot see.
+
+-- The Lua tokens of s: {kind, text[, value]}, kind "name", "string",
+-- "number", "comment" or "op". Forgiving: an unfinished string or comment
+-- runs to the end.
+local function tokens(s)
+  local out, i, n = {}, 1, #s
+  local function long_bracket(at) -- [[...]], [==[...]==]: the end, or nil
+    local eq = s:match("^%[(=*)%[", at)
+    if not eq then return nil end
+    local _, e = s:find("]" .. eq .. "]", at + #eq + 2, true)
+    return e or n
+  end
+  while i <= n do
+    local c = s:sub(i, i)
+    local kind, j
+    if c:find("%s") then
+      j = i
+    elseif s:find("^%-%-", i) then
+      kind, j = "comment", long_bracket(i + 2) or (s:find("\n", i, true) or n + 1) - 1
+    elseif c == '"' or c == "'" then
+      kind, j = "string", i + 1
+      while j <= n and s:sub(j, j) ~= c and s:sub(j, j) ~= "\n" do j = j + (s:sub(j, j) == "\\" and 2 or 1) end
+    elseif c == "[" and long_bracket(i) then
+      kind, j = "string", long_bracket(i)
+    elseif c:find("%d") or (c == "." and s:find("^%.%d", i)) then
+      -- as Lua's lexer: digits, letters and dots, and a sign after an exponent
+      kind, j = "number", i
+      while j < n do
+        local nx = s:sub(j + 1, j + 1)
+        if nx:find("[+-]") and s:sub(j, j):find("[eEpP]") or nx:find("[%w%.]") then j = j + 1 else break end
+      end
+    elseif c:find("[%a_]") then
+      kind, j = "name", select(2, s:find("^[%a_][%w_]*", i))
+    else
+      kind, j = "op", select(2, s:find("^[=~<>]=", i)) or select(2, s:find("^%.%.%.?", i)) or i
+    end
+    if kind then
+      local t = { kind = kind, text = s:sub(i, j) }
+      if kind == "string" then -- a literal's value: side-effect free to evaluate
+        local f = load("return " .. t.text, "=literal", "t", {})
+        local ok, v = pcall(f or error)
+        t.value = ok and type(v) == "string" and v or t.text
+      end
+      out[#out + 1] = t
+    end
+    i = j + 1
+  end
+  return out
+end
+
+local function sensitive_name(k) -- a field the redactor hides (the value is any long enough one)
+  return type(k) == "string" and R.field(k, "00000000") ~= nil
+end
+
+local BIND = { ["="] = true, ["=="] = true, ["~="] = true }
+local OPEN, CLOSE = { ["("] = true, ["{"] = true, ["["] = true }, { [")"] = true, ["}"] = true, ["]"] = true }
+
+-- Whether the expression after toks[at] (up to a ',' or ';' or the bracket
+-- that closes it) holds a literal.
+local function literal_after(toks, at)
+  local depth = 0
+  for i = at + 1, #toks do
+    local t = toks[i]
+    if t.kind == "string" or t.kind == "number" then return true end
+    if t.kind == "op" then
+      if OPEN[t.text] then depth = depth + 1
+      elseif CLOSE[t.text] then
+        depth = depth - 1
+        if depth < 0 then return false end
+      elseif depth == 0 and (t.text == "," or t.text == ";") then return false end
+    end
+  end
+  return false
+end
+
+-- history_keeps(line) -> true, or false and why (nil: say nothing).
+function M.history_keeps(line)
+  if line:find("^%s") then return false end
+  local toks = tokens(line)
+  for i, t in ipairs(toks) do
+    if t.kind == "string" and R.body(t.value) ~= t.value or (t.kind == "number" or t.kind == "comment")
+        and R.text(t.text) ~= t.text then
+      return false, "it holds a card number or a secret"
+    end
+    -- a field: name = ..., or ["name"] = ...
+    local key, op = nil, nil
+    if t.kind == "name" then
+      key, op = t.text, toks[i + 1]
+    elseif t.kind == "string" and toks[i - 1] and toks[i - 1].text == "[" and toks[i + 1] and toks[i + 1].text == "]" then
+      key, op = t.value, toks[i + 2]
+    end
+    if op and BIND[op.text] and sensitive_name(key) and literal_after(toks, i + (t.kind == "name" and 1 or 2)) then
+      return false, "it holds a value for " .. key
+    end
+  end
+  return true
 end
 
 function M.show(...)

@@ -2,8 +2,9 @@
 local ops = require "uqpay.ops"
 
 local p = ops.parser("bulk-recharge", "Recharge the cards of a CSV file (columns card_id,amount, and optionally " ..
-  "currency, checked against each card's). Every line is checked before anything is sent; an interrupted run " ..
-  "resumes where it stopped when run again.")
+  "currency, checked against each card's). Every line, and every card (it must exist and be ACTIVE), is checked " ..
+  "before anything is sent; an interrupted run resumes where it stopped when run again. A SHARE card's recharge " ..
+  "moves no funds (it raises the card's available balance): the summary counts it apart.")
 p:argument("file", "CSV file: card_id,amount[,currency]")
 p:option("--concurrency", "Recharges at a time (1-64).", "8"):convert(math.tointeger)
 p:flag("--allow-duplicates", "Let a card appear on several lines (each line is one recharge).")
@@ -13,29 +14,24 @@ local rows = ops.csv_read(args.file, {
   columns = { card_id = "uuid!", amount = "amount!", currency = "currency" }, unique = "card_id",
   allow_duplicates = args.allow_duplicates, duplicates_hint = " (--allow-duplicates to recharge it twice)" })
 
--- A currency column must be each card's: checked with reads, before any write.
-local cards, problems = {}, {}
-local checks = {}
-for _, r in ipairs(rows) do if r.currency and not cards[r.card_id] then cards[r.card_id] = true; checks[#checks + 1] = r end end
-local got, errs = uqpay.parallel(checks, function(r) return uqpay.cards.get(r.card_id) end,
-  { concurrency = args.concurrency })
-for i, r in ipairs(checks) do cards[r.card_id] = got[i] or errs[i] end
-for _, r in ipairs(rows) do
-  local c = r.currency and cards[r.card_id]
-  if c and uqpay.errors.is(c) then
-    problems[#problems + 1] = string.format("%s:%d: card %s: %s", args.file, r.line, r.card_id, c.message)
-  elseif c and c.card_currency ~= r.currency then
-    problems[#problems + 1] = string.format("%s:%d: card %s is a %s card, the line says %s", args.file, r.line,
-      r.card_id, c.card_currency, r.currency)
+-- Every card is read before any write: it must exist, be ACTIVE and, where
+-- the line gives a currency, be in that currency. A resumed run does not
+-- ask for ACTIVE: a card frozen since its recharge was applied must not
+-- stop the run from settling the rest (a card not active now fails on its
+-- own line, and the lines already applied are answered from the journal).
+local resumed = require("uqpay.run").resumed()
+local cards = ops.check_cards(rows, args.file, function(r, c)
+  if c.card_status ~= "ACTIVE" and not resumed then return "it is " .. tostring(c.card_status) .. ", not ACTIVE" end
+  if r.currency and c.card_currency ~= r.currency then
+    return "it is a " .. tostring(c.card_currency) .. " card, the line says " .. r.currency
   end
-end
-if #problems > 0 then
-  uqpay.errors.raise { kind = "usage", message = string.format("%d problem(s) in %s, nothing was sent:\n  %s",
-    #problems, args.file, table.concat(problems, "\n  ")) }
-end
+end, args.concurrency)
 
 ops.finish(ops.apply(rows, function(r)
   local order = uqpay.recharge(r.card_id, r.amount)
-  return order, { currency = order.card_currency or r.currency or "?", amount = r.amount }
+  local c = cards[r.card_id]
+  -- a SHARE card's recharge raises its available balance and moves no funds
+  -- (the card draws on the Issuing balance when it spends)
+  return order, { currency = order.card_currency or c.card_currency, amount = r.amount, funds = c.mode_type ~= "SHARE" }
 end, { concurrency = args.concurrency, label = "bulk-recharge",
        describe = function(r) return string.format("line %d card %s %s", r.line, r.card_id, tostring(r.amount)) end }))

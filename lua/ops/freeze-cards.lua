@@ -15,13 +15,16 @@ local args = p:parse(arg)
 if not (args.cards or args.status or args.cardholder) then
   p:error("choose the cards: --cards FILE, --status STATUS or --cardholder ID")
 end
+-- the reason as the endpoint table declares it (at most 100 characters), before anything is read or sent
+if args.reason ~= nil then require("uqpay.api").check_field("cards.freeze", "update_reason", args.reason, "--reason") end
 
 local TARGET = { freeze = "FROZEN", unfreeze = "ACTIVE", cancel = "CANCELLED" }
 local cards = {}
 if args.cards then
-  for _, r in ipairs(ops.csv_read(args.cards, { columns = { card_id = "uuid!" }, unique = "card_id" })) do
-    cards[#cards + 1] = uqpay.cards.get(r.card_id)
-  end
+  -- every card is read first: an unknown one is a usage error naming it (exit 2, nothing sent)
+  local rows = ops.csv_read(args.cards, { columns = { card_id = "uuid!" }, unique = "card_id" })
+  local got = ops.check_cards(rows, args.cards, nil, args.concurrency)
+  for _, r in ipairs(rows) do cards[#cards + 1] = got[r.card_id] end
 else
   local filter = { card_status = args.status, cardholder_id = args.cardholder }
   for c in uqpay.cards.each(filter) do cards[#cards + 1] = c end

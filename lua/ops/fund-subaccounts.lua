@@ -32,17 +32,27 @@ else
 end
 
 local master = uqpay.account().account_id
+local todo, need, problems = {}, {}, {}
+-- the master account is no target: its balance cannot be read on behalf of
+-- it (the API knows no such sub-account), so it is set aside before the reads
+local subs = {}
+for _, t in ipairs(targets) do
+  if t.account_id == master then
+    problems[#problems + 1] = string.format("account %s is the master account: the transfers come from it",
+      t.account_id)
+  else
+    subs[#subs + 1] = t
+  end
+end
 -- how far each account is from its target (reads only)
-local now = uqpay.parallel(targets, function(t)
+local now, errs = uqpay.parallel(subs, function(t)
   return uqpay.balance(t.currency, { on_behalf_of = t.account_id })
 end, { concurrency = args.concurrency })
-local todo, need, problems = {}, {}, {}
-for i, t in ipairs(targets) do
+for i, t in ipairs(subs) do
   local b = now[i]
   if not b then
-    problems[#problems + 1] = string.format("account %s: cannot read its %s balance", t.account_id, t.currency)
-  elseif t.account_id == master then
-    problems[#problems + 1] = string.format("account %s is the master account", t.account_id)
+    problems[#problems + 1] = string.format("account %s: cannot read its %s balance: %s", t.account_id, t.currency,
+      tostring(errs[i] and errs[i].message or errs[i]))
   elseif b.available_balance < t.target then
     local diff = t.target - b.available_balance
     todo[#todo + 1] = { account_id = t.account_id, currency = t.currency, amount = diff, from = b.available_balance,

@@ -35,13 +35,34 @@ local function coerce_nested(t, path, seen, currency)
 end
 A.coerce_amounts = coerce_nested
 
+-- A number as text (a query value, a string field): every digit of an
+-- integer, or of a float that holds one (2.0 -> "2", 2^53 ->
+-- "9007199254740992", never "2.0" or "9.007199254741e+15"); any other
+-- float is refused rather than sent rounded.
+local function number_text(field, v)
+  local i = math.tointeger(v)
+  if i then return string.format("%d", i) end
+  if v % 1 == 0 then usage(field, v, "is beyond the integers (give it as a string)") end
+  usage(field, v, "is not a whole number (give other values as strings)")
+end
+
+-- A query parameter's text: strings as they are, numbers as number_text,
+-- booleans and money values as tostring; nothing else has one.
+function A.query_value(field, v)
+  local t = type(v)
+  if t == "string" then return v end
+  if t == "number" then return number_text(field, v) end
+  if t == "boolean" or money.is(v) then return tostring(v) end
+  usage(field, v, "cannot be sent in a query (a string, a whole number, a boolean or a money value)")
+end
+
 local CHECKS = {}
 local uuid_lower = core.uuid_lower
 function CHECKS.uuid(field, v)
   return uuid_lower(v) or usage(field, v, "is not a UUID")
 end
 function CHECKS.string(field, v)
-  if type(v) == "number" then return tostring(v) end
+  if type(v) == "number" then return number_text(field, v) end
   if type(v) ~= "string" then usage(field, v, "is not a string") end
   return v
 end
@@ -83,10 +104,13 @@ function CHECKS.table(field, v, banking)
 end
 
 -- A field's check, parsed once from its declared type ("uuid!",
--- "enum:A|B", ...): {name, typ, required, options (an enum's set)}.
+-- "enum:A|B", "string<=100", ...): {name, typ, required, options (an
+-- enum's set), max (at most this many characters)}.
 local function field_check(name, typ)
   local f = { name = name, required = typ:sub(-1) == "!" }
   f.typ = f.required and typ:sub(1, -2) or typ
+  local base, max = f.typ:match("^(%a+)<=(%d+)$")
+  if base then f.typ, f.max = base, math.tointeger(max) end
   local enum = f.typ:match("^enum:(.*)$")
   if enum then
     f.enum, f.options = enum, {}
@@ -106,13 +130,32 @@ local function check(ep, f, v)
     if f.options[v] then return v end
     usage(f.name, v, "must be one of " .. f.enum:gsub("|", ", "))
   end
-  return CHECKS[f.typ](f.name, v, ep.banking)
+  v = CHECKS[f.typ](f.name, v, ep.banking)
+  if f.max then
+    local n = utf8.len(v) or #v -- characters; bytes when it is not UTF-8
+    if n > f.max then usage(f.name, v, "is " .. n .. " characters long; at most " .. f.max) end
+  end
+  return v
 end
 
 -- The endpoint functions' check of one value, for other inputs (CSV files).
 local csv_ep = { name = "csv" }
 function A.check(field, typ, v)
   return check(csv_ep, field_check(field, typ), v)
+end
+
+-- A value for one field of an endpoint, checked as the endpoint's entry
+-- declares that field, and named as the caller's input (a script's
+-- option): freeze-cards checks --reason as cards.freeze's update_reason
+-- before it reads or sends anything.
+function A.check_field(ep_name, field, v, shown)
+  for _, ep in ipairs(require "uqpay.endpoints") do
+    if ep.name == ep_name then
+      local f = field_check(shown or field, assert(ep.fields[field], "no such field"))
+      return check(ep, f, v)
+    end
+  end
+  error("internal: no endpoint " .. tostring(ep_name))
 end
 
 local NO_OPTS = setmetatable({}, { __newindex = function() error("internal: NO_OPTS is shared", 2) end })
@@ -249,7 +292,7 @@ function A.spec(ep, fields, opts)
                               timeout_ms = opts.timeout_ms, locks = locks }, c.spec_mt)
   if ep.method == "GET" then
     local q
-    for k, v in pairs(values) do q = q or {}; q[k] = tostring(v) end
+    for k, v in pairs(values) do q = q or {}; q[k] = A.query_value(k, v) end
     spec.query = q
   else
     spec.body = values

@@ -117,7 +117,8 @@ local function fields(ep)
     local t = ep.fields[k]
     local req = t:sub(-1) == "!"
     if req then t = t:sub(1, -2) end
-    out[#out + 1] = { name = k, required = req, type = t:gsub("^enum:", "") }
+    t = t:gsub("^enum:", ""):gsub("^(%a+)<=(%d+)$", "%1, at most %2 characters")
+    out[#out + 1] = { name = k, required = req, type = t }
   end
   return out
 end

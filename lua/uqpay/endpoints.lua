@@ -10,7 +10,8 @@
 --   fields  name -> type, "!" = required. Types: uuid, string, amount (> 0,
 --           at most two decimals), amount0 (>= 0), currency (Issuing: USD,
 --           SGD), ccy (any ISO 4217), integer, count (integer >= 1), bin
---           (6 to 8 digits), table, enum:A|B
+--           (6 to 8 digits), table, enum:A|B; TYPE<=N: at most N characters
+--           (string<=100)
 --   kind    "call" (default), "list" (adds NAME.list and NAME.each over
 --           every page), "all" (returns every item of every page), "iter"
 --           (a lazy iterator)
@@ -110,18 +111,18 @@ return {
             example = 'uqpay.cards.update(card_id, {card_limit = "2000.00"})' } },
   { name = "cards.set_status", effect = "write", locks = { "card:card_id" }, wait_with = "cards.order", method = "POST", path = "/v1/issuing/cards/{card_id}/status",
     args = { "card_id", "card_status", "update_reason" },
-    fields = { card_id = "uuid!", card_status = "enum:ACTIVE|FROZEN|CANCELLED!", update_reason = "string" },
+    fields = { card_id = "uuid!", card_status = "enum:ACTIVE|FROZEN|CANCELLED!", update_reason = "string<=100" },
     doc = { summary = "Change a card's status to ACTIVE, FROZEN or CANCELLED (irreversible).",
             returns = "{card_id, card_order_id, order_status, update_reason}",
             example = 'uqpay.cards.set_status(card_id, "FROZEN", "lost phone")' } },
   { name = "cards.freeze", effect = "write", locks = { "card:card_id" }, wait_with = "cards.order", method = "POST", path = "/v1/issuing/cards/{card_id}/status", args = { "card_id", "update_reason" },
-    fields = { card_id = "uuid!", update_reason = "string" }, fixed = { card_status = "FROZEN" },
+    fields = { card_id = "uuid!", update_reason = "string<=100" }, fixed = { card_status = "FROZEN" },
     doc = { summary = "Freeze a card (status FROZEN).", returns = "as cards.set_status", example = 'uqpay.cards.freeze(card_id)' } },
   { name = "cards.unfreeze", effect = "write", locks = { "card:card_id" }, wait_with = "cards.order", method = "POST", path = "/v1/issuing/cards/{card_id}/status", args = { "card_id", "update_reason" },
-    fields = { card_id = "uuid!", update_reason = "string" }, fixed = { card_status = "ACTIVE" },
+    fields = { card_id = "uuid!", update_reason = "string<=100" }, fixed = { card_status = "ACTIVE" },
     doc = { summary = "Unfreeze a card (status ACTIVE).", returns = "as cards.set_status", example = 'uqpay.cards.unfreeze(card_id)' } },
   { name = "cards.cancel", effect = "write", locks = { "card:card_id" }, wait_with = "cards.order", method = "POST", path = "/v1/issuing/cards/{card_id}/status", args = { "card_id", "update_reason" },
-    fields = { card_id = "uuid!", update_reason = "string" }, fixed = { card_status = "CANCELLED" },
+    fields = { card_id = "uuid!", update_reason = "string<=100" }, fixed = { card_status = "CANCELLED" },
     doc = { summary = "Cancel a card for good; a SINGLE card's balance returns to the Issuing balance.",
             returns = "as cards.set_status", example = 'uqpay.cards.cancel(card_id, "employee left")' } },
   { name = "cards.order", effect = "read", poll = { id = "card_order_id", status = "order_status" }, method = "GET", path = "/v1/issuing/cards/{card_order_id}/order", args = { "card_order_id" },

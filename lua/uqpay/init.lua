@@ -166,8 +166,9 @@ function uqpay.files.upload(path, opts)
   if not ctype then E.usage("path", path, "must be a jpeg, jpg, png, pdf, doc or docx file") end
   local f, err = io.open(path, "rb")
   if not f then E.usage("path", path, "cannot be read: " .. tostring(err)) end
-  local data = f:read("a")
+  local data, rerr = f:read("a")
   f:close()
+  if not data then E.usage("path", path, "cannot be read: " .. tostring(rerr)) end
   if #data > 20 * 1024 * 1024 then E.usage("path", path, "is larger than 20 MB") end
   local spec = { op = "files.upload", effect = "write", method = "POST", path = "/v1/files/upload", files = true,
     query = opts.notes and { notes = opts.notes } or nil, key = opts.key, on_behalf_of = opts.on_behalf_of,
@@ -206,8 +207,9 @@ function uqpay.request(method, path, opts)
   method = method:upper()
   local effect = opts.effect or (method == "GET" and "read" or "write")
   if effect == "write" and method == "GET" then E.usage("effect", effect, "cannot be a GET") end
+  if opts.query ~= nil and type(opts.query) ~= "table" then E.usage("query", opts.query, "must be a table") end
   local q
-  for k, v in pairs(opts.query or {}) do q = q or {}; q[k] = tostring(v) end
+  for k, v in pairs(opts.query or {}) do q = q or {}; q[k] = A.query_value("query." .. tostring(k), v) end
   if opts.body ~= nil and type(opts.body) ~= "table" then E.usage("body", opts.body, "must be a table") end
   -- amounts in the body are checked as the endpoint functions check them
   local body = opts.body and A.coerce_amounts(opts.body, "")

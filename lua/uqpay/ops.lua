@@ -6,6 +6,7 @@
 --   ops.progress(total, label)   a progress bar on a terminal's stderr
 --   ops.apply(items, fn, opts)   writes through uqpay.parallel, with progress and tallies
 --   ops.finish(summary)          prints the summary and exits 0, 1 or 3
+--   ops.check_cards(rows, path, check)  each row's card, read and checked before anything is sent
 -- Output follows uqlua --json: JSON lines on stdout, logs on stderr.
 local core = require "uqpay.core"
 local json = require "uqpay.json"
@@ -63,8 +64,12 @@ end
 function ops.csv_read(path, spec)
   local f, err = io.open(path, "rb")
   if not f then E.raise { kind = "usage", field = "file", value = path, message = "cannot read " .. tostring(err) } end
-  local text = f:read("a")
+  local text, rerr = f:read("a")
   f:close()
+  -- a directory opens, then cannot be read
+  if not text then
+    E.raise { kind = "usage", field = "file", value = path, message = "cannot read " .. path .. ": " .. tostring(rerr) }
+  end
   local ok, records = pcall(ops.csv_parse, text)
   if not ok then E.raise { kind = "usage", message = path .. ": " .. (E.is(records) and records.message or tostring(records)) } end
   local problems = {}
@@ -224,11 +229,43 @@ function ops.progress(total, label)
   return p
 end
 
+-- ---------- cards ----------
+
+-- Reads the card of every row (its card_id) before anything is sent and
+-- checks it: a card the API refuses to show, or one judge(row, card)
+-- finds wrong (it returns why), is a problem of its line; any problem is
+-- one usage error listing them all (exit 2, nothing sent). Other failures
+-- (network, auth, ...) are raised as they are. Returns card_id -> card.
+function ops.check_cards(rows, path, judge, concurrency)
+  local ids, seen = {}, {}
+  for _, r in ipairs(rows) do
+    if not seen[r.card_id] then seen[r.card_id] = true; ids[#ids + 1] = r.card_id end
+  end
+  local got, errs = uqpay.parallel(ids, function(id) return uqpay.cards.get(id) end, { concurrency = concurrency })
+  local cards, bad, problems = {}, {}, {}
+  for i, id in ipairs(ids) do
+    local e = errs[i]
+    if e and not (E.is(e) and e.kind == "api" and (e.status or 0) < 500) then error(e, 0) end
+    cards[id], bad[id] = got[i], e
+  end
+  for _, r in ipairs(rows) do
+    local why = bad[r.card_id] and bad[r.card_id].message or (judge and judge(r, cards[r.card_id]))
+    if why then problems[#problems + 1] = string.format("%s:%d: card %s: %s", path, r.line, r.card_id, why) end
+  end
+  if #problems > 0 then
+    E.raise { kind = "usage", message = string.format("%d problem(s) in %s, nothing was sent:\n  %s", #problems, path,
+      table.concat(problems, "\n  ")) }
+  end
+  return cards
+end
+
 -- ---------- writes and their summary ----------
 
 -- Runs fn(item) for each item through uqpay.parallel (journaled, resumable)
 -- with a progress bar. fn returns the result and, optionally, the money it
--- moved ({currency=, amount=}) or false to count the item as skipped.
+-- moved ({currency=, amount=}; with funds = false, an amount that moved no
+-- funds, such as a SHARE card's recharge, totalled apart) or false to count
+-- the item as skipped.
 -- opts: concurrency (8), label, describe(item) -> text for failures and
 -- JSON lines. Returns a summary.
 function ops.apply(items, fn, opts)
@@ -236,7 +273,7 @@ function ops.apply(items, fn, opts)
   local describe = opts.describe or function(item) return tostring(item) end
   local bar = ops.progress(#items, opts.label)
   local s = { label = opts.label or "operations", done = 0, failed = 0, in_doubt = 0, skipped = 0, totals = {},
-              failures = {} }
+              unfunded = {}, failures = {} }
   local results, errors = uqpay.parallel(items, function(item)
     local ok, res, moved = pcall(fn, item)
     bar.step()
@@ -260,8 +297,8 @@ function ops.apply(items, fn, opts)
       state = "done"
       s.done = s.done + 1
       if r.moved and r.moved.currency then
-        local cur = r.moved.currency
-        s.totals[cur] = (s.totals[cur] or core.money("0")) + r.moved.amount
+        local cur, t = r.moved.currency, r.moved.funds == false and s.unfunded or s.totals
+        t[cur] = (t[cur] or core.money("0")) + r.moved.amount
       end
     end
     if out.enabled() then
@@ -272,22 +309,28 @@ function ops.apply(items, fn, opts)
   return s
 end
 
+-- "SGD 10.00, USD 125.50": money per currency, in currency order.
+local function money_text(t)
+  local curs, parts = {}, {}
+  for cur in pairs(t or {}) do curs[#curs + 1] = cur end
+  table.sort(curs)
+  for _, cur in ipairs(curs) do parts[#parts + 1] = cur .. " " .. tostring(t[cur]) end
+  return table.concat(parts, ", ")
+end
+
 -- Prints the summary (stderr, or a JSON line on stdout) and exits: 0 when
 -- everything succeeded, 1 when anything failed, 3 when anything is in doubt.
+-- Money that moved no funds (a SHARE card's recharge) is not in "moved".
 function ops.finish(s)
-  local curs = {}
-  for cur in pairs(s.totals) do curs[#curs + 1] = cur end
-  table.sort(curs)
-  local totals = {}
-  for _, cur in ipairs(curs) do totals[#totals + 1] = cur .. " " .. tostring(s.totals[cur]) end
+  local totals, unfunded = money_text(s.totals), money_text(s.unfunded)
   if out.enabled() then
     out.emit { summary = { label = s.label, done = s.done, failed = s.failed, in_doubt = s.in_doubt, skipped = s.skipped,
-                           totals = s.totals, failures = json.array(s.failures) } }
+                           totals = s.totals, unfunded = s.unfunded, failures = json.array(s.failures) } }
   end
   for _, f in ipairs(s.failures) do io.stderr:write("failed: ", f, "\n") end
-  io.stderr:write(string.format("%s: %d done, %d failed, %d in doubt%s%s\n", s.label, s.done, s.failed, s.in_doubt,
-    s.skipped > 0 and (", " .. s.skipped .. " skipped") or "", #totals > 0 and ("; moved " .. table.concat(totals, ", "))
-    or ""))
+  io.stderr:write(string.format("%s: %d done, %d failed, %d in doubt%s%s%s\n", s.label, s.done, s.failed, s.in_doubt,
+    s.skipped > 0 and (", " .. s.skipped .. " skipped") or "", totals ~= "" and ("; moved " .. totals) or "",
+    unfunded ~= "" and ("; no funds moved for " .. unfunded) or ""))
   os.exit(s.in_doubt > 0 and 3 or (s.failed > 0 and 1 or 0))
 end
 

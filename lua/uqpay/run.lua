@@ -68,6 +68,8 @@ end
 function Run.count(what) state.counts[what] = state.counts[what] + 1 end
 
 function Run.id() return state.id end
+-- Whether this invocation resumes an interrupted run (answers from its journal).
+function Run.resumed() return state.resumed == true end
 
 -- A name no other archive has (two in one second must not overwrite).
 local function archive_name(path, what)

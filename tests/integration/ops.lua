@@ -49,6 +49,14 @@ code, _, err = T:run(uq("fund-subaccounts --targets " .. targets))
 T:check("fund-subaccounts: a bad line lists its line number, nothing is sent (exit 2)", code == 2
   and err:find("targets.csv:4: account_id") ~= nil and applied() == 0, err)
 targets = T:file("targets.csv", "account_id,currency,target\n" .. H.SUB1 .. ",USD,1500.00\n" .. H.SUB2 .. ",USD,100.00\n")
+code, _, err = T:run(uq("fund-subaccounts --target 1500 --currency USD --account " .. H.MASTER .. " --account " .. H.SUB1))
+T:check("fund-subaccounts: the master account as a target is named as such, nothing is sent (exit 2)", code == 2
+  and err:find(H.MASTER:gsub("%-", "%%-") .. " is the master account") ~= nil and applied() == 0, err)
+local with_master = T:file("with-master.csv", "account_id,currency,target\n" .. H.SUB1 .. ",USD,1500.00\n" .. H.MASTER ..
+  ",USD,1.00\n")
+code, _, err = T:run(uq("fund-subaccounts --targets " .. with_master))
+T:check("...and in a --targets file", code == 2 and err:find("is the master account") ~= nil
+  and err:find("cannot read") == nil and applied() == 0, err)
 code, _, err = T:run(uq("--dry-run fund-subaccounts --targets " .. targets))
 T:check("fund-subaccounts --dry-run sends nothing", code == 0 and applied() == 0 and err:find("dry%-run 1") ~= nil, err)
 code, _, err = T:run(uq("fund-subaccounts --targets " .. targets))
@@ -71,6 +79,17 @@ code, _, err = T:run(uq("bulk-recharge " .. bad))
 T:check("bulk-recharge: every bad line listed (amount, UUID, duplicate), nothing sent", code == 2
   and err:find("bad.csv:4: amount") ~= nil and err:find("bad.csv:5: card_id") ~= nil
   and err:find("bad.csv:6: card_id .- repeats line 2") ~= nil and applied() == 0, err)
+code, _, err = T:run(uq("bulk-recharge " .. T.dir))
+T:check("bulk-recharge: a directory for the CSV is a one-line usage error naming it (exit 2)", code == 2
+  and err:find("cannot read " .. T.dir:gsub("%p", "%%%0") .. ": Is a directory\n$") ~= nil
+  and select(2, err:gsub("\n", "")) == 1, err)
+bad = T:file("bad.csv", "card_id,amount\n" .. H.SINGLE_CARD .. ",1.00\n" .. H.FROZEN_CARD .. ",1.00\n" ..
+  "77777777-6666-4666-8666-666666666669,1.00\n")
+code, _, err = T:run(uq("bulk-recharge " .. bad))
+T:check("bulk-recharge without a currency column: every card checked before any write (unknown, not ACTIVE)",
+  code == 2 and err:find("bad.csv:3: card " .. H.FROZEN_CARD:gsub("%-", "%%-") .. ": it is FROZEN, not ACTIVE") ~= nil
+  and err:find("bad.csv:4: card 77777777%-6666%-4666%-8666%-666666666669: card not found") ~= nil
+  and err:find("2 problem") ~= nil and applied() == 0, err)
 bad = T:file("bad.csv", "card_id,amount,currency\n" .. H.SGD_CARD .. ",1.00,USD\n")
 code, _, err = T:run(uq("bulk-recharge " .. bad))
 T:check("bulk-recharge: a currency that is not the card's is refused before any write", code == 2
@@ -83,13 +102,18 @@ good = T:file("good.csv", "card_id,amount,currency\r\n" .. H.SINGLE_CARD .. ",10
 code, _, err = T:run(uq("--dry-run bulk-recharge " .. good))
 T:check("bulk-recharge --dry-run sends nothing", code == 0 and applied() == 0, err)
 code, out, err = T:run(uq("--json bulk-recharge " .. good))
+local text_summary = err
 st = state()
 local lines = {}
 for l in out:gmatch("[^\n]+") do lines[#lines + 1] = json.decode(l, { money = false }) end
 T:check("bulk-recharge: CRLF, BOM-less CSV, three recharges applied", code == 0 and H.applied(st, "recharge") == 3
   and card(st, H.SINGLE_CARD).available_balance == "510.00" and card(st, H.SGD_CARD).available_balance == "202.50", err)
-T:check("bulk-recharge --json: one object per operation and a summary", #lines == 4 and lines[1].operation
-  and lines[4].summary and lines[4].summary.done == 3 and lines[4].summary.totals.USD == "17.00", out)
+T:check("bulk-recharge --json: one object per operation and a summary; the SHARE card's 7.00 moved no funds",
+  #lines == 4 and lines[1].operation and lines[4].summary and lines[4].summary.done == 3
+  and lines[4].summary.totals.USD == "10.00" and lines[4].summary.totals.SGD == "2.50"
+  and lines[4].summary.unfunded.USD == "7.00", out)
+T:check("...and the summary line says so", text_summary:find("moved SGD 2.50, USD 10.00; no funds moved for USD 7.00",
+  1, true) ~= nil and H.applied(st, "issuing_transfer") == 0, text_summary)
 
 -- resume after SIGKILL: 40 recharges on three cards, killed midway
 reset()
@@ -141,6 +165,15 @@ reset()
 local list = T:file("cards.csv", "card_id\n" .. H.SINGLE_CARD .. "\n" .. H.SGD_CARD .. "\n")
 code, _, err = T:run(uq("freeze-cards cancel --cards " .. list))
 T:check("freeze-cards cancel without a terminal or --yes is refused (exit 2)", code == 2 and applied() == 0, err)
+local unknown = T:file("unknown.csv", "card_id\n" .. H.SINGLE_CARD .. "\n77777777-6666-4666-8666-666666666669\n")
+code, _, err = T:run(uq("freeze-cards freeze --cards " .. unknown))
+T:check("freeze-cards --cards with an unknown card: a usage error naming it, no traceback, nothing sent (exit 2)",
+  code == 2 and err:find("unknown.csv:3: card 77777777%-6666%-4666%-8666%-666666666669: card not found") ~= nil
+  and err:find("traceback") == nil and applied() == 0, err)
+code, _, err = T:run(uq("freeze-cards freeze --status ACTIVE --reason " .. string.rep("r", 101)))
+T:check("freeze-cards --reason over 100 characters: refused before anything is sent (exit 2)", code == 2
+  and err:find("--reason \"" .. string.rep("r", 101) .. "\" is 101 characters long; at most 100", 1, true) ~= nil
+  and applied() == 0, err)
 code, _, err = T:run(uq("freeze-cards freeze --status ACTIVE --reason audit"))
 st = state()
 T:check("freeze-cards freeze --status ACTIVE: every active card frozen", code == 0
@@ -180,6 +213,17 @@ code, _, err = T:run(uq("bulk-recharge " .. two))
 T:check("...and the original run then completes from its journal, sending nothing", code == 0
   and applied("recharge") == 2 and err:find("2 answered from the journal") ~= nil, err)
 
+-- A card frozen after its recharge was applied does not stop the resume
+-- of the run from settling the write in doubt.
+reset()
+H.faults("fail_after:next=1:path=/v1/issuing/cards/" .. H.SGD_CARD .. "/recharge", base)
+local c_first = T:run("UQLUA_MAX_ATTEMPTS=1 " .. uq("bulk-recharge " .. two))
+local freeze = T:file("freeze-one.lua", "uqpay.cards.freeze('" .. H.SINGLE_CARD .. "')\n")
+local c_freeze = T:run(uq(freeze))
+code, _, err = T:run(uq("bulk-recharge " .. two))
+T:check("bulk-recharge resumes past a card frozen since its recharge was applied (exit 0, applied once each)",
+  c_first == 3 and c_freeze == 0 and code == 0 and applied("recharge") == 2, err)
+
 -- A write that failed before it was applied is not credited with the
 -- same recharge another run made right after it.
 reset()
@@ -193,15 +237,15 @@ T:check("reconcile does not credit a write in doubt with another run's matching 
   and code1 == 3 and code2 == 0 and applied("recharge") == 1 and out:find("no trace found", 1, true) ~= nil
   and out:find("possibly applied", 1, true) == nil, out .. err)
 
--- A write never sent (no token could be had) stays not sent when --settle
--- cannot get one either: not "rejected", and the exit says it is open.
+-- A write never sent (every attempt refused before reaching the server)
+-- stays not sent when --settle meets the same: not "rejected", and the
+-- exit says it is open.
 reset()
-os.execute("rm -rf " .. T.dir .. "/cache")
 local one = T:file("one.csv", "card_id,amount\n" .. H.SINGLE_CARD .. ",5.00\n")
-H.faults("fail_before:path=/v1/connect/token", base)
+H.faults("burst429:path=/v1/issuing/cards/*/recharge", base)
 local unsent = T:run("UQLUA_MAX_ATTEMPTS=1 " .. uq("bulk-recharge " .. one))
-code, out, err = T:run(uq("reconcile --settle"))
-T:check("reconcile --settle that cannot get a token: the write is still open (exit 3), not shown as rejected",
+code, out, err = T:run("UQLUA_MAX_ATTEMPTS=1 " .. uq("reconcile --settle"))
+T:check("reconcile --settle refused before reaching the server: the write is still open (exit 3), not shown as rejected",
   unsent ~= 0 and code == 3 and out:find("rejected", 1, true) == nil and applied("recharge") == 0, out .. err)
 H.faults("", base)
 code, out, err = T:run(uq("reconcile --settle"))

@@ -259,6 +259,15 @@ describe("uqpay", function()
         { "spending_controls[1].amount", function() return uqpay.cards.create { card_currency = "USD",
             card_product_id = H.SINGLE_PRODUCT, spending_controls = { { amount = 0.1 + 0.7 } } } end, "0.7999999999999999" },
         { "path", function() return uqpay.request("GET", "v1/x") end, "v1/x" },
+        { "update_reason", function() return uqpay.cards.freeze(H.SINGLE_CARD, string.rep("x", 101)) end,
+          "is 101 characters long; at most 100" },
+        { "update_reason", function() return uqpay.cards.set_status(H.SINGLE_CARD, "FROZEN", string.rep("y", 140)) end,
+          "is 140 characters long; at most 100" },
+        { "query.page_size", function() return uqpay.request("GET", "/v1/issuing/cards", { query = { page_size = 2.5 } }) end,
+          "2.5 is not a whole number" },
+        { "card_number", function() return uqpay.cards.list { card_number = 0.5 } end, "0.5 is not a whole number" },
+        { "query.x", function() return uqpay.request("GET", "/v1/issuing/cards", { query = { x = {} } }) end,
+          "cannot be sent in a query" },
       }
       for _, c in ipairs(cases) do
         local e = err_of(c[2])
@@ -269,6 +278,26 @@ describe("uqpay", function()
       assert.equals(before, H.requests())
       -- a UUID in capitals is the same id, sent in lower case
       assert.equals(H.SINGLE_CARD, uqpay.cards.get(H.SINGLE_CARD:upper()).card_id)
+      -- 100 characters is the limit, not over it
+      assert.equals("SUCCESS", uqpay.cards.freeze(H.SINGLE_CARD, string.rep("x", 100)).order_status)
+    end)
+
+    it("sends whole numbers in a query as integers, whatever their Lua type", function()
+      local sent = {}
+      local real = Client.query_string
+      Client.query_string = function(q) sent[#sent + 1] = q; return real(q) end
+      local ok, err = pcall(function()
+        uqpay.request("GET", "/v1/issuing/cards", { query = { page_size = 10.0, page_number = 1 } })
+        uqpay.cards.list { card_number = 2.0 ^ 53 }
+        uqpay.cards.list { card_number = 4096360800001234 }
+      end)
+      Client.query_string = real
+      assert(ok, err)
+      assert.equals("10", sent[1].page_size)
+      assert.equals("1", sent[1].page_number)
+      assert.equals("9007199254740992", sent[2].card_number)
+      assert.equals("4096360800001234", sent[3].card_number)
+      assert.equals("?card_number=9007199254740992&page_number=1&page_size=100", real(sent[2]))
     end)
   end)
 

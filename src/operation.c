@@ -442,6 +442,36 @@ static int l_op_settle(lua_State *L) {
   return 1;
 }
 
+/* op:mark(state) -> state: a person checked the resource and says what
+ * became of an operation left INTENT or IN_DOUBT ("applied" or "rejected",
+ * i.e. not applied): the one way to settle a write whose key is too old to
+ * be sent again. The outcome is journaled and made durable at once, with a
+ * body saying it was marked; a resume answers an applied one from it and
+ * sends a rejected one anew with a new key, as for any other outcome. */
+static int l_op_mark(lua_State *L) {
+  op_t *op = check_op(L, 1);
+  const char *want = luaL_checkstring(L, 2);
+  int next = strcmp(want, "applied") == 0 ? OP_APPLIED : strcmp(want, "rejected") == 0 ? OP_REJECTED : -1;
+  if (next < 0) return uqpay_raise(L, "usage", "an operation is marked applied or rejected, not %s", want);
+  if (op->state != OP_INTENT && op->state != OP_IN_DOUBT)
+    return uqpay_raise(L, "usage", "%s %s is %s: only a write not settled is marked", op->method, op->path,
+                       op_state_names[op->state]);
+  if (op->j->fd >= 0) {
+    struct buf *b = journal_record_begin(op->j);
+    outcome_record(b, op, op_state_names[next], 0);
+    if (next == OP_APPLIED) rb_lit(b, ",\"body\":\"{\\\"marked\\\":\\\"applied\\\"}\"}");
+    else rb_lit(b, ",\"body\":\"{\\\"marked\\\":\\\"not_applied\\\"}\"}");
+    if (journal_append_record(op->j, b, 1) != 0) return write_failed(L, op);
+  }
+  if (op->open) {
+    op->open = 0;
+    op->j->open_ops--;
+  }
+  op->state = next;
+  lua_pushstring(L, op_state_names[next]);
+  return 1;
+}
+
 /* op:replay() -> body, status: the recorded answer of an APPLIED
  * operation, or the rejection of one its script tried again. */
 static int l_op_replay(lua_State *L) {
@@ -467,7 +497,7 @@ static int l_op_dispatch(lua_State *L) {
 static const luaL_Reg op_methods[] = {
   {"info", l_op_info}, {"key", l_op_key}, {"state", l_op_state}, {"persistent", l_op_persistent},
   {"dispatch", l_op_dispatch}, {"intent", l_op_intent}, {"observe", l_op_observe},
-  {"settle", l_op_settle}, {"replay", l_op_replay}, {NULL, NULL}};
+  {"settle", l_op_settle}, {"mark", l_op_mark}, {"replay", l_op_replay}, {NULL, NULL}};
 
 void uqpay_open_operation(lua_State *L) {
   uqpay_class(L, OP_MT, op_methods, l_op_gc);

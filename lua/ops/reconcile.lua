@@ -12,6 +12,9 @@ local p = ops.parser("reconcile", "For a run (default: the latest that did not c
   "Exit 0 when everything is settled, 3 when anything is still in doubt.")
 p:argument("run", "Run id (or a prefix of one); see uqlua --runs."):args("?")
 p:flag("--settle", "Resend in-doubt writes with their own keys and record the answers.")
+p:option("--mark", "KEY=applied or KEY=not-applied: what you found when you checked a write in doubt by hand, " ..
+  "recorded in the run's journal. A resume then answers it from the journal (applied) or sends it anew with a " ..
+  "new key (not-applied). The way on for a write whose key is too old to be sent again."):count("*")
 p:option("--format", "table or json (json under uqlua --json).", ops.default_format()):choices { "table", "json" }
 local args = p:parse(arg)
 
@@ -39,14 +42,32 @@ local function amount_of(op)
 end
 local function opts_of(op) return op.obo ~= "" and { on_behalf_of = op.obo } or nil end
 
--- --settle first: the answers it records are the best evidence there is
+-- --mark: every KEY=applied|not-applied names a write of the run not
+-- settled, checked before anything is recorded
+local MARKS = { applied = "applied", ["not-applied"] = "rejected" }
+local marks, open_keys = {}, {}
+for _, op in ipairs(run.ops) do
+  if op.state == "in_doubt" or op.state == "unsent" then open_keys[op.key] = true end
+end
+for _, m in ipairs(args.mark) do
+  local key, what = m:match("^([^=]+)=(.*)$")
+  if not key or not MARKS[what] then E.usage("--mark", m, "is not KEY=applied or KEY=not-applied") end
+  if not open_keys[key] then
+    E.usage("--mark", m, "names no write of run " .. run.id .. " that is in doubt or not sent (see uqlua --run " ..
+      run.id .. ")")
+  end
+  marks[key] = what
+end
+local dry = require("uqpay.config").active().dry_run
+
+-- --mark and --settle first: what they record is the best evidence there is
 local settled = {}
-if args.settle then
-  local client = require("uqpay.session").client()
+if args.settle or next(marks) then
+  local client = args.settle and require("uqpay.session").client()
   -- a run's keys are only good where they were used: sent to another
   -- environment or server, the same key applies the write again there
-  local made, here = run.head.identity or run.head, client.cfg
-  if made.env ~= here.env or made.base_url ~= here.base_url then
+  local made, here = run.head.identity or run.head, client and client.cfg
+  if here and (made.env ~= here.env or made.base_url ~= here.base_url) then
     E.config(string.format("run %s was made on %s (%s); this is %s (%s): --settle sends its writes only where " ..
       "they were made", run.id, tostring(made.env), tostring(made.base_url), tostring(here.env), tostring(here.base_url)))
   end
@@ -56,12 +77,21 @@ if args.settle then
     if r.t == "intent" then
       local op = j:op(r.method, r.path, r.obo, r.body or "", r.body or "", r.key)
       local info = op:info()
-      if info.state == "in_doubt" or info.state == "intent" then
+      local mark = marks[r.key]
+      if mark and (info.state == "in_doubt" or info.state == "intent") then
+        if dry then
+          settled[r.key] = { state = info.state, note = "--dry-run: would be marked " .. mark }
+        else
+          op:mark(MARKS[mark])
+          settled[r.key] = { state = op:info().state, note = "marked " .. mark .. " by hand" }
+        end
+      elseif args.settle and (info.state == "in_doubt" or info.state == "intent") then
         local why
         if (r.body or ""):find("[REDACTED]", 1, true) then
           why = "its body held card data the journal does not keep: check it by hand"
         elseif Run.now() - info.ts > Run.KEY_LIFE_S then
-          why = "its key is too old to be sent again: check it by hand"
+          why = "its key is too old to be sent again: check it by hand, then --mark " .. r.key ..
+            "=applied or =not-applied"
         elseif info.key ~= r.key then
           why = "the journal's records of it disagree"
         end

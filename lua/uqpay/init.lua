@@ -88,8 +88,9 @@ local function dispatch(spec)
       E.raise { kind = "reconcile_required", method = spec.method, path = spec.path, idempotency_key = info.key,
         message = string.format("run %s: %s %s (occurrence %d) was sent at %s and its outcome is unknown; its key " ..
           "is too old to be sent again (UQPAY keeps keys for 24 hours), so sending it could apply it twice. Check " ..
-          "the resource, then start over with --fresh", tostring(Run.id()), spec.method, spec.path, info.occ,
-          os.date("!%Y-%m-%dT%H:%M:%SZ", info.ts)) }
+          "the resource, then record what you found with `uqlua reconcile %s --mark %s=applied` (or =not-applied: " ..
+          "it is then sent anew with a new key) and run this again", tostring(Run.id()), spec.method, spec.path,
+          info.occ, os.date("!%Y-%m-%dT%H:%M:%SZ", info.ts), tostring(Run.id()), info.key) }
     end
     Run.count("resent")
   else

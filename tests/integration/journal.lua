@@ -189,6 +189,37 @@ code, _, err = T:run(sim.env .. UQ .. " " .. one)
 T:check("within 24 hours the open intent is sent again with its key: applied once", code == 0
   and applied("recharge") == 1 and err:find("1 in doubt") ~= nil, err)
 
+-- Past the key's life, a person checks the resource and records what they
+-- found with reconcile --mark, as the refusal says; the run goes on.
+do
+local function past_key_life(fault, tag)
+  reset()
+  os.execute("rm -rf " .. runs)
+  local old_script = T:file("old-" .. tag .. ".lua", 'uqpay.recharge("66666666-6666-4666-8666-666666666661", "3.00")\n')
+  H.admin("POST", "faults", { spec = fault }, base)
+  T:run("UQLUA_MAX_ATTEMPTS=1 " .. sim.env .. UQ .. " " .. old_script)
+  H.admin("POST", "faults", {}, base)
+  local late = "UQLUA_CLOCK_OFFSET_S=90000 " .. sim.env .. UQ .. " "
+  local c1, _, e1 = T:run(late .. old_script)
+  local cmd = e1:match("`uqlua (reconcile %x+ %-%-mark [%x%-]+=)applied`")
+  return old_script, late, c1, cmd, e1
+end
+local old, late, c1, cmd, e1 = past_key_life("fail_after:next=1:path=/v1/issuing/cards/*/recharge", "a")
+local c2 = cmd and T:run(late .. cmd .. "applied")
+local c3, _, e3 = T:run(late .. old)
+T:check("past the key's life, reconcile --mark KEY=applied (the refusal's command) lets the run finish, sending " ..
+  "nothing", c1 == 3 and c2 == 0 and c3 == 0 and applied("recharge") == 1, e1 .. e3)
+old, late, c1, cmd, e1 = past_key_life("fail_before:next=1:path=/v1/issuing/cards/*/recharge", "b")
+c2 = cmd and T:run(late .. cmd .. "not-applied")
+c3, _, e3 = T:run(late .. old)
+T:check("...and --mark KEY=not-applied sends it anew with a new key: applied once", c1 == 3 and c2 == 0 and c3 == 0
+  and applied("recharge") == 1 and H.duplicate_key(state()) == nil, e1 .. e3)
+local c4, _, e4 = T:run(late .. "reconcile " .. tostring(cmd and cmd:match("reconcile (%x+)")) ..
+  " --mark 00000000-0000-4000-8000-000000000000=applied")
+T:check("--mark with a key the run does not hold open is a usage error naming it (exit 2)", c4 == 2
+  and e4:find("names no write of run", 1, true) ~= nil, e4)
+end
+
 -- ---- --runs and --run ----
 code, out = T:run(UQ .. " --runs")
 T:check("--runs lists runs with their state", code == 0 and out:find("RUN%s+STATE") and out:find("complete"), out)

@@ -119,6 +119,49 @@ static int l_uuid_lower(lua_State *L) {
   return 1;
 }
 
+static int is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+/* Is s[i..] a UUID (8-4-4-4-12 hex digits, either case)? */
+static int uuid_at(const char *s, size_t n, size_t i) {
+  if (n - i < 36) return 0;
+  for (size_t k = 0; k < 36; k++) {
+    char c = s[i + k];
+    if (k == 8 || k == 13 || k == 18 || k == 23) {
+      if (c != '-') return 0;
+    } else if (!is_hex(c)) {
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* card_like(text) -> boolean: twelve digits or more in a row, a single
+ * space or dash allowed between two of them, outside a UUID: where a card
+ * number could be. The redactor's cheap look before its thorough (and
+ * twenty times dearer) pass over what the journal keeps; Lua patterns
+ * with optional separators backtrack, 6 µs on a 300-byte answer. */
+static int l_card_like(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  int digits = 0, sep = 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (is_hex(c) && (i == 0 || !is_hex(s[i - 1])) && uuid_at(s, n, i)) {
+      i += 35;
+      digits = sep = 0;
+    } else if (c >= '0' && c <= '9') {
+      if (++digits >= 12) return lua_pushboolean(L, 1), 1;
+      sep = 0;
+    } else if ((c == ' ' || c == '-') && digits > 0 && !sep) {
+      sep = 1;
+    } else {
+      digits = sep = 0;
+    }
+  }
+  lua_pushboolean(L, 0);
+  return 1;
+}
+
 /* hmac_sha512_hex(key, message) -> lowercase hex */
 static int l_hmac_sha512_hex(lua_State *L) {
   size_t kn, mn;
@@ -306,7 +349,7 @@ static int l_unlock(lua_State *L) {
 }
 
 static const luaL_Reg sys_funcs[] = {
-  {"uuid", l_uuid},         {"uuid_lower", l_uuid_lower}, {"hmac_sha512_hex", l_hmac_sha512_hex}, {"consttime_eq", l_consttime_eq},
+  {"uuid", l_uuid},         {"uuid_lower", l_uuid_lower}, {"card_like", l_card_like}, {"hmac_sha512_hex", l_hmac_sha512_hex}, {"consttime_eq", l_consttime_eq},
   {"now", l_now},           {"monotonic_ms", l_monotonic_ms},       {"sleep_ms", l_sleep_ms},
   {"interrupted", l_interrupted}, {"stat", l_stat},                 {"getuid", l_getuid}, {"isatty", l_isatty}, {"listdir", l_listdir}, {"realpath", l_realpath},
   {"mkdir_private", l_mkdir_private}, {"write_private", l_write_private}, {"lock", l_lock},

@@ -454,8 +454,7 @@ function Client:call(spec, op, intent_ts)
     if not op:persistent() then
       kept = nil -- a memory journal keeps nothing
     elseif type(decoded) == "table" then
-      local red, changed = R.value(decoded)
-      if changed then kept = json.encode(red) end
+      kept = R.kept(decoded, res.body)
     elseif spec.raw then
       kept = R.body(res.body)
     end

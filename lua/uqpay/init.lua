@@ -66,10 +66,7 @@ local function dispatch(spec)
   -- what the intent record shows (a memory journal keeps no record): the
   -- body as sent when nothing in it needs redacting
   local shown
-  if j:persistent() then
-    local red, changed = R.value(spec.body)
-    shown = changed and json.encode(red, as) or spec.body_text
-  end
+  if j:persistent() then shown = R.kept(spec.body, spec.body_text, as) end
   -- the query is part of what the write is
   local where = spec.path .. c.query_string(spec.query)
   local op = j:op(spec.method, where, obo, spec.body_text, shown, spec.key)

@@ -13,6 +13,7 @@
 --   R.body(s)        a body as sent or received: JSON redacted by structure,
 --                    anything else as free text
 --   R.url(u)         a URL for trace: query parameters redacted by name
+--   R.kept(v, text)  what the journal keeps of decoded data
 --   R.learn(v)       registers the values of credential-named fields as
 --                    secrets (the token endpoint's reply, before it is traced)
 local R = {}
@@ -285,6 +286,30 @@ function R.shown(v)
   local red, changed = R.value(v)
   local out, changed_text = texts(red, {})
   return out, changed or changed_text
+end
+
+-- What the journal keeps of decoded data v whose encoding is text (opts:
+-- the encoder's): v by structure (R.value) on the hot path; the whole of
+-- R.shown only when the text holds a literal secret this process knows (a
+-- token a server echoed under a name of its own) or a run of twelve digits
+-- or more, spaced or not, that is not a UUID (a card number typed into
+-- free text such as update_reason, and echoed in the answer). R.shown
+-- costs twenty times R.value, so it is kept for the texts that may need it.
+local card_like = require("uqpay.core").card_like
+function R.kept(v, text, opts)
+  local suspect = card_like(text)
+  if not suspect then
+    for secret in pairs(secrets) do
+      if text:find(secret, 1, true) then suspect = true break end
+    end
+  end
+  local json = require "uqpay.json"
+  if suspect then
+    local red, changed = R.shown(v)
+    return changed and json.encode(red, opts) or text
+  end
+  local red, changed = R.value(v)
+  return changed and json.encode(red, opts) or text
 end
 
 -- Registers, as literal secrets, the string values of every field named

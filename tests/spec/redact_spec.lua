@@ -150,4 +150,17 @@ describe("redaction where uqlua prints", function()
     local plain = "card_id,status\nc1,ACTIVE\n"
     assert.are.equal(plain, R.csv(plain))
   end)
+
+  it("the journal's copy of a body: structure on the hot path, and text where a secret or card number may be", function()
+    R.secret("tok-echoed-0123456789")
+    local answer = '{"card_id":"66666666-6666-4666-8666-666666666661","session":"tok-echoed-0123456789"}'
+    local kept = R.kept(json.decode(answer), answer)
+    assert.is_nil(kept:find("tok-echoed-0123456789", 1, true))
+    assert.truthy(kept:find("66666666-6666-4666-8666-666666666661", 1, true)) -- ids stay
+    local body = '{"update_reason":"lost 3782 822463 10005 at the airport"}'
+    kept = R.kept(json.decode(body), body)
+    assert.is_nil(kept:find("822463", 1, true))
+    local plain = '{"amount":100.00,"card_id":"66666666-6666-4666-8666-666666666661"}'
+    assert.equals(plain, R.kept(json.decode(plain), plain)) -- nothing to redact: the text as it was
+  end)
 end)

@@ -174,6 +174,57 @@ static int read_own_record(lua_State *L, op_t *op, int64_t off) {
   return ok;
 }
 
+/* Gives op (its id and occurrence set) the state its journal records for
+ * it: applied, in doubt or never sent with the key and time of its intent;
+ * a rejected one is NEW (sent anew), unless the script tried the same again
+ * later in that run (then its rejection is replayed). Returns 1. */
+static int restore(lua_State *L, op_t *op) {
+  op->h = journal_slot_hash(op->id, op->occ);
+  journal_t *j = op->j;
+  slot_t *s = journal_slot(j, op->h, 0);
+  if (s) {
+    int state = SLOT_STATE(s);
+    SLOT_SET(s, SLOT_OFF(s), state, 1);
+    /* rejected, and the script tried the same again later in that run:
+     * its own retry is the later occurrence; this one stays rejected. Not
+     * when a person marked it not applied (status 0, no server answer):
+     * then it is sent anew, and a later identical write is its own. */
+    if (state == OP_REJECTED && journal_slot(j, journal_slot_hash(op->id, op->occ + 1), 0)) {
+      int top = lua_gettop(L);
+      int marked = 0;
+      if (read_own_record(L, op, SLOT_OFF(s))) {
+        lua_getfield(L, -1, "status");
+        marked = lua_tointeger(L, -1) == 0;
+      }
+      lua_settop(L, top);
+      if (!marked) {
+        op->state = OP_REPLAY_REJECTED;
+        op->off = SLOT_OFF(s);
+      }
+    }
+    if (state == OP_APPLIED || state == OP_IN_DOUBT || state == OP_INTENT) {
+      int top = lua_gettop(L);
+      op->off = SLOT_OFF(s);
+      if (!read_own_record(L, op, op->off))
+        return uqpay_raise(L, "config", "run journal %s: the record of %s %s (occurrence %d) is not "
+                             "where the index says; start over with --fresh", j->path, op->method, op->path,
+                             (int)op->occ);
+      lua_getfield(L, -1, "key");
+      const char *k = lua_tostring(L, -1);
+      if (k) snprintf(op->key, sizeof op->key, "%s", k);
+      lua_getfield(L, -2, "ts");
+      op->intent_ts = (int64_t)lua_tointeger(L, -1);
+      lua_settop(L, top);
+      op->state = state;
+      if (state != OP_APPLIED) {
+        op->open = 1; /* in doubt or never sent: unsettled until answered */
+        j->open_ops++;
+      }
+    }
+  }
+  return 1;
+}
+
 /* j:op(method, path, account, identity_text, body_redacted [, key]) -> op.
  * identity_text is the canonical body as sent (secrets and all: only its
  * HMAC is kept); body_redacted is what the intent record shows. A memory
@@ -209,37 +260,7 @@ static int l_journal_op(lua_State *L) {
     if (!identity(j, parts, lens, op->id)) return uqpay_raise(L, "config", "HMAC failed");
     op->occ = next_occurrence(j, op->id);
     if (!op->occ) return uqpay_raise(L, "config", "out of memory");
-    op->h = journal_slot_hash(op->id, op->occ);
-    slot_t *s = journal_slot(j, op->h, 0);
-    if (s) {
-      int state = SLOT_STATE(s);
-      SLOT_SET(s, SLOT_OFF(s), state, 1);
-      /* rejected, and the script tried the same again later in that run:
-       * its own retry is the later occurrence; this one stays rejected */
-      if (state == OP_REJECTED && journal_slot(j, journal_slot_hash(op->id, op->occ + 1), 0)) {
-        op->state = OP_REPLAY_REJECTED;
-        op->off = SLOT_OFF(s);
-      }
-      if (state == OP_APPLIED || state == OP_IN_DOUBT || state == OP_INTENT) {
-        int top = lua_gettop(L);
-        op->off = SLOT_OFF(s);
-        if (!read_own_record(L, op, op->off))
-          return uqpay_raise(L, "config", "run journal %s: the record of %s %s (occurrence %d) is not "
-                               "where the index says; start over with --fresh", j->path, op->method, op->path,
-                               (int)op->occ);
-        lua_getfield(L, -1, "key");
-        const char *k = lua_tostring(L, -1);
-        if (k) snprintf(op->key, sizeof op->key, "%s", k);
-        lua_getfield(L, -2, "ts");
-        op->intent_ts = (int64_t)lua_tointeger(L, -1);
-        lua_settop(L, top);
-        op->state = state;
-        if (state != OP_APPLIED) {
-          op->open = 1; /* in doubt or never sent: unsettled until answered */
-          j->open_ops++;
-        }
-      }
-    }
+    restore(L, op);
   }
   if (op->state == OP_NEW) {
     if (key) {
@@ -248,6 +269,47 @@ static int l_journal_op(lua_State *L) {
       return uqpay_raise(L, "config", "cannot get random bytes for an idempotency key: %s", strerror(errno));
     }
   }
+  return 1;
+}
+
+/* j:op_at(method, path, account, body_redacted, id, occ) -> op: the
+ * operation the journal records under id (32 hex digits, as its records
+ * show it) and occurrence occ, in the state it has there. For reconcile,
+ * which knows an operation by its records: its body there is redacted, so
+ * the identity cannot be made again from it, and one operation may have
+ * several intent records (rejected, then sent anew on a resume). */
+static int l_journal_op_at(lua_State *L) {
+  journal_t *j = journal_check(L, 1);
+  size_t hn;
+  const char *hex = luaL_checklstring(L, 6, &hn);
+  lua_Integer occ = luaL_checkinteger(L, 7);
+  if (j->fd < 0) return uqpay_raise(L, "usage", "a memory journal keeps no operations");
+  unsigned char id[16];
+  if (hn != 32 || occ < 1 || occ > INT32_MAX) return uqpay_raise_usage(L, "op", hex, "is not an operation's id");
+  for (int i = 0; i < 16; i++) {
+    unsigned v = 0;
+    for (int k = 0; k < 2; k++) {
+      char c = hex[2 * i + k];
+      int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+      if (d < 0) return uqpay_raise_usage(L, "op", hex, "is not an operation's id");
+      v = v * 16 + (unsigned)d;
+    }
+    id[i] = (unsigned char)v;
+  }
+  op_t *op = (op_t *)lua_newuserdatauv(L, sizeof(op_t), 1);
+  memset(op, 0, sizeof *op);
+  luaL_setmetatable(L, OP_MT);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  op->j = j;
+  op->state = OP_NEW;
+  op->method = dup_arg(L, 2);
+  op->path = dup_arg(L, 3);
+  op->obo = dup_arg(L, 4);
+  op->body = dup_arg(L, 5);
+  memcpy(op->id, id, sizeof id);
+  op->occ = (uint32_t)occ;
+  restore(L, op);
   return 1;
 }
 
@@ -504,6 +566,8 @@ void uqpay_open_operation(lua_State *L) {
   /* j:op() lives on the journal's method table */
   luaL_getmetatable(L, JOURNAL_MT);
   lua_getfield(L, -1, "__index");
+  lua_pushcfunction(L, l_journal_op_at);
+  lua_setfield(L, -2, "op_at");
   lua_pushcfunction(L, l_journal_op);
   lua_setfield(L, -2, "op");
   lua_pop(L, 2);

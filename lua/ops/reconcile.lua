@@ -43,22 +43,36 @@ end
 local function opts_of(op) return op.obo ~= "" and { on_behalf_of = op.obo } or nil end
 
 -- --mark: every KEY=applied|not-applied names a write of the run not
--- settled, checked before anything is recorded
+-- settled, once, checked before anything is recorded
 local MARKS = { applied = "applied", ["not-applied"] = "rejected" }
-local marks, open_keys = {}, {}
+local marks, open_ops = {}, {}
 for _, op in ipairs(run.ops) do
-  if op.state == "in_doubt" or op.state == "unsent" then open_keys[op.key] = true end
+  if op.state == "in_doubt" or op.state == "unsent" then open_ops[op.key] = op end
 end
 for _, m in ipairs(args.mark) do
   local key, what = m:match("^([^=]+)=(.*)$")
   if not key or not MARKS[what] then E.usage("--mark", m, "is not KEY=applied or KEY=not-applied") end
-  if not open_keys[key] then
+  local op = open_ops[key]
+  if not op then
     E.usage("--mark", m, "names no write of run " .. run.id .. " that is in doubt or not sent (see uqlua --run " ..
       run.id .. ")")
+  end
+  if marks[key] then E.usage("--mark", m, "marks " .. key .. " a second time") end
+  -- while UQPAY still keeps the key, the server can say: marked not applied
+  -- and sent anew under a new key, a write that was applied would apply twice
+  if what == "not-applied" and Run.now() - (op.ts or 0) <= Run.KEY_LIFE_S
+      and not (op.body or ""):find("[REDACTED]", 1, true) then
+    E.usage("--mark", m, "is early: its key is still good for " ..
+      math.ceil((Run.KEY_LIFE_S - (Run.now() - (op.ts or 0))) / 3600) .. " hour(s), so --settle can ask the " ..
+      "server with it; not applied is for a write whose key is too old")
   end
   marks[key] = what
 end
 local dry = require("uqpay.config").active().dry_run
+if (args.settle or next(marks)) and run.archived then
+  E.config("run " .. run.id .. " is an archive (" .. run.state .. "): its writes were finished or set aside, " ..
+    "and a --fresh run may have sent them anew; --settle and --mark act on a live run only")
+end
 
 -- --mark and --settle first: what they record is the best evidence there is
 local settled = {}
@@ -71,32 +85,35 @@ if args.settle or next(marks) then
     E.config(string.format("run %s was made on %s (%s); this is %s (%s): --settle sends its writes only where " ..
       "they were made", run.id, tostring(made.env), tostring(made.base_url), tostring(here.env), tostring(here.base_url)))
   end
-  local records = J.parse(run.path)
   local j = Run.open_existing(run.path)
-  for _, r in ipairs(records) do
-    if r.t == "intent" then
-      local op = j:op(r.method, r.path, r.obo, r.body or "", r.body or "", r.key)
+  -- each write as the journal knows it (its id and occurrence): its body
+  -- there is redacted, so its identity cannot be made again from it
+  for _, r in ipairs(run.ops) do
+    if r.state == "in_doubt" or r.state == "unsent" then
+      local op = j:op_at(r.method, r.path, r.obo or "", r.body or "", r.id, r.occ)
       local info = op:info()
       local mark = marks[r.key]
-      if mark and (info.state == "in_doubt" or info.state == "intent") then
+      local open = info.state == "in_doubt" or info.state == "intent"
+      if not open or info.key ~= r.key then
+        settled[r.key] = { state = r.state, note = "the journal's records of it disagree: check it by hand" }
+      elseif mark then
         if dry then
-          settled[r.key] = { state = info.state, note = "--dry-run: would be marked " .. mark }
+          settled[r.key] = { state = r.state, note = "--dry-run: would be marked " .. mark }
         else
           op:mark(MARKS[mark])
           settled[r.key] = { state = op:info().state, note = "marked " .. mark .. " by hand" }
         end
-      elseif args.settle and (info.state == "in_doubt" or info.state == "intent") then
+      elseif args.settle then
         local why
         if (r.body or ""):find("[REDACTED]", 1, true) then
-          why = "its body held card data the journal does not keep: check it by hand"
+          why = "its body held card data the journal does not keep: check it by hand, then --mark " .. r.key ..
+            "=applied or =not-applied"
         elseif Run.now() - info.ts > Run.KEY_LIFE_S then
           why = "its key is too old to be sent again: check it by hand, then --mark " .. r.key ..
             "=applied or =not-applied"
-        elseif info.key ~= r.key then
-          why = "the journal's records of it disagree"
         end
         if why then
-          settled[r.key] = { state = "in_doubt", note = why }
+          settled[r.key] = { state = r.state, note = why }
         else
           local spec = { method = r.method, path = r.path, body_text = r.body, effect = "write",
                          on_behalf_of = r.obo ~= "" and r.obo or false }
@@ -212,7 +229,10 @@ for _, i in ipairs(order) do
   if state == "applied" then
     local ev = evidence(op, responses[op.key])
     local t = claimed[op]
-    if ev or t then
+    if op.status == 0 then -- a person's mark, not a server's answer
+      check, note = "marked", "marked applied by hand" .. (t and ("; balance transaction " .. t.transaction_id ..
+        " matches") or "; no trace found on the server")
+    elseif ev or t then
       check, note = "matched", ev or ("balance transaction " .. t.transaction_id)
     elseif responses[op.key] and (responses[op.key]:find("card_order_id", 1, true) or responses[op.key]:find("transfer_id", 1, true)) then
       check, note = "missing", "the server does not show what the journal recorded"
@@ -226,6 +246,8 @@ for _, i in ipairs(order) do
     note = t and ("possibly applied: balance transaction " .. t.transaction_id .. " matches") or
       "no trace found on the server"
     if settled[op.key] then note = settled[op.key].note .. "; " .. note end
+  elseif op.status == 0 then
+    check, note = "marked", "marked not applied by hand: the next run sends it anew with a new key"
   else
     check, note = "rejected", "applied nothing"
   end

@@ -71,6 +71,7 @@ local function summarize(path)
         s.ops[#s.ops + 1] = op
       end
       op.method, op.path, op.obo, op.occ, op.key, op.ts, op.body = r.method, r.path, r.obo, r.occ, r.key, r.ts, r.body
+      op.id = r.op
       op.state, op.status = "in_doubt", nil
     elseif r.t == "outcome" and s.slots[slot] then
       s.slots[slot].state, s.slots[slot].status = r.state, r.status

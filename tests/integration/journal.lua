@@ -191,7 +191,9 @@ T:check("within 24 hours the open intent is sent again with its key: applied onc
 
 -- Past the key's life, a person checks the resource and records what they
 -- found with reconcile --mark, as the refusal says; the run goes on.
+-- (The runs before are kept aside: the --runs checks below list them.)
 do
+os.execute(string.format("rm -rf %s.keep && mv %s %s.keep", runs, runs, runs))
 local function past_key_life(fault, tag)
   reset()
   os.execute("rm -rf " .. runs)
@@ -218,6 +220,71 @@ local c4, _, e4 = T:run(late .. "reconcile " .. tostring(cmd and cmd:match("reco
   " --mark 00000000-0000-4000-8000-000000000000=applied")
 T:check("--mark with a key the run does not hold open is a usage error naming it (exit 2)", c4 == 2
   and e4:find("names no write of run", 1, true) ~= nil, e4)
+
+-- Marks are checked: twice for one key, or not applied while the key is
+-- still good (the server can answer it: --settle), is a usage error.
+reset()
+os.execute("rm -rf " .. runs)
+local early = T:file("early.lua", 'uqpay.recharge("66666666-6666-4666-8666-666666666661", "2.00")\n')
+H.admin("POST", "faults", { spec = "fail_before:next=1:path=/v1/issuing/cards/*/recharge" }, base)
+local _, _, ee = T:run("UQLUA_MAX_ATTEMPTS=1 " .. sim.env .. UQ .. " " .. early)
+local ekey = ee:match("idempotency key ([%x%-]+)")
+local rid = (T.slurp(runs .. "/" .. (require("uqpay.core").listdir(runs) or {})[1]):match('"run":"(%x+)"'))
+local c5, _, e5 = T:run(sim.env .. UQ .. " reconcile " .. tostring(rid) .. " --mark " .. tostring(ekey) .. "=not-applied")
+local c6, _, e6 = T:run("UQLUA_CLOCK_OFFSET_S=90000 " .. sim.env .. UQ .. " reconcile " .. tostring(rid) .. " --mark " ..
+  tostring(ekey) .. "=applied --mark " .. tostring(ekey) .. "=not-applied")
+T:check("--mark not-applied while the key is still good, or two marks for one key: exit 2, nothing recorded",
+  c5 == 2 and e5:find("is early", 1, true) ~= nil and c6 == 2 and e6:find("a second time", 1, true) ~= nil
+    and not T.slurp(runs .. "/" .. rid .. ".journal"):find('"state":"rejected"', 1, true), e5 .. e6)
+
+-- A write whose body held card data (the journal keeps it redacted, so its
+-- identity cannot be made again from the journal) is marked all the same.
+reset()
+os.execute("rm -rf " .. runs)
+local carddata = T:file("carddata.lua", 'uqpay.request("POST", "/v1/issuing/cards/pin", { body = { card_id = ' ..
+  '"66666666-6666-4666-8666-666666666661", card_number = "4111111111111111" } })\n')
+H.admin("POST", "faults", { spec = "fail_before:next=1:path=/v1/issuing/cards/pin" }, base)
+local _, _, ec = T:run("UQLUA_MAX_ATTEMPTS=1 " .. sim.env .. UQ .. " " .. carddata)
+local ckey = ec:match("idempotency key ([%x%-]+)")
+local crid = (T.slurp(runs .. "/" .. (require("uqpay.core").listdir(runs) or {})[1]):match('"run":"(%x+)"'))
+local c7, o7 = T:run(sim.env .. UQ .. " reconcile " .. tostring(crid) .. " --mark " .. tostring(ckey) .. "=applied")
+local c8, _, e8 = T:run(sim.env .. UQ .. " " .. carddata)
+T:check("--mark a write whose body held card data: recorded, and the run finishes from the journal", c7 == 0
+  and o7:find("marked applied by hand", 1, true) ~= nil and c8 == 0 and e8:find("1 answered from the journal", 1, true)
+    ~= nil, tostring(c7) .. o7 .. tostring(c8) .. e8)
+
+-- Archives are not settled or marked: a --fresh run may have sent their
+-- writes anew.
+reset()
+os.execute("rm -rf " .. runs)
+H.admin("POST", "faults", { spec = "fail_before:next=1:path=/v1/issuing/cards/*/recharge" }, base)
+T:run("UQLUA_MAX_ATTEMPTS=1 " .. sim.env .. UQ .. " " .. early)
+T:run(sim.env .. UQ .. " --fresh " .. early)
+local archive
+for _, name in ipairs(require("uqpay.core").listdir(runs) or {}) do
+  archive = name:match("^(.*)%.abandoned%.journal$") or archive
+end
+local c9, _, e9 = T:run(sim.env .. UQ .. " reconcile " .. tostring(archive) .. " --settle")
+T:check("reconcile ARCHIVE --settle is refused (exit 2): the --fresh run sent its write anew, applied once",
+  archive ~= nil and c9 == 2 and e9:find("is an archive", 1, true) ~= nil and applied("recharge") == 1, e9)
+-- Marked not applied, then the same write again later in the run (two
+-- identical lines): the marked one is sent anew on resume, not replayed as
+-- a rejection, and the run completes.
+reset()
+os.execute("rm -rf " .. runs)
+local twice = T:file("twice.csv", "card_id,amount\n66666666-6666-4666-8666-666666666661,4.00\n" ..
+  "66666666-6666-4666-8666-666666666661,4.00\n")
+local bulk = " bulk-recharge --allow-duplicates --concurrency 1 " .. twice
+H.admin("POST", "faults", { spec = "fail_before:next=1:path=/v1/issuing/cards/*/recharge" }, base)
+local d1, _, de = T:run("UQLUA_MAX_ATTEMPTS=1 UQLUA_NO_PROGRESS=1 " .. sim.env .. UQ .. bulk)
+local dkey = de:match("line 2 .-idempotency key ([%x%-]+)")
+local drid = de:match("run (%x+) stopped")
+local d2, _, de2 = T:run(late .. "reconcile " .. tostring(drid) .. " --mark " .. tostring(dkey) .. "=not-applied")
+local d3, _, de3 = T:run("UQLUA_NO_PROGRESS=1 " .. late .. bulk)
+T:check("--mark not-applied on the first of two identical writes: the resume sends it anew, the run completes",
+  d1 == 3 and d2 == 0 and d3 == 0 and applied("recharge") == 2 and H.duplicate_key(state()) == nil,
+  de .. de2 .. de3)
+os.execute(string.format("rm -rf %s && mv %s.keep %s", runs, runs, runs))
 end
 
 -- ---- --runs and --run ----

@@ -55,6 +55,15 @@ local function check(field, typ, v)
   return A.check(field, typ, v)
 end
 
+-- The problems found in an input file, one line each, as one usage error
+-- (exit 2): raised before anything is sent.
+local function refuse_problems(problems, path)
+  if #problems > 0 then
+    E.raise { kind = "usage", message = string.format("%d problem(s) in %s, nothing was sent:\n  %s", #problems, path,
+      table.concat(problems, "\n  ")) }
+  end
+end
+
 -- Reads and checks a CSV file whole. spec = {columns = {name = "type" or
 -- "type!" (required column)}, unique = "column" (no repeats unless
 -- allow_duplicates), allow_duplicates = bool}. Types are the endpoint
@@ -126,10 +135,7 @@ function ops.csv_read(path, spec)
       end
     end
   end
-  if #problems > 0 then
-    E.raise { kind = "usage", message = string.format("%d problem(s) in %s, nothing was sent:\n  %s", #problems, path,
-      table.concat(problems, "\n  ")) }
-  end
+  refuse_problems(problems, path)
   return rows
 end
 
@@ -252,10 +258,7 @@ function ops.check_cards(rows, path, judge, concurrency)
     local why = bad[r.card_id] and bad[r.card_id].message or (judge and judge(r, cards[r.card_id]))
     if why then problems[#problems + 1] = string.format("%s:%d: card %s: %s", path, r.line, r.card_id, why) end
   end
-  if #problems > 0 then
-    E.raise { kind = "usage", message = string.format("%d problem(s) in %s, nothing was sent:\n  %s", #problems, path,
-      table.concat(problems, "\n  ")) }
-  end
+  refuse_problems(problems, path)
   return cards
 end
 

@@ -118,4 +118,13 @@ function H.err_of(f, ...)
   return e
 end
 
+-- A client of our own over the in-process simulator, with settings changed.
+function H.client_with(changes)
+  local cfg = {}
+  for k, v in pairs(require("uqpay.config").resolve()) do cfg[k] = v end
+  cfg.inprocess_sim = true
+  for k, v in pairs(changes) do cfg[k] = v end
+  return require("uqpay.client").new(cfg)
+end
+
 return H

@@ -21,14 +21,7 @@ local function on_fake_clock(fn)
   assert(ok, err)
 end
 
--- A client of our own over the same simulator, with settings changed.
-local function client_with(changes)
-  local cfg = {}
-  for k, v in pairs(require("uqpay.config").resolve()) do cfg[k] = v end
-  cfg.inprocess_sim = true
-  for k, v in pairs(changes) do cfg[k] = v end
-  return Client.new(cfg)
-end
+local client_with = H.client_with
 
 describe("uqpay", function()
   before_each(function() H.reset() end)

@@ -4,17 +4,9 @@
 local H = require "tests.helpers.sim"
 local json = require "uqpay.json"
 local R = require "uqpay.redact"
-local Client = require "uqpay.client"
 local Transport = require "uqpay.transport"
 
--- A client of our own over the in-process simulator, with settings changed.
-local function client_with(changes)
-  local cfg = {}
-  for k, v in pairs(require("uqpay.config").resolve()) do cfg[k] = v end
-  cfg.inprocess_sim = true
-  for k, v in pairs(changes) do cfg[k] = v end
-  return Client.new(cfg)
-end
+local client_with = H.client_with
 
 -- What fn writes to io[name] (stderr or stdout), restored however fn ends.
 local function captured(name, fn)

@@ -174,11 +174,26 @@ static int read_own_record(lua_State *L, op_t *op, int64_t off) {
   return ok;
 }
 
+/* A NEW operation of journal j (at stack index 1), pushed: method and path
+ * from arguments 2 and 3. */
+static op_t *new_op(lua_State *L, journal_t *j) {
+  op_t *op = (op_t *)lua_newuserdatauv(L, sizeof(op_t), 1);
+  memset(op, 0, sizeof *op);
+  luaL_setmetatable(L, OP_MT);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1); /* the journal lives as long as its ops */
+  op->j = j;
+  op->state = OP_NEW;
+  op->method = dup_arg(L, 2);
+  op->path = dup_arg(L, 3);
+  return op;
+}
+
 /* Gives op (its id and occurrence set) the state its journal records for
  * it: applied, in doubt or never sent with the key and time of its intent;
  * a rejected one is NEW (sent anew), unless the script tried the same again
- * later in that run (then its rejection is replayed). Returns 1. */
-static int restore(lua_State *L, op_t *op) {
+ * later in that run (then its rejection is replayed). */
+static void restore(lua_State *L, op_t *op) {
   op->h = journal_slot_hash(op->id, op->occ);
   journal_t *j = op->j;
   slot_t *s = journal_slot(j, op->h, 0);
@@ -206,7 +221,7 @@ static int restore(lua_State *L, op_t *op) {
       int top = lua_gettop(L);
       op->off = SLOT_OFF(s);
       if (!read_own_record(L, op, op->off))
-        return uqpay_raise(L, "config", "run journal %s: the record of %s %s (occurrence %d) is not "
+        uqpay_raise(L, "config", "run journal %s: the record of %s %s (occurrence %d) is not "
                              "where the index says; start over with --fresh", j->path, op->method, op->path,
                              (int)op->occ);
       lua_getfield(L, -1, "key");
@@ -222,7 +237,6 @@ static int restore(lua_State *L, op_t *op) {
       }
     }
   }
-  return 1;
 }
 
 /* j:op(method, path, account, identity_text, body_redacted [, key]) -> op.
@@ -243,15 +257,7 @@ static int l_journal_op(lua_State *L) {
   if (key && (kn < 1 || kn > 64 || strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") != kn ||
               lua_rawlen(L, 7) != kn))
     return uqpay_raise_usage(L, "key", key, "must be 1 to 64 characters from A-Z, a-z, 0-9, '_' and '-'");
-  op_t *op = (op_t *)lua_newuserdatauv(L, sizeof(op_t), 1);
-  memset(op, 0, sizeof *op);
-  luaL_setmetatable(L, OP_MT);
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, 1); /* the journal lives as long as its ops */
-  op->j = j;
-  op->state = OP_NEW;
-  op->method = dup_arg(L, 2);
-  op->path = dup_arg(L, 3);
+  op_t *op = new_op(L, j);
   if (memory) {
     op->occ = 1; /* nothing to line up with: a memory journal keeps nothing */
   } else {
@@ -296,15 +302,7 @@ static int l_journal_op_at(lua_State *L) {
     }
     id[i] = (unsigned char)v;
   }
-  op_t *op = (op_t *)lua_newuserdatauv(L, sizeof(op_t), 1);
-  memset(op, 0, sizeof *op);
-  luaL_setmetatable(L, OP_MT);
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, 1);
-  op->j = j;
-  op->state = OP_NEW;
-  op->method = dup_arg(L, 2);
-  op->path = dup_arg(L, 3);
+  op_t *op = new_op(L, j);
   op->obo = dup_arg(L, 4);
   op->body = dup_arg(L, 5);
   memcpy(op->id, id, sizeof id);
@@ -381,6 +379,15 @@ static void outcome_record(struct buf *b, op_t *op, const char *state, lua_Integ
   rb_int(b, status);
   rb_lit(b, ",\"ts\":");
   rb_int(b, (long long)time(NULL));
+}
+
+/* An operation that had been open (in doubt or never sent) is settled:
+ * the journal stops counting it against the run's completion. */
+static void no_longer_open(op_t *op) {
+  if (op->open) {
+    op->open = 0;
+    op->j->open_ops--;
+  }
 }
 
 static int write_failed(lua_State *L, op_t *op) {
@@ -476,10 +483,7 @@ static int l_op_observe(lua_State *L) {
       rb_lit(b, "}");
       if (journal_append_record(j, b, 0) != 0) return write_failed(L, op);
     }
-    if (op->open) {
-      op->open = 0;
-      j->open_ops--;
-    }
+    no_longer_open(op);
   } else {
     op->doubt = next == OP_IN_DOUBT;
   }
@@ -525,10 +529,7 @@ static int l_op_mark(lua_State *L) {
     else rb_lit(b, ",\"body\":\"{\\\"marked\\\":\\\"not_applied\\\"}\"}");
     if (journal_append_record(op->j, b, 1) != 0) return write_failed(L, op);
   }
-  if (op->open) {
-    op->open = 0;
-    op->j->open_ops--;
-  }
+  no_longer_open(op);
   op->state = next;
   lua_pushstring(L, op_state_names[next]);
   return 1;

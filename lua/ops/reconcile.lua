@@ -21,11 +21,12 @@ local args = p:parse(arg)
 local function mine(r) -- reconcile's own runs
   return r.id == Run.id() or (r.head.script or ""):match("^ops:reconcile") ~= nil
 end
+local runs = J.runs() -- every journal read once: to find the run, and for the evidence of the others
 local run
 if args.run then
-  run = J.find_run(args.run, "run", mine)
+  run = J.find_run(args.run, "run", mine, runs)
 else
-  for _, r in ipairs(J.runs()) do
+  for _, r in ipairs(runs) do
     if not mine(r) and r.state == "interrupted" and not r.archived then
       run = r
       break
@@ -41,6 +42,10 @@ local function amount_of(op)
   return ok and type(b) == "table" and (b.amount or b.card_limit or b.sell_amount) or nil
 end
 local function opts_of(op) return op.obo ~= "" and { on_behalf_of = op.obo } or nil end
+
+-- A write whose body held card data: the journal keeps it redacted, so it
+-- cannot be sent again from there.
+local function held_card_data(op) return (op.body or ""):find("[REDACTED]", 1, true) ~= nil end
 
 -- --mark: every KEY=applied|not-applied names a write of the run not
 -- settled, once, checked before anything is recorded
@@ -60,11 +65,10 @@ for _, m in ipairs(args.mark) do
   if marks[key] then E.usage("--mark", m, "marks " .. key .. " a second time") end
   -- while UQPAY still keeps the key, the server can say: marked not applied
   -- and sent anew under a new key, a write that was applied would apply twice
-  if what == "not-applied" and Run.now() - (op.ts or 0) <= Run.KEY_LIFE_S
-      and not (op.body or ""):find("[REDACTED]", 1, true) then
-    E.usage("--mark", m, "is early: its key is still good for " ..
-      math.ceil((Run.KEY_LIFE_S - (Run.now() - (op.ts or 0))) / 3600) .. " hour(s), so --settle can ask the " ..
-      "server with it; not applied is for a write whose key is too old")
+  local left = Run.key_life_left(op.ts or 0)
+  if what == "not-applied" and left >= 0 and not held_card_data(op) then
+    E.usage("--mark", m, "is early: its key is still good for " .. math.ceil(left / 3600) .. " hour(s), so " ..
+      "--settle can ask the server with it; not applied is for a write whose key is too old")
   end
   marks[key] = what
 end
@@ -105,10 +109,10 @@ if args.settle or next(marks) then
         end
       elseif args.settle then
         local why
-        if (r.body or ""):find("[REDACTED]", 1, true) then
+        if held_card_data(r) then
           why = "its body held card data the journal does not keep: check it by hand, then --mark " .. r.key ..
             "=applied or =not-applied"
-        elseif Run.now() - info.ts > Run.KEY_LIFE_S then
+        elseif Run.key_life_left(info.ts) < 0 then
           why = "its key is too old to be sent again: check it by hand, then --mark " .. r.key ..
             "=applied or =not-applied"
         end
@@ -200,7 +204,7 @@ for _, op in ipairs(run.ops) do
   if state_of(op) == "applied" then applied[#applied + 1] = op end
 end
 local this = run.head.identity or run.head
-for _, r in ipairs(J.runs()) do
+for _, r in ipairs(runs) do
   local made = r.head.identity or r.head
   if r.path ~= run.path and made.env == this.env and made.base_url == this.base_url then
     for _, op in ipairs(r.ops) do
@@ -224,7 +228,7 @@ local touched = {}
 for _, i in ipairs(order) do
   local op = run.ops[i]
   touched[op.path:match("^/v1/issuing/cards/([^/]+)/") or ""] = true
-  local state = (settled[op.key] or {}).state or op.state
+  local state = state_of(op)
   local check, note
   if state == "applied" then
     local ev = evidence(op, responses[op.key])

@@ -286,7 +286,7 @@ function Client:exchange(x)
       x.recall = Parallel.active() and sent_into_pause or nil
     end
     -- a key about to leave UQPAY's 24-hour memory is not sent again
-    if op and x.intent_ts and Run.now() - x.intent_ts > Run.KEY_LIFE_S then
+    if op and x.intent_ts and Run.key_life_left(x.intent_ts) < 0 then
       last_err = E.new { kind = "reconcile_required", message = "its key is too old to be sent again",
                          method = x.method, path = x.path, idempotency_key = key }
       break

@@ -81,7 +81,7 @@ local function dispatch(spec)
     error(c:api_error({ status = status, body = body }, spec, info.key, 1), 0)
   end
   if info then
-    if Run.now() - info.ts > Run.KEY_LIFE_S then
+    if Run.key_life_left(info.ts) < 0 then
       E.raise { kind = "reconcile_required", method = spec.method, path = spec.path, idempotency_key = info.key,
         message = string.format("run %s: %s %s (occurrence %d) was sent at %s and its outcome is unknown; its key " ..
           "is too old to be sent again (UQPAY keeps keys for 24 hours), so sending it could apply it twice. Check " ..

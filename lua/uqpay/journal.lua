@@ -135,10 +135,11 @@ function J.runs() return (all_runs()) end
 -- archive's id is its run's id with a time and a suffix, so a run's id is
 -- also a prefix of its archives': the exact id wins, then the one run not
 -- archived, then the one run at all; several is a usage error naming them.
--- skip(r) leaves a run out (reconcile's own runs).
-function J.find_run(id, field, skip)
+-- skip(r) leaves a run out (reconcile's own runs); runs is J.runs() when
+-- the caller has it already.
+function J.find_run(id, field, skip, runs)
   local all = {}
-  for _, r in ipairs(all_runs()) do
+  for _, r in ipairs(runs or all_runs()) do
     if r.id:sub(1, #id) == id and not (skip and skip(r)) then all[#all + 1] = r end
   end
   local live = {}

@@ -303,13 +303,8 @@ function R.kept(v, text, opts)
       if text:find(secret, 1, true) then suspect = true break end
     end
   end
-  local json = require "uqpay.json"
-  if suspect then
-    local red, changed = R.shown(v)
-    return changed and json.encode(red, opts) or text
-  end
-  local red, changed = R.value(v)
-  return changed and json.encode(red, opts) or text
+  local red, changed = (suspect and R.shown or R.value)(v)
+  return changed and require("uqpay.json").encode(red, opts) or text
 end
 
 -- Registers, as literal secrets, the string values of every field named

@@ -30,6 +30,11 @@ function Run.now()
   return core.now() + clock_offset
 end
 
+-- Seconds a write's key, first sent at ts, may still be sent again
+-- (below 0: too old, UQPAY may have forgotten it). The one reading of
+-- KEY_LIFE_S: the resume, the retry loop and reconcile ask it.
+function Run.key_life_left(ts) return Run.KEY_LIFE_S - (Run.now() - ts) end
+
 local function stamp(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t)) end
 
 function Run.runs_dir(noenv) return C.state_dir(noenv) .. "/runs" end
@@ -251,7 +256,7 @@ end
 
 -- Opens another run's journal to settle its writes (the reconcile script):
 -- locked like a live run (exit 2 when that run is alive), read back, and
--- ready for j:op() in the order of its records.
+-- ready for j:op_at() (reconcile gives each write its journal id).
 function Run.open_existing(path)
   -- a dry run reads the run and writes nothing into it
   local j = core.journal_open(path, "the run in " .. path, C.active().dry_run)

@@ -6,6 +6,7 @@
  * null is cjson's sentinel (a NULL light userdata) so both libraries agree.
  * Objects are written with sorted keys, so a body has one canonical text.
  */
+#include <ctype.h>
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
@@ -572,6 +573,49 @@ static void dec_flush(lua_State *L, int t, int object, int held, lua_Integer *ne
 
 #define DEC_BATCH 32 /* values held on the stack before they go into their container */
 
+/* The currency named by field f of the object at t, when it is a
+ * three-letter code (upper-cased into code). */
+static int currency_field(lua_State *L, int t, const char *f, char code[4]) {
+  int ok = 0;
+  if (lua_getfield(L, t, f) == LUA_TSTRING && lua_rawlen(L, -1) == 3) {
+    const char *c = lua_tostring(L, -1);
+    ok = isalpha((unsigned char)c[0]) && isalpha((unsigned char)c[1]) && isalpha((unsigned char)c[2]);
+    for (int i = 0; ok && i < 3; i++) code[i] = (char)toupper((unsigned char)c[i]);
+    code[3] = '\0';
+  }
+  lua_pop(L, 1);
+  return ok;
+}
+
+/* Gives each amount of a decoded object the currency the object names for
+ * it, so that amounts of two currencies never add up silently and a
+ * balance in one cannot be sent as an amount in another. The names are
+ * UQPAY's: X_currency for X (transaction_fee), the currency of the
+ * amount's prefix (billing_amount: billing_currency), else the object's
+ * currency, else its card_currency (a card's balances, a recharge's
+ * amount). An amount with none of them stays without a currency. */
+static void dec_tag_currencies(lua_State *L, int t) {
+  char name[80], code[4];
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    size_t kn;
+    money_t *m = lua_type(L, -2) == LUA_TSTRING ? money_test(L, -1) : NULL;
+    const char *k = m ? lua_tolstring(L, -2, &kn) : NULL;
+    if (m && !m->cur[0] && kn + sizeof "_currency" <= sizeof name) {
+      const char *us = NULL;
+      for (size_t i = kn; i > 0 && !us; i--) if (k[i - 1] == '_') us = k + i - 1;
+      int found = (snprintf(name, sizeof name, "%s_currency", k), currency_field(L, t, name, code));
+      if (!found && us) {
+        snprintf(name, sizeof name, "%.*s_currency", (int)(us - k), k);
+        found = currency_field(L, t, name, code);
+      }
+      if (!found) found = currency_field(L, t, "currency", code) || currency_field(L, t, "card_currency", code);
+      if (found) memcpy(m->cur, code, sizeof code);
+    }
+    lua_pop(L, 1);
+  }
+}
+
 static void dec_container(struct dec *d, int depth, int object) {
   lua_State *L = d->L;
   if (depth > MAX_DEPTH) dec_fail(d, "nesting too deep");
@@ -580,6 +624,7 @@ static void dec_container(struct dec *d, int depth, int object) {
   lua_pushnil(L); /* the container, made when the first values are in */
   int t = lua_gettop(L), held = 0;
   lua_Integer next = 1;
+  int amounts = 0, currencies = 0; /* seen in this object: tagged at its end when both */
   skip_ws(d);
   char close = object ? '}' : ']';
   if (d->p < d->end && *d->p == close) {
@@ -599,7 +644,9 @@ static void dec_container(struct dec *d, int depth, int object) {
       d->p++;
       int amount = d->money && json_is_amount_key(k, kn);
       if (amount) d->key = k; /* anchored: the key stays on the stack meanwhile */
+      if (d->money && kn >= 8 && memcmp(k + kn - 8, "currency", 8) == 0) currencies++;
       dec_value(d, depth + 1, amount);
+      if (amount && lua_type(L, -1) == LUA_TUSERDATA) amounts++;
     } else {
       dec_value(d, depth + 1, 0);
     }
@@ -612,6 +659,7 @@ static void dec_container(struct dec *d, int depth, int object) {
     if (d->p < d->end && *d->p == close) {
       d->p++;
       dec_flush(L, t, object, held, &next);
+      if (amounts && currencies) dec_tag_currencies(L, t);
       return;
     }
     dec_fail(d, object ? "expected ',' or '}'" : "expected ',' or ']'");

@@ -149,13 +149,18 @@ end
 -- option): freeze-cards checks --reason as cards.freeze's update_reason
 -- before it reads or sends anything.
 function A.check_field(ep_name, field, v, shown)
-  for _, ep in ipairs(require "uqpay.endpoints") do
-    if ep.name == ep_name then
-      local f = field_check(shown or field, assert(ep.fields[field], "no such field"))
-      return check(ep, f, v)
-    end
+  local ep = assert(A.endpoint(ep_name), "no such endpoint")
+  return check(ep, field_check(shown or field, assert(ep.fields[field], "no such field")), v)
+end
+
+-- The endpoint table's entry of that name ("cards.get"), or nil.
+local by_name
+function A.endpoint(name)
+  if not by_name then
+    by_name = {}
+    for _, ep in ipairs(require "uqpay.endpoints") do by_name[ep.name] = ep end
   end
-  error("internal: no endpoint " .. tostring(ep_name))
+  return by_name[name]
 end
 
 local NO_OPTS = setmetatable({}, { __newindex = function() error("internal: NO_OPTS is shared", 2) end })
@@ -264,6 +269,16 @@ function A.spec(ep, fields, opts)
       if values[f.name] ~= nil then values[f.name] = money.check(values[f.name], f.name, f.typ == "amount0", cur) end
     end
   end
+  -- a money value that knows its currency, for a write in its card's
+  -- currency (recharge, withdraw: the body names none): the request path
+  -- compares the two before the write is sent
+  local of_card, tagged = ep.money and ep.money.currency_of_card, nil
+  if of_card then
+    local m = values[ep.money.amount]
+    if money.is(m) and m:currency() then
+      tagged = { card_id = values[of_card], field = ep.money.amount, amount = m }
+    end
+  end
   -- ordering locks, from the fields before the path takes its own; only
   -- uqpay.parallel takes them
   local locks
@@ -289,7 +304,7 @@ function A.spec(ep, fields, opts)
   end
   -- the endpoint's own values (method, effect, ...) come from c.spec_mt
   local spec = setmetatable({ path = path, key = opts.key, on_behalf_of = opts.on_behalf_of,
-                              timeout_ms = opts.timeout_ms, locks = locks }, c.spec_mt)
+                              timeout_ms = opts.timeout_ms, locks = locks, card_money = tagged }, c.spec_mt)
   if ep.method == "GET" then
     local q
     for k, v in pairs(values) do q = q or {}; q[k] = A.query_value(k, v) end

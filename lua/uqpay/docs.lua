@@ -14,7 +14,7 @@ D.utilities = {
       "2 without one). Too many decimals is an error, never a rounding. Supports `+ - unary- == < <=`, `*` by " ..
       "an integer, comparisons with numbers and strings (`m < \"10\"`; Lua only calls `==` between two money " ..
       "values), `tostring(m)`, `m:minor()` (integer minor units), `m:currency()`, `m:sign()`, " ..
-      "`uqpay.money.is(v)`.",
+      "`uqpay.money.is(v)`. Amounts of two currencies never combine: adding them is an error.",
     returns = "a uqpay.Money value",
     example = 'local total = uqpay.money("0")\nfor _, a in ipairs { "0.10", "0.20" } do total = total + a end\n' ..
       'assert(total == uqpay.money("0.30"))\nprint(total:minor())   --> 30' },
@@ -29,7 +29,10 @@ D.utilities = {
       '--> {"amount":1.50,"ids":[]}' },
   { name = "json.decode", signature = "uqpay.json.decode(text [, {money = false}])",
     summary = "A Lua value from JSON: integers stay integers, amount fields become money (unless " ..
-      "`money = false`), null is `uqpay.json.null` (the same value as `cjson.null`).",
+      "`money = false`), null is `uqpay.json.null` (the same value as `cjson.null`). An amount takes the " ..
+      "currency its object names for it: `X_currency` for `X`, else the currency of its prefix " ..
+      "(`billing_amount`: `billing_currency`), else `currency`, else `card_currency`; so every answer's " ..
+      "amounts know their currency.",
     returns = "the decoded value",
     example = 'local t = uqpay.json.decode(\'{"amount": "5.10", "n": 12345678901234567}\')\n' ..
       'print(t.amount, math.type(t.n))   --> 5.10 integer' },

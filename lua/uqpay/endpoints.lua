@@ -27,7 +27,9 @@
 --           uqpay.parallel: "card:FIELD", "account:FIELD", "cardholder:FIELD",
 --           "account:@" (the x-on-behalf-of account, or the master)
 --   money   {amount = FIELD, currency = FIELD | currency_of_card = FIELD}:
---           the money a write moves, for dry-run plans and money checks
+--           the money a write moves and its currency (a field of the
+--           body, or the card's): a money value of another currency is
+--           refused before the write is sent
 --   wait_with  the endpoint uqpay.wait polls for this write's result
 --   poll    {id = FIELD, status = FIELD [, when = FIELD]}: this GET is how
 --           uqpay.wait follows a result with that id (when: only results
@@ -76,12 +78,12 @@ return {
   -- ---- card balance ----
   { name = "recharge", effect = "write", locks = { "card:card_id" }, money = { amount = "amount", currency_of_card = "card_id" }, wait_with = "cards.order", method = "POST", path = "/v1/issuing/cards/{card_id}/recharge", args = { "card_id", "amount" },
     fields = { card_id = "uuid!", amount = "amount!" },
-    doc = { summary = "Add funds to a card. SINGLE cards take them from the Issuing balance; SHARE cards only raise their available balance.",
+    doc = { summary = "Add funds to a card. SINGLE cards take them from the Issuing balance; SHARE cards only raise their available balance. The amount is in the card's currency: a money value of another currency (a balance read from an answer knows its own) is refused before anything is written; the card is read once when no answer has shown its currency.",
             returns = "card order {card_order_id, order_type, amount, order_status, ...}",
             example = 'local order = uqpay.recharge(card_id, "100.00")\nprint(order.order_status)' } },
   { name = "withdraw", effect = "write", locks = { "card:card_id" }, money = { amount = "amount", currency_of_card = "card_id" }, wait_with = "cards.order", method = "POST", path = "/v1/issuing/cards/{card_id}/withdraw", args = { "card_id", "amount" },
     fields = { card_id = "uuid!", amount = "amount!" },
-    doc = { summary = "Take funds off a card. SINGLE cards return them to the Issuing balance; SHARE cards only lower their available balance.",
+    doc = { summary = "Take funds off a card. SINGLE cards return them to the Issuing balance; SHARE cards only lower their available balance. The amount is in the card's currency: a money value of another currency (a balance read from an answer knows its own) is refused before anything is written; the card is read once when no answer has shown its currency.",
             returns = "card order {card_order_id, order_type, amount, order_status, ...}",
             example = 'uqpay.withdraw(card_id, "25.50")' } },
 

@@ -32,8 +32,25 @@ local Run = require "uqpay.run"
 -- Where a result came from (weak keys): uqpay.wait follows it with the
 -- endpoint its entry names.
 local origin = setmetatable({}, { __mode = "k" })
+
+-- Each card's currency, from every answer that showed one (a card, a page
+-- of cards, a recharge's order): a card's currency never changes.
+local card_currency = {}
+local function learn_cards(res)
+  local items = type(res.data) == "table" and res.data or { res }
+  for _, x in ipairs(items) do
+    if type(x) == "table" and type(x.card_id) == "string" and type(x.card_currency) == "string" then
+      card_currency[x.card_id] = x.card_currency:upper()
+    end
+  end
+end
+
+-- Every answer the request path returns comes through here.
 local function tag(res, spec)
-  if type(res) == "table" and spec.ep then origin[res] = spec.ep end
+  if type(res) == "table" then
+    if spec.ep then origin[res] = spec.ep end
+    learn_cards(res)
+  end
   return res
 end
 
@@ -51,13 +68,36 @@ local function replayed(op, spec)
   error(require("uqpay.client").not_json(spec, body, d, op:key(), nil, true), 0)
 end
 
+local dispatch
+
+-- A money value that knows its currency, sent as a card's recharge or
+-- withdrawal (whose body names no currency: it is the card's), must be in
+-- the card's currency: 100 JPY would otherwise go out as 100 USD. The
+-- card is read when no answer has shown its currency yet.
+local function check_card_currency(spec)
+  local m = spec.card_money
+  local cur = card_currency[m.card_id]
+  if not cur then
+    local get = A.spec(A.endpoint("cards.get"), { card_id = m.card_id })
+    get.on_behalf_of = spec.on_behalf_of
+    dispatch(get)
+    cur = card_currency[m.card_id]
+  end
+  local have = m.amount:currency()
+  if cur ~= have then
+    E.usage(m.field, tostring(m.amount) .. " " .. have, "is an amount in " .. have .. "; card " .. m.card_id ..
+      (cur and (" is in " .. cur) or "'s currency could not be read"))
+  end
+end
+
 -- The one request path: reads straight to the client; a write becomes an
 -- operation of the run's journal (or of the dry-run plan): answered from
 -- the journal when it was applied before, refused when it has been in
 -- doubt for more than 24 hours, else guarded, made durable, then sent.
-local function dispatch(spec)
+function dispatch(spec)
   local c = get_client()
   if spec.master then spec.on_behalf_of = false end
+  if spec.card_money then check_card_currency(spec) end
   local as = spec.banking and MONEY_AS_STRING or MONEY_AS_NUMBER
   spec.body_text = spec.body ~= nil and json.encode(spec.body, as) or ""
   if spec.effect ~= "write" then return tag((c:call(spec)), spec) end
@@ -218,14 +258,12 @@ end
 local TERMINAL = { success = true, succeeded = true, completed = true, failed = true, cancelled = true, rejected = true }
 
 local endpoints = require "uqpay.endpoints"
-local by_name = {}
-for _, ep in ipairs(endpoints) do by_name[ep.name] = ep end
 
 -- The endpoint that follows a result: the one its write's entry names, or
 -- for a table of unknown origin the first poll entry whose id it has.
 local function poller(result)
   local ep = origin[result]
-  if ep and ep.wait_with then return by_name[ep.wait_with] end
+  if ep and ep.wait_with then return A.endpoint(ep.wait_with) end
   if ep and ep.poll then return ep end
   for pass = 1, 2 do
     for _, e in ipairs(endpoints) do

@@ -17,20 +17,13 @@ local Twin = {}
 Twin.__index = Twin
 
 local current
-local by_name
 -- on_behalf_of for a read: none for the master account
 local function obo_of(self, acct)
   if acct == nil or acct == self.master then return false end
   return acct
 end
 
-local function endpoint(name)
-  if not by_name then
-    by_name = {}
-    for _, ep in ipairs(require "uqpay.endpoints") do by_name[ep.name] = ep end
-  end
-  return by_name[name]
-end
+local function endpoint(name) return require("uqpay.api").endpoint(name) end
 
 -- A read from the real API, through the endpoint table: nothing else is
 -- ever sent from a dry run. Returns the result, or nil when the API says

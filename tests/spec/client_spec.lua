@@ -275,6 +275,45 @@ describe("uqpay", function()
       assert.equals("SUCCESS", uqpay.cards.freeze(H.SINGLE_CARD, string.rep("x", 100)).order_status)
     end)
 
+    it("refuses an amount in another currency than its card's, for recharge and withdraw", function()
+      -- a balance read from an answer knows its currency
+      local sgd = uqpay.balance("SGD").available_balance
+      assert.equals("SGD", sgd:currency())
+      local before = H.requests()
+      for _, f in ipairs { uqpay.recharge, uqpay.withdraw } do
+        for _, amount in ipairs { money("1.00", "SGD"), money("100", "JPY"), sgd - money("49999") } do
+          local e = err_of(f, H.SINGLE_CARD, amount)
+          assert.equals("usage", e.kind)
+          assert.equals("amount", e.field)
+          assert.matches("is an amount in " .. amount:currency() .. "; card " .. H.SINGLE_CARD .. " is in USD",
+            e.message, 1, true)
+        end
+      end
+      -- the card's currency was read at most once, and nothing was written
+      assert.is_true(H.requests() - before <= 1)
+      assert.equals(0, H.applied(H.state(), "recharge") + H.applied(H.state(), "withdraw"))
+      -- the card's own currency goes through, and so does an amount without one
+      assert.equals("SUCCESS", uqpay.recharge(H.SINGLE_CARD, money("1.00", "USD")).order_status)
+      assert.equals("SUCCESS", uqpay.recharge(H.SINGLE_CARD, "1.00").order_status)
+      assert.equals("SUCCESS", uqpay.withdraw(H.SINGLE_CARD, uqpay.cards.get(H.SINGLE_CARD).available_balance -
+        money("1")).order_status)
+    end)
+
+    it("reads a card it has not seen for the currency check, once, and sends no write on a mismatch", function()
+      uqpay.balance("USD") -- token and connection warm
+      -- made behind the client's back: no answer has shown its currency
+      local status, c = H.api("POST", "/v1/issuing/cards", { card_currency = "SGD", cardholder_id = H.HOLDER1,
+        card_product_id = H.SINGLE_PRODUCT })
+      assert.equals(200, status)
+      local before = H.requests()
+      local e = err_of(uqpay.recharge, c.card_id, money("5", "USD"))
+      assert.equals("amount", e.field)
+      assert.matches("card " .. c.card_id .. " is in SGD", e.message, 1, true)
+      assert.equals(1, H.requests() - before) -- the card's read, no write
+      assert.equals("SUCCESS", uqpay.recharge(c.card_id, money("5", "SGD")).order_status)
+      assert.equals(2, H.requests() - before) -- the write alone: the currency was known
+    end)
+
     it("sends whole numbers in a query as integers, whatever their Lua type", function()
       local sent = {}
       local real = Client.query_string

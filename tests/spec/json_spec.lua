@@ -20,6 +20,32 @@ describe("uqpay.json", function()
     assert.equals("2000USD", t.no_pin_payment_amount)
   end)
 
+  it("gives each decoded amount the currency its object names for it", function()
+    local card = json.decode('{"card_id":"c","card_currency":"usd","available_balance":"10.50","card_limit":100}')
+    assert.equals("USD", card.available_balance:currency())
+    assert.equals("USD", card.card_limit:currency())
+    local txn = json.decode('{"billing_amount":"1.00","billing_currency":"SGD","transaction_amount":"2",' ..
+      '"transaction_currency":"USD","transaction_fee":"0.10","transaction_fee_currency":"EUR","amount":"3",' ..
+      '"currency":"GBP"}')
+    assert.equals("SGD", txn.billing_amount:currency())
+    assert.equals("USD", txn.transaction_amount:currency())
+    assert.equals("EUR", txn.transaction_fee:currency()) -- its own, not its prefix's
+    assert.equals("GBP", txn.amount:currency())
+    -- two currencies never add up silently
+    local page = json.decode('{"data":[{"currency":"USD","available_balance":"5"},{"currency":"SGD",' ..
+      '"available_balance":"7"}]}')
+    local ok, e = pcall(function() return page.data[1].available_balance + page.data[2].available_balance end)
+    assert.is_false(ok)
+    assert.matches("cannot combine USD and SGD", tostring(e), 1, true)
+    -- no currency, or none that is a code: the amount has none
+    for _, text in ipairs { '{"amount":"1"}', '{"amount":"1","currency":"US1"}', '{"amount":"1","currency":12}',
+                            '{"amount":"1","currency":"USDX"}', '{"amount":"1","currency":null}' } do
+      assert.is_nil(json.decode(text).amount:currency(), text)
+    end
+    -- what is encoded again is the amount alone
+    assert.equals('{"amount":1.00,"currency":"GBP"}', json.encode(json.decode('{"amount":"1","currency":"GBP"}')))
+  end)
+
   it("encodes money as a bare number by default and as a string on request", function()
     local body = { amount = uqpay.money("100.02") }
     assert.equals('{"amount":100.02}', json.encode(body))

@@ -74,6 +74,7 @@ static int msghandler(lua_State *L) {
     last_error_code = uqlua_interrupted ? EXIT_INTERRUPTED : EXIT_FAILURE;
   }
   luaL_traceback(L, L, msg, 1);
+  uqpay_redact_top(L); /* a script's own error("...") too, and chunk names in the traceback */
   return 1;
 }
 

@@ -43,6 +43,18 @@ static int redact_text(lua_State *L) {
   return 1;
 }
 
+/* Replaces the text on top of the stack by what the redactor leaves of it
+ * (withheld when it cannot run): for every message the host prints, a
+ * script's own error("...") and its traceback included. */
+void uqpay_redact_top(lua_State *L) {
+  lua_pushcfunction(L, redact_text);
+  lua_insert(L, -2);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    lua_pop(L, 1);
+    lua_pushliteral(L, "(message withheld: it could not be redacted)");
+  }
+}
+
 /* "uqpay api error: message (HTTP 400; card_error/card_not_found; POST /v1/...;
  *  idempotency key ...; 3 attempts)", as free text through the redactor: a
  * message made in C (a value echoed back, a path) is redacted like one made

@@ -23,6 +23,7 @@
 #include <editline/readline.h>
 
 #include "lauxlib.h"
+#include "errors.h"
 #include "host.h"
 #include "repl.h"
 
@@ -274,6 +275,7 @@ static int repl_msghandler(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   if (msg == NULL) msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
   luaL_traceback(L, L, msg, 1);
+  uqpay_redact_top(L);
   return 1;
 }
 

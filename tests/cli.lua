@@ -155,6 +155,21 @@ do
     and not out:find("4111 1111", 1, true) and not out:find("737", 1, true) and out:find("1111", 1, true) ~= nil, out)
 end
 do
+  -- a script's own error("..."), before any client was made, and a chunk
+  -- name that is source text: the message and its traceback are redacted
+  local code, _, err = run("UQPAY_API_KEY=kk-secret-key-77 " .. UQ .. " -e 'error(\"card 4111 1111 1111 1111 key \" .. " ..
+    "os.getenv(\"UQPAY_API_KEY\"))'")
+  check("a script's error(\"...\") is redacted", code == 1 and not err:find("kk-secret-key-77", 1, true)
+    and not err:find("4111 1111", 1, true) and err:find("[REDACTED]", 1, true) ~= nil
+    and err:find("stack traceback", 1, true) ~= nil, err)
+  local _, out = run("UQPAY_API_KEY=kk-secret-key-77 " .. UQ .. " -e 'print(require(\"uqlua.repl\")" ..
+    ".history_keeps(\"k = [[kk-secret-key-77]]\"))'")
+  check("the REPL keeps the API key out of its history before any request", out:find("^false\t") ~= nil, out)
+  code, _, err = run(UQ .. " -e 'load(\"local x = 4111111111111111 + {}\")()'")
+  check("a traceback's chunk names are redacted", code == 1 and not err:find("4111111111111111", 1, true)
+    and err:find("************1111", 1, true) ~= nil, err)
+end
+do
   local _, out = run(UQ .. " -e 'require(\"uqlua.repl\").help()'")
   check("help() fits a screen (24 lines)", select(2, out:gsub("\n", "")) <= 24, out)
 end

@@ -124,8 +124,22 @@ end
 
 local function plain(p) return (p:gsub("[%%%^%$%(%)%.%[%]%*%+%-%?]", "%%%0")) end
 
+-- The configured credentials are secrets from the first text redacted on,
+-- whether a client was made yet or not: a script's error("..." .. key)
+-- before its first call, a REPL line typed before the first request.
+local configured = false
+local function know_configured()
+  configured = true
+  local ok, cfg = pcall(function() return require("uqpay.config").active() end)
+  if ok then
+    R.secret(cfg.api_key)
+    R.secret(cfg.client_id)
+  end
+end
+
 function R.text(s)
   if type(s) ~= "string" then return s end
+  if not configured then know_configured() end
   for v in pairs(secrets) do
     if s:find(v, 1, true) then s = s:gsub(plain(v), "[REDACTED]") end
   end

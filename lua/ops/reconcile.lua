@@ -15,6 +15,8 @@ p:flag("--settle", "Resend in-doubt writes with their own keys and record the an
 p:option("--mark", "KEY=applied or KEY=not-applied: what you found when you checked a write in doubt by hand, " ..
   "recorded in the run's journal. A resume then answers it from the journal (applied) or sends it anew with a " ..
   "new key (not-applied). The way on for a write whose key is too old to be sent again."):count("*")
+p:option("--despite", "TRANSACTION_ID: a balance transaction you checked is another write's, so a --mark " ..
+  "not-applied it matches is recorded all the same."):count("*")
 p:option("--format", "table or json (json under uqlua --json).", ops.default_format()):choices { "table", "json" }
 local args = p:parse(arg)
 
@@ -47,6 +49,48 @@ local function opts_of(op) return op.obo ~= "" and { on_behalf_of = op.obo } or 
 -- cannot be sent again from there.
 local function held_card_data(op) return (op.body or ""):find("[REDACTED]", 1, true) ~= nil end
 
+-- Evidence: the object an applied write produced, or balance transactions that match one in doubt.
+local txns, txn_used = {}, {}
+local unread = {} -- account -> why its balance transactions could not be read
+local function balance_txns(obo)
+  local k = obo or ""
+  if not txns[k] then
+    txns[k] = {}
+    local ok, e = pcall(function()
+      for t in uqpay.balance_transactions({}, obo and { on_behalf_of = obo } or nil) do txns[k][#txns[k] + 1] = t end
+    end)
+    if not ok then txns[k], unread[k] = {}, e end
+  end
+  return txns[k], unread[k]
+end
+local function iso_ts(s)
+  local y, mo, d, h, mi, se = tostring(s):match("^(%d+)%-(%d+)%-(%d+)T(%d+):(%d+):(%d+)")
+  if not y then return 0 end
+  return os.time { year = y, month = mo, day = d, hour = h, min = mi, sec = se }
+end
+local WANT = { recharge = "CARD_RECHARGE", withdraw = "CARD_WITHDRAW", transfers = "TRANSFER_OUT" }
+-- The unclaimed balance transaction nearest in time (from 120 s before the
+-- write on) of the write's kind, amount and card; it is claimed. nil and
+-- why when the account's transactions could not be read.
+local function match_txn(op)
+  local kind = op.path:match("^/v1/issuing/cards/[^/]+/(%a+)$") or op.path:match("^/v1/issuing/(transfers)$")
+  local want, amount = WANT[kind or ""], amount_of(op)
+  if not want or not amount then return nil end
+  local card = op.path:match("^/v1/issuing/cards/([^/]+)/")
+  local ts, best, best_key, best_d = op.ts or 0, nil, nil, math.huge
+  local list, why = balance_txns(op.obo ~= "" and op.obo or nil)
+  if why then return nil, why end
+  for i, t in ipairs(list) do
+    local key, at = (op.obo or "") .. "#" .. i, iso_ts(t.create_time)
+    if not txn_used[key] and t.transaction_type == want and tostring(t.amount) == tostring(amount)
+        and (not card or tostring(t.description):find(card, 1, true)) and at >= ts - 120 and math.abs(at - ts) < best_d then
+      best, best_key, best_d = t, key, math.abs(at - ts)
+    end
+  end
+  if best then txn_used[best_key] = true end
+  return best
+end
+
 -- --mark: every KEY=applied|not-applied names a write of the run not
 -- settled, once, checked before anything is recorded
 local MARKS = { applied = "applied", ["not-applied"] = "rejected" }
@@ -71,6 +115,56 @@ for _, m in ipairs(args.mark) do
       "--settle can ask the server with it; not applied is for a write whose key is too old")
   end
   marks[key] = what
+end
+
+-- Applied writes claim their balance transactions first, oldest first,
+-- so that one in doubt is never matched with a movement another write
+-- explains: this run's, and those of every other run in the runs
+-- directory on the same server, on the accounts this run used. state_of
+-- says what a write of this run is now (after --settle and --mark).
+local function claim_applied(state_of)
+  local accounts, applied = {}, {}
+  for _, op in ipairs(run.ops) do
+    accounts[op.obo or ""] = true
+    if state_of(op) == "applied" then applied[#applied + 1] = op end
+  end
+  local this = run.head.identity or run.head
+  for _, r in ipairs(runs) do
+    local made = r.head.identity or r.head
+    if r.path ~= run.path and made.env == this.env and made.base_url == this.base_url then
+      for _, op in ipairs(r.ops) do
+        if op.state == "applied" and accounts[op.obo or ""] then applied[#applied + 1] = op end
+      end
+    end
+  end
+  table.sort(applied, function(a, b) return (a.ts or 0) < (b.ts or 0) end)
+  local claimed = {}
+  for _, op in ipairs(applied) do claimed[op] = match_txn(op) or false end
+  return claimed
+end
+
+-- Not applied, said of a write a balance transaction matches, would send
+-- it anew and apply it twice: refused unless the person names that
+-- transaction as another's (--despite). Nothing is claimed for good here.
+local despite = {}
+for _, t in ipairs(args.despite) do despite[t] = true end
+if next(marks) then
+  claim_applied(function(op) return op.state end)
+  for _, op in ipairs(run.ops) do
+    local t, why
+    if marks[op.key] == "not-applied" then t, why = match_txn(op) end
+    if why then
+      E.raise { kind = "api", message = "--mark " .. op.key .. "=not-applied: the balance transactions that would " ..
+        "show whether it was applied cannot be read, so nothing was recorded: " .. tostring(why) }
+    end
+    if t and not despite[tostring(t.transaction_id)] then
+      E.usage("--mark", op.key .. "=not-applied", string.format("is refused: balance transaction %s (%s %s at %s) " ..
+        "matches this write, so it was probably applied. Check it: --mark %s=applied if it is this write's, or add " ..
+        "--despite %s if it is another's", tostring(t.transaction_id), tostring(t.transaction_type),
+        tostring(t.amount), tostring(t.create_time), op.key, tostring(t.transaction_id)))
+    end
+  end
+  txn_used = {}
 end
 local dry = require("uqpay.config").active().dry_run
 if (args.settle or next(marks)) and run.archived then
@@ -136,44 +230,6 @@ if args.settle or next(marks) then
   run.id = id
 end
 
--- Evidence: the object an applied write produced, or balance transactions that match one in doubt.
-local txns, txn_used = {}, {}
-local function balance_txns(obo)
-  local k = obo or ""
-  if not txns[k] then
-    txns[k] = {}
-    local ok = pcall(function()
-      for t in uqpay.balance_transactions({}, obo and { on_behalf_of = obo } or nil) do txns[k][#txns[k] + 1] = t end
-    end)
-    if not ok then txns[k] = {} end
-  end
-  return txns[k]
-end
-local function iso_ts(s)
-  local y, mo, d, h, mi, se = tostring(s):match("^(%d+)%-(%d+)%-(%d+)T(%d+):(%d+):(%d+)")
-  if not y then return 0 end
-  return os.time { year = y, month = mo, day = d, hour = h, min = mi, sec = se }
-end
-local WANT = { recharge = "CARD_RECHARGE", withdraw = "CARD_WITHDRAW", transfers = "TRANSFER_OUT" }
--- The unclaimed balance transaction nearest in time (from 120 s before the
--- write on) of the write's kind, amount and card; it is claimed.
-local function match_txn(op)
-  local kind = op.path:match("^/v1/issuing/cards/[^/]+/(%a+)$") or op.path:match("^/v1/issuing/(transfers)$")
-  local want, amount = WANT[kind or ""], amount_of(op)
-  if not want or not amount then return nil end
-  local card = op.path:match("^/v1/issuing/cards/([^/]+)/")
-  local ts, best, best_key, best_d = op.ts or 0, nil, nil, math.huge
-  for i, t in ipairs(balance_txns(op.obo ~= "" and op.obo or nil)) do
-    local key, at = (op.obo or "") .. "#" .. i, iso_ts(t.create_time)
-    if not txn_used[key] and t.transaction_type == want and tostring(t.amount) == tostring(amount)
-        and (not card or tostring(t.description):find(card, 1, true)) and at >= ts - 120 and math.abs(at - ts) < best_d then
-      best, best_key, best_d = t, key, math.abs(at - ts)
-    end
-  end
-  if best then txn_used[best_key] = true end
-  return best
-end
-
 local function evidence(op, response)
   local ok, res = pcall(json.decode, response or "")
   res = ok and type(res) == "table" and res or {}
@@ -193,28 +249,8 @@ local records = J.parse(run.path)
 local responses = {}
 for _, r in ipairs(records) do if r.t == "outcome" and r.state == "applied" then responses[r.key] = r.body end end
 
--- Applied writes claim their balance transactions first, oldest first,
--- so that one in doubt is never matched with a movement another write
--- explains: this run's, and those of every other run in the runs
--- directory on the same server, on the accounts this run used.
 local function state_of(op) return (settled[op.key] or {}).state or op.state end
-local accounts, applied = {}, {}
-for _, op in ipairs(run.ops) do
-  accounts[op.obo or ""] = true
-  if state_of(op) == "applied" then applied[#applied + 1] = op end
-end
-local this = run.head.identity or run.head
-for _, r in ipairs(runs) do
-  local made = r.head.identity or r.head
-  if r.path ~= run.path and made.env == this.env and made.base_url == this.base_url then
-    for _, op in ipairs(r.ops) do
-      if op.state == "applied" and accounts[op.obo or ""] then applied[#applied + 1] = op end
-    end
-  end
-end
-table.sort(applied, function(a, b) return (a.ts or 0) < (b.ts or 0) end)
-local claimed = {}
-for _, op in ipairs(applied) do claimed[op] = match_txn(op) or false end
+local claimed = claim_applied(state_of)
 local order = {}
 for i, op in ipairs(run.ops) do
   if state_of(op) == "applied" then order[#order + 1] = i end

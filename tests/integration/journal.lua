@@ -220,6 +220,18 @@ local c4, _, e4 = T:run(late .. "reconcile " .. tostring(cmd and cmd:match("reco
   " --mark 00000000-0000-4000-8000-000000000000=applied")
 T:check("--mark with a key the run does not hold open is a usage error naming it (exit 2)", c4 == 2
   and e4:find("names no write of run", 1, true) ~= nil, e4)
+-- applied, its answer lost: a balance transaction matches it, and not
+-- applied (which would send it anew) is refused unless the person names
+-- that transaction as another write's
+local _, _, ca, cmd_a = past_key_life("fail_after:next=1:path=/v1/issuing/cards/*/recharge", "c")
+local cr, _, er = T:run(late .. tostring(cmd_a) .. "not-applied")
+local txn = er:match("balance transaction (%S+) %(CARD_RECHARGE 3%.00")
+local rid_a = tostring(cmd_a and cmd_a:match("reconcile (%x+)"))
+local recorded = T.slurp(runs .. "/" .. rid_a .. ".journal"):find("marked", 1, true)
+local cd = T:run(late .. tostring(cmd_a) .. "not-applied --despite " .. tostring(txn))
+T:check("--mark not-applied for a write a balance transaction matches is refused, nothing recorded, unless " ..
+  "--despite names that transaction", ca == 3 and cr == 2 and txn ~= nil and not recorded and cd == 0
+  and er:find("was probably applied", 1, true) ~= nil and applied("recharge") == 1, er)
 
 -- Marks are checked: twice for one key, or not applied while the key is
 -- still good (the server can answer it: --settle), is a usage error.

@@ -197,12 +197,25 @@ struct buf *journal_record_begin(journal_t *j) {
 }
 
 int journal_append_record(journal_t *j, struct buf *b, int sync) {
+  /* its number first: a line deleted or moved by hand leaves a gap that
+   * every reader sees, where a resume would otherwise take a write whose
+   * intent was deleted for one never sent, and send it with a new key */
+  char num[32];
+  int nn = j->next_n > 0 ? snprintf(num, sizeof num, "\"n\":%lld,", (long long)j->next_n) : 0;
+  if (nn > 0 && b->len > RECORD_HEAD && b->data[RECORD_HEAD] == '{' && buf_reserve(b, (size_t)nn)) {
+    memmove(b->data + RECORD_HEAD + 1 + nn, b->data + RECORD_HEAD + 1, b->len - RECORD_HEAD - 1);
+    memcpy(b->data + RECORD_HEAD + 1, num, (size_t)nn);
+    b->len += (size_t)nn;
+    b->data[b->len] = '\0';
+  }
   rb_lit(b, "\n");
   if (b->oom) { errno = ENOMEM; return -1; }
   uint64_t h = fnv1a(b->data + RECORD_HEAD, b->len - RECORD_HEAD - 1);
   static const char hex[] = "0123456789abcdef";
   for (int i = 15; i >= 0; i--, h >>= 4) b->data[i] = hex[h & 15];
-  return journal_append(j, b->data, b->len, sync);
+  int rc = journal_append(j, b->data, b->len, sync);
+  if (rc == 0 && j->next_n > 0) j->next_n++;
+  return rc;
 }
 
 /* Reads the line starting at off (without its newline) into a malloc'ed
@@ -464,7 +477,7 @@ static int l_journal_scan(lua_State *L) {
   lua_settop(L, 1);
   lua_newtable(L); /* 2: result */
   if (j->fd < 0) return 1;
-  int64_t off = 0, good = 0, line_no = 0, records = 0;
+  int64_t off = 0, good = 0, line_no = 0, records = 0, numbered = 0;
   int complete = 0, torn = 0, zeros = 0;
   struct stat st;
   fstat(j->fd, &st);
@@ -499,6 +512,14 @@ static int l_journal_scan(lua_State *L) {
     }
     int rec = lua_gettop(L);
     records++;
+    lua_getfield(L, rec, "n");
+    lua_Integer n_rec = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
+    lua_pop(L, 1);
+    if (records == 1) numbered = n_rec == 1;
+    if (numbered && n_rec != records)
+      return uqpay_raise(L, "config", "run journal %s is damaged at line %d: it is record %I where record %I "
+                           "belongs (a line was deleted or moved); inspect it, or start over with --fresh",
+                         j->path, (int)line_no, (lua_Integer)n_rec, (lua_Integer)records);
     const char *t = str_field(L, rec, "t");
     if (t && strcmp(t, "run") == 0) {
       const char *salt = str_field(L, rec, "salt");
@@ -547,6 +568,7 @@ static int l_journal_scan(lua_State *L) {
   }
   j->size = j->alloc = good < st.st_size ? good : st.st_size;
   j->unscanned = 0;
+  j->next_n = numbered ? records + 1 : 0;
   size_t counts[OP_NSTATES] = {0};
   for (size_t i = 0; i < j->slotcap; i++)
     if (j->slots[i].h) counts[SLOT_STATE(&j->slots[i])]++;
@@ -603,6 +625,7 @@ static int l_journal_reset(lua_State *L) {
     return uqpay_raise(L, "config", "cannot reset the run journal %s: %s", j->path, strerror(errno));
   j->size = j->alloc = 0;
   j->unscanned = 0;
+  j->next_n = 0; /* numbered again from its header */
   if (j->slots) memset(j->slots, 0, j->slotcap * sizeof *j->slots);
   j->nslots = 0;
   if (getrandom(j->salt, sizeof j->salt, 0) != (ssize_t)sizeof j->salt)
@@ -619,6 +642,7 @@ static int l_journal_record(lua_State *L) {
   int sync = lua_toboolean(L, 3);
   lua_getfield(L, 2, "t");
   if (lua_isstring(L, -1) && strcmp(lua_tostring(L, -1), "run") == 0) {
+    j->next_n = 1; /* a header starts a journal whose records are numbered */
     char hex[33];
     uqpay_hex(j->salt, sizeof j->salt, hex);
     lua_pushstring(L, hex);

@@ -66,6 +66,8 @@ typedef struct {
   int unscanned;             /* opened non-empty, not yet scanned or reset: where the
                                 records end (before the zeros) is not known yet */
   int64_t size;              /* end of the good prefix: the next record's offset */
+  int64_t next_n;            /* the next record's number ("n", from 1 at the header);
+                                0: a journal from before numbering, whose records have none */
   int64_t alloc;             /* zero-filled bytes on disk (>= size): see journal_append */
   struct buf rec;            /* the record being built (journal_record_begin):
                                 one buffer for the run, not one per record */

@@ -48,6 +48,12 @@ function J.parse(path)
       torn = true
       break
     end
+    -- numbered from the header on (journals from before numbering are
+    -- not): a gap is a line deleted or moved by hand
+    if records[1] and records[1].n == 1 and rec.n ~= #records + 1 then
+      E.config(string.format("run journal %s is damaged at line %d: it is record %s where record %d belongs " ..
+        "(a line was deleted or moved)", path, line_no, tostring(rec.n), #records + 1))
+    end
     records[#records + 1] = rec
     good = nl
     pos = nl + 1

@@ -101,7 +101,7 @@ os.execute("rm -rf " .. runs)
 T:run("FAIL_AFTER=2 " .. run5)
 done_file = runs .. "/" .. journal_files()[1]
 local jtext = T.slurp(done_file)
-local at, to, rec = jtext:find("%x+ ({\"t\":\"outcome\",[^\n]*)")
+local at, to, rec = jtext:find("%x+ ({[^\n]-\"t\":\"outcome\"[^\n]*)")
 local r = json.decode(rec)
 r.body = "<html>oops</html>"
 local line = json.encode(r)
@@ -145,6 +145,42 @@ code, _, err = T:run(sim.env .. UQ .. " --fresh " .. script)
 T:check("--fresh starts a new run and says where the damaged one went", code == 0 and err:find("set aside the damaged run") ~= nil
   and applied("recharge") == 7, err)
 T:check("the abandoned run is kept", #journal_files() == 2 and table.concat(journal_files(), " "):find("abandoned"))
+
+-- ---- lines deleted by hand are refused, not read as writes never sent ----
+-- (the first write's intent and outcome gone, its resume would send it
+-- again with a new key: applied twice)
+local function rewrite(path, edit)
+  local lines = {}
+  for line in T.slurp(path):gsub("%z+$", ""):gmatch("[^\n]+") do lines[#lines + 1] = line end
+  lines = edit(lines)
+  local out = io.open(path, "wb")
+  out:write(table.concat(lines, "\n"), "\n")
+  out:close()
+end
+reset()
+os.execute("rm -rf " .. runs)
+T:run("FAIL_AFTER=2 " .. run5)
+jf = runs .. "/" .. journal_files()[1]
+rewrite(jf, function(l) table.remove(l, 2); table.remove(l, 2); return l end)
+code, _, err = T:run(run5)
+T:check("deleted lines are a configuration error naming the line, and nothing is sent", code == 2
+  and err:find("damaged at line 2: it is record 4 where record 2 belongs", 1, true) ~= nil
+  and applied("recharge") == 2, err)
+-- a journal from before records were numbered resumes as it did
+reset()
+os.execute("rm -rf " .. runs)
+T:run("FAIL_AFTER=2 " .. run5)
+jf = runs .. "/" .. journal_files()[1]
+rewrite(jf, function(l)
+  for i, line in ipairs(l) do
+    local body = line:sub(18):gsub('^{"n":%d+,', "{")
+    l[i] = require("uqpay.core").checksum(body) .. " " .. body
+  end
+  return l
+end)
+code, _, err = T:run(run5)
+T:check("a journal whose records have no numbers (an older uqlua's) still resumes", code == 0
+  and applied("recharge") == 5 and not T.slurp(jf):find('"n":', 1, true), err)
 
 -- ---- a rejected (4xx) operation is tried again with a new key ----
 reset()

@@ -151,11 +151,11 @@ T:check("the abandoned run is kept", #journal_files() == 2 and table.concat(jour
 -- again with a new key: applied twice)
 local function rewrite(path, edit)
   local lines = {}
-  for line in T.slurp(path):gsub("%z+$", ""):gmatch("[^\n]+") do lines[#lines + 1] = line end
+  for l in T.slurp(path):gsub("%z+$", ""):gmatch("[^\n]+") do lines[#lines + 1] = l end
   lines = edit(lines)
-  local out = io.open(path, "wb")
-  out:write(table.concat(lines, "\n"), "\n")
-  out:close()
+  local fw = io.open(path, "wb")
+  fw:write(table.concat(lines, "\n"), "\n")
+  fw:close()
 end
 reset()
 os.execute("rm -rf " .. runs)
@@ -172,8 +172,8 @@ os.execute("rm -rf " .. runs)
 T:run("FAIL_AFTER=2 " .. run5)
 jf = runs .. "/" .. journal_files()[1]
 rewrite(jf, function(l)
-  for i, line in ipairs(l) do
-    local body = line:sub(18):gsub('^{"n":%d+,', "{")
+  for i, text_i in ipairs(l) do
+    local body = text_i:sub(18):gsub('^{"n":%d+,', "{")
     l[i] = require("uqpay.core").checksum(body) .. " " .. body
   end
   return l

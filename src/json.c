@@ -587,31 +587,37 @@ static int currency_field(lua_State *L, int t, const char *f, char code[4]) {
   return ok;
 }
 
+/* The currency the object at t names for its amount field k (upper-cased
+ * into code), by UQPAY's names: X_currency for X (transaction_fee), the
+ * currency of the amount's prefix (billing_amount: billing_currency), else
+ * the object's currency, else its card_currency (a card's balances, a
+ * recharge's amount). 0 when it names none. The one rule for amounts read
+ * from answers and amounts checked before a request is sent. */
+int json_currency_for(lua_State *L, int t, const char *k, size_t kn, char code[4]) {
+  char name[80];
+  if (kn + sizeof "_currency" > sizeof name) return 0;
+  const char *us = NULL;
+  for (size_t i = kn; i > 0 && !us; i--) if (k[i - 1] == '_') us = k + i - 1;
+  snprintf(name, sizeof name, "%.*s_currency", (int)kn, k);
+  if (currency_field(L, t, name, code)) return 1;
+  if (us) {
+    snprintf(name, sizeof name, "%.*s_currency", (int)(us - k), k);
+    if (currency_field(L, t, name, code)) return 1;
+  }
+  return currency_field(L, t, "currency", code) || currency_field(L, t, "card_currency", code);
+}
+
 /* Gives each amount of a decoded object the currency the object names for
- * it, so that amounts of two currencies never add up silently and a
- * balance in one cannot be sent as an amount in another. The names are
- * UQPAY's: X_currency for X (transaction_fee), the currency of the
- * amount's prefix (billing_amount: billing_currency), else the object's
- * currency, else its card_currency (a card's balances, a recharge's
- * amount). An amount with none of them stays without a currency. */
+ * it (json_currency_for), so that amounts of two currencies never add up
+ * silently and a balance in one cannot be sent as an amount in another. */
 static void dec_tag_currencies(lua_State *L, int t) {
-  char name[80], code[4];
+  char code[4];
   lua_pushnil(L);
   while (lua_next(L, t)) {
     size_t kn;
     money_t *m = lua_type(L, -2) == LUA_TSTRING ? money_test(L, -1) : NULL;
     const char *k = m ? lua_tolstring(L, -2, &kn) : NULL;
-    if (m && !m->cur[0] && kn + sizeof "_currency" <= sizeof name) {
-      const char *us = NULL;
-      for (size_t i = kn; i > 0 && !us; i--) if (k[i - 1] == '_') us = k + i - 1;
-      int found = (snprintf(name, sizeof name, "%s_currency", k), currency_field(L, t, name, code));
-      if (!found && us) {
-        snprintf(name, sizeof name, "%.*s_currency", (int)(us - k), k);
-        found = currency_field(L, t, name, code);
-      }
-      if (!found) found = currency_field(L, t, "currency", code) || currency_field(L, t, "card_currency", code);
-      if (found) memcpy(m->cur, code, sizeof code);
-    }
+    if (m && !m->cur[0] && json_currency_for(L, t, k, kn, code)) memcpy(m->cur, code, sizeof code);
     lua_pop(L, 1);
   }
 }

@@ -11,6 +11,9 @@ void json_encode(lua_State *L, int idx, int money_as_string);
 /* Pushes the decoded value; with money, amount fields become uqpay.Money. */
 void json_decode(lua_State *L, const char *s, size_t n, int money);
 int json_is_amount_key(const char *k, size_t n);
+/* The currency the object at t names for its amount field k, into code
+ * (upper case); 0 when none. */
+int json_currency_for(lua_State *L, int t, const char *k, size_t kn, char code[4]);
 /* Pushes the metatable that marks a table as a JSON array. */
 void json_push_array_mt(lua_State *L);
 /* The inside of a JSON string (no quotes) for n bytes of s, written to out

@@ -40,6 +40,19 @@ static int l_is_amount_key(lua_State *L) {
   return 1;
 }
 
+/* currency_for(t, field) -> the currency t names for its amount field, as
+ * the decoder reads answers (X_currency, the prefix's, currency,
+ * card_currency), or nil: requests are checked by the same rule. */
+static int l_currency_for(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  size_t n;
+  const char *k = luaL_checklstring(L, 2, &n);
+  char code[4];
+  if (json_currency_for(L, 1, k, n, code)) lua_pushstring(L, code);
+  else lua_pushnil(L);
+  return 1;
+}
+
 /* The options uqlua was started with (a table in the registry), or {}. */
 static int l_host_options(lua_State *L) {
   if (lua_getfield(L, LUA_REGISTRYINDEX, "uqlua.options") != LUA_TTABLE) {
@@ -75,7 +88,7 @@ static int l_embedded_names(lua_State *L) {
 
 static const luaL_Reg core_funcs[] = {
   {"json_encode", l_json_encode}, {"json_decode", l_json_decode}, {"json_array_mt", l_json_array_mt},
-  {"is_amount_key", l_is_amount_key}, {"error", uqpay_l_error}, {"host_options", l_host_options},
+  {"is_amount_key", l_is_amount_key}, {"currency_for", l_currency_for}, {"error", uqpay_l_error}, {"host_options", l_host_options},
   {"embedded_source", l_embedded_source}, {"embedded_names", l_embedded_names}, {NULL, NULL}};
 
 int luaopen_uqpay_core(lua_State *L) {

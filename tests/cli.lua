@@ -202,6 +202,12 @@ do -- a rehearsal that spans several commands: --detach, --pidfile, --state
   check("--state FILE: the next server starts from that ledger", code == 0 and bal == "507.00\n", bal)
 end
 expect("--yes=no is a usage error, not --yes", UQ .. " --yes=no -e ''", 2, nil, "takes no value")
+-- the twin's cards come from reads, whose balances know their currency:
+-- a payment in another currency is billed in the card's (no exchange)
+expect("--dry-run: an authorization in another currency than the card's is approved, as in the real run",
+  UQ .. " --sim --dry-run -e 'print(uqpay.simulate.authorization{card_id = " ..
+  "\"66666666-6666-4666-8666-666666666664\", transaction_amount = \"12.00\", transaction_currency = \"USD\"}" ..
+  ".transaction_status)'", 0, "^APPROVED\n")
 expect("--dry-run=false is a usage error", UQ .. " --dry-run=false -e ''", 2, nil, "takes no value")
 expect("max_response_bytes is configurable", "UQLUA_MAX_RESPONSE_BYTES=100 " .. UQ ..
   " --sim -e 'uqpay.products.list()'", 1, nil, "larger than 100 bytes")

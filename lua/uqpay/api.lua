@@ -17,7 +17,8 @@ local function usage(field, value, why) E.usage(field, value, why) end
 
 -- Coerces amounts nested in tables (spending_controls[i].amount, or a
 -- uqpay.request body) so that no float reaches the request, each checked
--- against the currency of the table it is in (or the one around it).
+-- against the currency its table names for it (core.currency_for: the
+-- rule answers are read by), or the one around it.
 local function coerce_nested(t, path, seen, currency)
   seen = seen or {}
   if seen[t] then return t end
@@ -28,7 +29,7 @@ local function coerce_nested(t, path, seen, currency)
     if type(v) == "table" and not money.is(v) then
       coerce_nested(v, here, seen, currency)
     elseif type(k) == "string" and core.is_amount_key(k) and v ~= nil then
-      t[k] = money.check(v, here, true, currency)
+      t[k] = money.check(v, here, true, core.currency_for(t, k) or currency)
     end
   end
   return t
@@ -163,6 +164,58 @@ function A.endpoint(name)
   return by_name[name]
 end
 
+-- The endpoint a method and path are (path placeholders matched), and the
+-- values of its placeholders; nil for a path the table does not know.
+local matchers
+function A.match(method, path)
+  if not matchers then
+    matchers = {}
+    for _, ep in ipairs(require "uqpay.endpoints") do
+      local names = {}
+      local pat = ep.path:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"):gsub("{([%w_]+)}", function(name)
+        names[#names + 1] = name
+        return "([^/]+)"
+      end)
+      matchers[#matchers + 1] = { ep = ep, pat = "^" .. pat .. "$", names = names, at = #matchers + 1 }
+    end
+    -- a literal path before a placeholder that would take it (cards/activate, cards/{card_id})
+    table.sort(matchers, function(a, b)
+      if #a.names ~= #b.names then return #a.names < #b.names end
+      return a.at < b.at
+    end)
+  end
+  for _, m in ipairs(matchers) do
+    if m.ep.method == method then
+      local got = { path:match(m.pat) } -- the whole path when it has no placeholder
+      if got[1] then
+        local values = {}
+        for i, name in ipairs(m.names) do values[name] = got[i] end
+        return m.ep, values
+      end
+    end
+  end
+end
+
+-- For a uqpay.request body sent to an endpoint whose amounts are in its
+-- card's currency (recharge, a card limit), the money values that know a
+-- currency and whose body names none: what the request path compares with
+-- the card's, as for the endpoint's own function.
+function A.raw_card_money(method, path, body)
+  local ep, at = A.match(method, path)
+  local of_card = ep and ep.money and ep.money.currency_of_card
+  if not of_card or type(body) ~= "table" then return nil end
+  local card_id, tagged = core.uuid_lower(tostring(at[of_card] or body[of_card])), nil
+  if not card_id then return nil end -- the server refuses what names no card
+  for k, v in pairs(body) do
+    if type(k) == "string" and core.is_amount_key(k) and money.is(v) and v:currency()
+        and not core.currency_for(body, k) then
+      tagged = tagged or { card_id = card_id }
+      tagged[#tagged + 1] = { field = k, amount = v }
+    end
+  end
+  return tagged
+end
+
 local NO_OPTS = setmetatable({}, { __newindex = function() error("internal: NO_OPTS is shared", 2) end })
 
 local function check_opts(ep, opts)
@@ -262,21 +315,23 @@ function A.spec(ep, fields, opts)
   if ep.fixed then
     for k, v in pairs(ep.fixed) do values[k] = v end
   end
-  -- a money value must be in the request's currency, at its decimals
-  local cur = ep.money and ep.money.currency and values[ep.money.currency]
-  if cur then
-    for _, f in ipairs(c.money) do
-      if values[f.name] ~= nil then values[f.name] = money.check(values[f.name], f.name, f.typ == "amount0", cur) end
-    end
-  end
-  -- a money value that knows its currency, for a write in its card's
-  -- currency (recharge, withdraw: the body names none): the request path
-  -- compares the two before the write is sent
+  -- a money value must be in its field's currency, at its decimals: the
+  -- one the body names for it as answers name theirs (buy_amount:
+  -- buy_currency; core.currency_for), else the endpoint's; for a card's
+  -- amounts whose body names none (recharge, a card limit) the card's,
+  -- compared on the request path, which may read the card
+  local declared = ep.money and ep.money.currency and values[ep.money.currency]
   local of_card, tagged = ep.money and ep.money.currency_of_card, nil
-  if of_card then
-    local m = values[ep.money.amount]
-    if money.is(m) and m:currency() then
-      tagged = { card_id = values[of_card], field = ep.money.amount, amount = m }
+  for _, f in ipairs(c.money) do
+    local v = values[f.name]
+    if v ~= nil then
+      local cur = core.currency_for(values, f.name) or declared
+      if cur then
+        values[f.name] = money.check(v, f.name, f.typ == "amount0", cur)
+      elseif of_card and money.is(v) and v:currency() then
+        tagged = tagged or { card_id = values[of_card] }
+        tagged[#tagged + 1] = { field = f.name, amount = v }
+      end
     end
   end
   -- ordering locks, from the fields before the path takes its own; only

@@ -32,7 +32,7 @@ D.utilities = {
       "`money = false`), null is `uqpay.json.null` (the same value as `cjson.null`). An amount takes the " ..
       "currency its object names for it: `X_currency` for `X`, else the currency of its prefix " ..
       "(`billing_amount`: `billing_currency`), else `currency`, else `card_currency`; so every answer's " ..
-      "amounts know their currency.",
+      "amounts know their currency. Requests are checked by the same rule before they are sent.",
     returns = "the decoded value",
     example = 'local t = uqpay.json.decode(\'{"amount": "5.10", "n": 12345678901234567}\')\n' ..
       'print(t.amount, math.type(t.n))   --> 5.10 integer' },

@@ -27,9 +27,11 @@
 --           uqpay.parallel: "card:FIELD", "account:FIELD", "cardholder:FIELD",
 --           "account:@" (the x-on-behalf-of account, or the master)
 --   money   {amount = FIELD, currency = FIELD | currency_of_card = FIELD}:
---           the money a write moves and its currency (a field of the
---           body, or the card's): a money value of another currency is
---           refused before the write is sent
+--           the money a write moves (amount) and the currency of the
+--           amounts whose body names none of their own (X_currency, as
+--           answers name theirs): a field of the body, or the card's. A
+--           money value of another currency is refused before the write
+--           is sent
 --   wait_with  the endpoint uqpay.wait polls for this write's result
 --   poll    {id = FIELD, status = FIELD [, when = FIELD]}: this GET is how
 --           uqpay.wait follows a result with that id (when: only results
@@ -105,7 +107,7 @@ return {
     doc = { summary = "Cards: .list(filters) returns all of them, .each(filters) iterates lazily.",
             returns = "array (list) or iterator (each) of cards",
             example = 'for card in uqpay.cards.each{card_status = "ACTIVE"} do print(card.card_id) end' } },
-  { name = "cards.update", effect = "write", locks = { "card:card_id" }, wait_with = "cards.order", method = "POST", path = "/v1/issuing/cards/{card_id}", args = { "card_id", "{}" },
+  { name = "cards.update", effect = "write", money = { currency_of_card = "card_id" }, locks = { "card:card_id" }, wait_with = "cards.order", method = "POST", path = "/v1/issuing/cards/{card_id}", args = { "card_id", "{}" },
     fields = { card_id = "uuid!", card_limit = "amount0", no_pin_payment_amount = "amount0",
                spending_controls = "table", risk_controls = "table", metadata = "table" },
     doc = { summary = "Update a card; fields left out stay unchanged (card_limit only for SHARE cards).",
@@ -142,7 +144,7 @@ return {
     fields = { card_id = "uuid!" },
     doc = { summary = "A single-use token (60 s) for the secure card iframe. A POST that changes nothing: a read, never journaled (a replayed token would be dead).",
             returns = "{token, expires_in, expires_at}", example = 'local t = uqpay.cards.pan_token(card_id)' } },
-  { name = "cards.activate", effect = "write", method = "POST", path = "/v1/issuing/cards/activate", args = { "{}" },
+  { name = "cards.activate", effect = "write", money = { currency_of_card = "card_id" }, method = "POST", path = "/v1/issuing/cards/activate", args = { "{}" },
     locks = { "card:card_id" },
     fields = { card_id = "uuid!", activation_code = "string!", pin = "pin6!", no_pin_payment_amount = "amount0" },
     doc = { summary = "Activate a physical card with the code from its mailer and a 6-digit PIN.",
@@ -171,7 +173,7 @@ return {
     doc = { summary = "Set or reset a virtual card's PIN (processed as a card order).",
             returns = "{card_id, card_order_id, create_time}",
             example = 'uqpay.cards.manage_pin { card_id = card_id, type = "SET", pin = "1234" }' } },
-  { name = "cards.elevate_limit", effect = "write", method = "POST", path = "/v1/issuing/cards/{card_id}/elevate_limit",
+  { name = "cards.elevate_limit", effect = "write", money = { currency_of_card = "card_id" }, method = "POST", path = "/v1/issuing/cards/{card_id}/elevate_limit",
     args = { "card_id", "{}" }, locks = { "card:card_id" }, wait_with = "cards.order",
     fields = { card_id = "uuid!", limit_amount = "amount!", duration_in_days = "integer" },
     doc = { summary = "Raise the card's per-transaction limit for a while.", returns = "{card_id, card_order_id, order_status}",

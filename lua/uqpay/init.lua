@@ -83,10 +83,12 @@ local function check_card_currency(spec)
     dispatch(get)
     cur = card_currency[m.card_id]
   end
-  local have = m.amount:currency()
-  if cur ~= have then
-    E.usage(m.field, tostring(m.amount) .. " " .. have, "is an amount in " .. have .. "; card " .. m.card_id ..
-      (cur and (" is in " .. cur) or "'s currency could not be read"))
+  for _, f in ipairs(m) do
+    local have = f.amount:currency()
+    if cur ~= have then
+      E.usage(f.field, tostring(f.amount) .. " " .. have, "is an amount in " .. have .. "; card " .. m.card_id ..
+        (cur and (" is in " .. cur) or "'s currency could not be read"))
+    end
   end
 end
 
@@ -252,7 +254,8 @@ function uqpay.request(method, path, opts)
   -- amounts in the body are checked as the endpoint functions check them
   local body = opts.body and A.coerce_amounts(opts.body, "")
   return call { method = method, path = path, query = q, body = body, key = opts.key, effect = effect,
-                on_behalf_of = opts.on_behalf_of, timeout_ms = opts.timeout_ms, banking = opts.banking, raw = opts.raw }
+                on_behalf_of = opts.on_behalf_of, timeout_ms = opts.timeout_ms, banking = opts.banking, raw = opts.raw,
+                card_money = A.raw_card_money(method, path, body) }
 end
 
 local TERMINAL = { success = true, succeeded = true, completed = true, failed = true, cancelled = true, rejected = true }

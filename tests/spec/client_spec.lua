@@ -299,6 +299,44 @@ describe("uqpay", function()
         money("1")).order_status)
     end)
 
+    it("checks each amount against its own currency: Banking's two, a card's limits, uqpay.request", function()
+      local date = os.date("!%Y-%m-%d")
+      -- a quote's buy_amount is in the buy currency, and goes back as one
+      local q = uqpay.banking.quote { sell_currency = "USD", buy_currency = "SGD", buy_amount = "135.00",
+                                      conversion_date = date }
+      assert.equals("SGD", q.buy_amount:currency())
+      assert.equals("COMPLETED", uqpay.banking.convert { quote_id = q.quote_price.quote_id, sell_currency = "USD",
+        buy_currency = "SGD", buy_amount = q.buy_amount, conversion_date = date }.conversion_status)
+      local cases = {
+        { "buy_amount", "the request is in SGD", function() return uqpay.banking.convert { quote_id = H.SINGLE_CARD,
+            sell_currency = "USD", buy_currency = "SGD", buy_amount = money("100.00", "USD"), conversion_date = date } end },
+        { "payout_amount", "the request is in SGD", function() return uqpay.banking.payouts.create { currency = "USD",
+            amount = "10.00", payout_currency = "SGD", payout_amount = money("10.00", "USD"),
+            purpose_code = "AUDIO_VISUAL_SERVICES", payout_reference = "r", fee_paid_by = "OURS", payout_date = date,
+            beneficiary_id = "88888888-8888-4888-8888-888888888881" } end },
+        { "card_limit", "is in USD", function() return uqpay.cards.update(H.SINGLE_CARD, { card_limit = money("9", "SGD") }) end },
+        { "limit_amount", "is in USD", function()
+            return uqpay.cards.elevate_limit(H.SINGLE_CARD, { limit_amount = money("9", "SGD") }) end },
+        { "amount", "is in USD", function() return uqpay.request("POST", "/v1/issuing/cards/" .. H.SINGLE_CARD ..
+            "/recharge", { body = { amount = money("10", "SGD") } }) end },
+        { "no_pin_payment_amount", "is in USD", function() return uqpay.request("POST", "/v1/issuing/cards/activate",
+            { body = { card_id = H.SINGLE_CARD, activation_code = "x", pin = "123456",
+                       no_pin_payment_amount = money("5", "SGD") } }) end },
+      }
+      uqpay.cards.get(H.SINGLE_CARD) -- its currency known: nothing below is sent
+      local before = H.requests()
+      for _, c in ipairs(cases) do
+        local e = err_of(c[3])
+        assert.equals("usage", e.kind, c[1])
+        assert.equals(c[1], e.field)
+        assert.matches(c[2], e.message, 1, true)
+      end
+      assert.equals(before, H.requests())
+      -- the card's own currency, through uqpay.request too
+      assert.equals("SUCCESS", uqpay.request("POST", "/v1/issuing/cards/" .. H.SINGLE_CARD .. "/recharge",
+        { body = { amount = money("1.00", "USD") } }).order_status)
+    end)
+
     it("reads a card it has not seen for the currency check, once, and sends no write on a mismatch", function()
       uqpay.balance("USD") -- token and connection warm
       -- made behind the client's back: no answer has shown its currency

@@ -429,12 +429,15 @@ local function ctxn_view(t) return copy(t, { account_id = true }) end
 
 function H.simulate_authorization(st, ctx, body)
   local c = card_of(st, ctx, need_uuid(ctx, body, "card_id"))
-  local amount = need_amount(ctx, body, "transaction_amount")
+  local charged = need_amount(ctx, body, "transaction_amount")
   local cur = body.transaction_currency or c.card_currency
+  -- no exchange here: the card is billed the same figure in its own
+  -- currency (an amount read with a currency keeps it, and two never add)
+  local amount = money(tostring(charged), c.card_currency)
   local t = {
     transaction_id = core.uuid(), short_transaction_id = string.format("CT%08d", #st.ctxn_order + 1),
     card_id = c.card_id, card_number = c.card_number, cardholder_id = c.cardholder_id, account_id = c.account_id,
-    transaction_type = "AUTHORIZATION", transaction_amount = amount, transaction_currency = cur,
+    transaction_type = "AUTHORIZATION", transaction_amount = charged, transaction_currency = cur,
     billing_amount = amount, billing_currency = c.card_currency, transaction_fee = money("0"),
     transaction_fee_currency = c.card_currency, transaction_time = iso(st.now()), posted_time = iso(st.now()),
     merchant_data = { name = body.merchant_name or "SIM MERCHANT",

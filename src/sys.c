@@ -316,16 +316,27 @@ static int l_write_private(lua_State *L) {
   return 1;
 }
 
-/* Exclusive advisory lock held by a userdata; released by :unlock(), __close
- * or __gc. Used so concurrent processes do not stampede the token endpoint. */
+/* lock(path [, try]) -> an exclusive advisory lock held by a userdata;
+ * released by :unlock(), __close or __gc. Waits for it, or with try
+ * answers nil, "busy" when another holds it. flock, not fcntl: closing
+ * another descriptor of the file does not drop it. Used so concurrent
+ * processes do not stampede the token endpoint, and for one writer per run. */
 #define LOCK_MT "uqpay.Lock"
 static int l_lock(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
+  int try = lua_toboolean(L, 2);
   int *fd = (int *)lua_newuserdatauv(L, sizeof(int), 0);
-  *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (*fd < 0) return luaL_fileresult(L, 0, path);
   luaL_setmetatable(L, LOCK_MT);
-  while (flock(*fd, LOCK_EX) != 0) {
+  while (flock(*fd, LOCK_EX | (try ? LOCK_NB : 0)) != 0) {
+    if (try && errno == EWOULDBLOCK) {
+      close(*fd);
+      *fd = -1;
+      luaL_pushfail(L);
+      lua_pushliteral(L, "busy");
+      return 2;
+    }
     if (errno != EINTR || uqlua_interrupted) {
       close(*fd);
       *fd = -1;

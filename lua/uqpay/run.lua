@@ -153,6 +153,53 @@ local function refuse_beside_unsettled(cfg, id, ident)
     "%s --settle`; --fresh starts a new run anyway", tostring(ident.script), table.concat(lines, "\n"), runs[1].id))
 end
 
+-- One run, one journal, wherever it is kept. The journal's own lock holds
+-- one file; the run's id names one run whether it is journaled in the runs
+-- directory or with --journal PATH. So every run also holds a lock by its
+-- id (run-locks/ID.lock beside the runs directory), for the process's life
+-- (a second copy with another journal exits 2), and a run about to start
+-- in a new journal looks where the same run may have been interrupted (the
+-- runs directory, and the last --journal it used, kept in run-locks/
+-- ID.where): sent again from an empty journal, its applied writes would go
+-- out with new keys.
+local function hold_run(cfg, opts, id, path, j)
+  local dir, locks = Run.runs_dir(cfg.noenv), C.state_dir(cfg.noenv) .. "/run-locks"
+  assert(core.mkdir_private(locks))
+  local lock, why = core.lock(locks .. "/" .. id .. ".lock", true)
+  if not lock then
+    j:close()
+    if why == "busy" then E.config(string.format("run %s is in progress with another journal; this is %s", id, path)) end
+    E.config(string.format("cannot lock run %s: %s", id, tostring(why)))
+  end
+  state.run_lock = lock
+  if opts.fresh then return end
+  local here = core.realpath(path) or path
+  local where = locks .. "/" .. id .. ".where"
+  local f = io.open(where, "rb")
+  local noted = f and f:read("a") or nil
+  if f then f:close() end
+  if not j:persistent() or j:stats().size == 0 or j:ends_complete() then
+    for _, other in ipairs { dir .. "/" .. id .. ".journal", noted } do
+      local p = core.realpath(other) or other
+      if p ~= here then
+        local ok, o = pcall(core.journal_open, p, "run " .. id, true)
+        if ok then
+          local kind, info = examine(o, id)
+          o:close()
+          if kind == "interrupted" then
+            j:close()
+            E.config(string.format("run %s was interrupted in %s (%d done, %d in doubt, %d not sent): a new run " ..
+              "in %s would send its writes again with new keys. Run it where it is (%s), or --fresh to start " ..
+              "anew anyway", id, p, info.applied, info.in_doubt, info.unsent, path,
+              p == core.realpath(dir .. "/" .. id .. ".journal") and "without --journal" or ("--journal " .. p)))
+          end
+        end
+      end
+    end
+  end
+  if opts.journal and noted ~= here then assert(core.write_private(where, here)) end
+end
+
 -- Opens the run's journal before the script starts: locks it (a second
 -- copy of a live run exits 2), checks its identity, and resumes or starts.
 function Run.begin()
@@ -182,6 +229,7 @@ function Run.begin()
     if new then refuse_beside_unsettled(cfg, id, ident) end
   end
   local j = core.journal_open(path, label)
+  hold_run(cfg, opts, id, path, j)
   -- Moves the journal's run aside under an archive name; returns the new,
   -- empty journal at path.
   local function set_aside(what)

@@ -182,6 +182,39 @@ code, _, err = T:run(run5)
 T:check("a journal whose records have no numbers (an older uqlua's) still resumes", code == 0
   and applied("recharge") == 5 and not T.slurp(jf):find('"n":', 1, true), err)
 
+-- ---- one run, one journal: the same run with --journal elsewhere ----
+-- (sent from an empty journal, its applied writes would go out again)
+reset()
+os.execute("rm -rf " .. runs)
+T:run("FAIL_AFTER=2 " .. run5)
+local elsewhere = T.dir .. "/elsewhere.journal"
+code, _, err = T:run(sim.env .. UQ .. " --journal " .. elsewhere .. " " .. script)
+T:check("a run interrupted in the runs directory is not started anew with --journal elsewhere (exit 2, nothing " ..
+  "sent)", code == 2 and err:find("was interrupted in", 1, true) ~= nil and err:find("without --journal", 1, true) ~= nil
+  and applied("recharge") == 2, err)
+code = T:run(run5)
+T:check("...it resumes where it is", code == 0 and applied("recharge") == 5)
+reset()
+os.remove(elsewhere)
+T:run("FAIL_AFTER=2 " .. sim.env .. UQ .. " --journal " .. elsewhere .. " " .. script)
+code, _, err = T:run(run5)
+T:check("...and one interrupted in a --journal file is not started anew in the runs directory", code == 2
+  and err:find("--journal " .. elsewhere, 1, true) ~= nil and applied("recharge") == 2, err)
+-- two copies at once, each with its own journal
+reset()
+os.execute("rm -rf " .. runs)
+local waits = T:file("waits.lua", 'uqpay.recharge("66666666-6666-4666-8666-666666666661", "1.00")\n' ..
+  'for _ = 1, 200 do if io.open(os.getenv("GO"), "r") then break end os.execute("sleep 0.05") end\n')
+local go = T.dir .. "/go"
+os.remove(go)
+os.execute(T.env .. "GO=" .. go .. " " .. sim.env .. UQ .. " " .. waits .. " >/dev/null 2>&1 &")
+H.wait_until(function() return applied("recharge") == 1 end)
+code, _, err = T:run("GO=" .. go .. " " .. sim.env .. UQ .. " --journal " .. T.dir .. "/second.journal " .. waits)
+T:file("go", "")
+T:check("a second copy of a live run with another --journal is refused (exit 2), nothing sent", code == 2
+  and err:find("in progress with another journal", 1, true) ~= nil and applied("recharge") == 1, err)
+H.wait_until(function() return select(2, T:run(UQ .. " --runs")):find("complete", 1, true) ~= nil end)
+
 -- ---- a rejected (4xx) operation is tried again with a new key ----
 reset()
 os.execute("rm -rf " .. runs)

@@ -443,7 +443,8 @@ describe("simulator", function()
         ["x-auth-token"] = "Bearer " .. tok, ["x-idempotency-key"] = key } })
       assert.equals(409, status)
       assert.matches("Request is processing", e.message)
-      core.sleep_ms(1500)
+      -- the first request finishes (1.5 s held; longer under ASan): applied once
+      assert.is_true(H.wait_until(function() return H.state().in_flight == 0 end))
       assert.equals(1, H.applied(H.state(), "recharge"))
     end)
 

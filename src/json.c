@@ -573,51 +573,93 @@ static void dec_flush(lua_State *L, int t, int object, int held, lua_Integer *ne
 
 #define DEC_BATCH 32 /* values held on the stack before they go into their container */
 
-/* The currency named by field f of the object at t, when it is a
- * three-letter code (upper-cased into code). */
-static int currency_field(lua_State *L, int t, const char *f, char code[4]) {
-  int ok = 0;
-  if (lua_getfield(L, t, f) == LUA_TSTRING && lua_rawlen(L, -1) == 3) {
-    const char *c = lua_tostring(L, -1);
-    ok = isalpha((unsigned char)c[0]) && isalpha((unsigned char)c[1]) && isalpha((unsigned char)c[2]);
-    for (int i = 0; ok && i < 3; i++) code[i] = (char)toupper((unsigned char)c[i]);
-    code[3] = '\0';
-  }
-  lua_pop(L, 1);
-  return ok;
+/* A currency field of an object: its name and its code (upper case). */
+struct cur_field {
+  const char *k;
+  size_t kn;
+  char code[4];
+};
+#define MAX_CUR_FIELDS 16
+#define TAG_FIELDS 8 /* amounts and currency fields an object's decoding keeps in its frame */
+
+/* Whether name [k, k+kn) is stem + "_currency" (or "currency" for no stem). */
+static int names_currency_of(const char *k, size_t kn, const char *stem, size_t sn) {
+  if (sn == 0) return kn == 8 && memcmp(k, "currency", 8) == 0;
+  return kn == sn + 9 && memcmp(k, stem, sn) == 0 && memcmp(k + sn, "_currency", 9) == 0;
 }
 
-/* The currency the object at t names for its amount field k (upper-cased
- * into code), by UQPAY's names: X_currency for X (transaction_fee), the
+/* The currency fields of the object at t (keys ending in "currency" whose
+ * value is a three-letter code) into cf; their count, or -1 for more than
+ * MAX_CUR_FIELDS. Keys stay valid while the table holds them. */
+static int currency_fields(lua_State *L, int t, struct cur_field *cf) {
+  int n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    size_t kn, vn;
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &kn) : NULL;
+    const char *v = k && kn >= 8 && memcmp(k + kn - 8, "currency", 8) == 0 && lua_type(L, -1) == LUA_TSTRING
+                        ? lua_tolstring(L, -1, &vn) : NULL;
+    if (v && vn == 3 && isalpha((unsigned char)v[0]) && isalpha((unsigned char)v[1]) && isalpha((unsigned char)v[2])) {
+      if (n == MAX_CUR_FIELDS) {
+        lua_pop(L, 2);
+        return -1;
+      }
+      cf[n].k = k;
+      cf[n].kn = kn;
+      for (int i = 0; i < 3; i++) cf[n].code[i] = (char)toupper((unsigned char)v[i]);
+      cf[n].code[3] = '\0';
+      n++;
+    }
+    lua_pop(L, 1);
+  }
+  return n;
+}
+
+/* The currency an object with currency fields cf names for its amount
+ * field k, by UQPAY's names: X_currency for X (transaction_fee), the
  * currency of the amount's prefix (billing_amount: billing_currency), else
  * the object's currency, else its card_currency (a card's balances, a
- * recharge's amount). 0 when it names none. The one rule for amounts read
- * from answers and amounts checked before a request is sent. */
-int json_currency_for(lua_State *L, int t, const char *k, size_t kn, char code[4]) {
-  char name[80];
-  if (kn + sizeof "_currency" > sizeof name) return 0;
-  const char *us = NULL;
-  for (size_t i = kn; i > 0 && !us; i--) if (k[i - 1] == '_') us = k + i - 1;
-  snprintf(name, sizeof name, "%.*s_currency", (int)kn, k);
-  if (currency_field(L, t, name, code)) return 1;
-  if (us) {
-    snprintf(name, sizeof name, "%.*s_currency", (int)(us - k), k);
-    if (currency_field(L, t, name, code)) return 1;
+ * recharge's amount). NULL when it names none. */
+static const char *currency_among(const struct cur_field *cf, int n, const char *k, size_t kn) {
+  size_t us = 0; /* the prefix: up to the last '_' */
+  for (size_t i = kn; i > 0 && !us; i--) if (k[i - 1] == '_') us = i - 1;
+  const struct { const char *stem; size_t sn; } order[] = {
+    {k, kn}, {k, us}, {"", 0}, {"card", 4}};
+  for (size_t o = 0; o < sizeof order / sizeof order[0]; o++) {
+    if (o == 1 && us == 0) continue;
+    for (int i = n - 1; i >= 0; i--) /* from the end: of a repeated key, the later wins, as in the table */
+      if (names_currency_of(cf[i].k, cf[i].kn, order[o].stem, order[o].sn)) return cf[i].code;
   }
-  return currency_field(L, t, "currency", code) || currency_field(L, t, "card_currency", code);
+  return NULL;
+}
+
+/* The currency the object at t names for its amount field k, into code;
+ * 0 when none. The one rule for amounts read from answers and amounts
+ * checked before a request is sent (core.currency_for). */
+int json_currency_for(lua_State *L, int t, const char *k, size_t kn, char code[4]) {
+  struct cur_field cf[MAX_CUR_FIELDS];
+  int n = currency_fields(L, lua_absindex(L, t), cf);
+  const char *c = n > 0 ? currency_among(cf, n, k, kn) : NULL;
+  if (c) memcpy(code, c, 4);
+  return c != NULL;
 }
 
 /* Gives each amount of a decoded object the currency the object names for
- * it (json_currency_for), so that amounts of two currencies never add up
- * silently and a balance in one cannot be sent as an amount in another. */
+ * it (currency_among), so that amounts of two currencies never add up
+ * silently and a balance in one cannot be sent as an amount in another.
+ * Two passes over the object's keys, no string made: a page of 100 cards
+ * pays for it at every card. */
 static void dec_tag_currencies(lua_State *L, int t) {
-  char code[4];
+  struct cur_field cf[MAX_CUR_FIELDS];
+  int n = currency_fields(L, t, cf);
+  if (n <= 0) return; /* none, or an object of more currencies than any answer has: no tag */
   lua_pushnil(L);
   while (lua_next(L, t)) {
     size_t kn;
     money_t *m = lua_type(L, -2) == LUA_TSTRING ? money_test(L, -1) : NULL;
     const char *k = m ? lua_tolstring(L, -2, &kn) : NULL;
-    if (m && !m->cur[0] && json_currency_for(L, t, k, kn, code)) memcpy(m->cur, code, sizeof code);
+    const char *c = m && !m->cur[0] ? currency_among(cf, n, k, kn) : NULL;
+    if (c) memcpy(m->cur, c, 4);
     lua_pop(L, 1);
   }
 }
@@ -630,7 +672,13 @@ static void dec_container(struct dec *d, int depth, int object) {
   lua_pushnil(L); /* the container, made when the first values are in */
   int t = lua_gettop(L), held = 0;
   lua_Integer next = 1;
-  int amounts = 0, currencies = 0; /* seen in this object: tagged at its end when both */
+  /* this object's amounts and currency fields, as they are read: tagged at
+   * its end when it has both (no pass over the table, no string made; a
+   * page of 100 cards pays for it at every card). More than fit: the
+   * table is read again instead. */
+  struct { money_t *m; const char *k; size_t kn; } am[TAG_FIELDS];
+  struct cur_field cf[TAG_FIELDS];
+  int amounts = 0, currencies = 0;
   skip_ws(d);
   char close = object ? '}' : ']';
   if (d->p < d->end && *d->p == close) {
@@ -650,9 +698,23 @@ static void dec_container(struct dec *d, int depth, int object) {
       d->p++;
       int amount = d->money && json_is_amount_key(k, kn);
       if (amount) d->key = k; /* anchored: the key stays on the stack meanwhile */
-      if (d->money && kn >= 8 && memcmp(k + kn - 8, "currency", 8) == 0) currencies++;
       dec_value(d, depth + 1, amount);
-      if (amount && lua_type(L, -1) == LUA_TUSERDATA) amounts++;
+      if (amount && lua_type(L, -1) == LUA_TUSERDATA) { /* the key stays alive in the table */
+        if (amounts < TAG_FIELDS) { am[amounts].m = lua_touserdata(L, -1); am[amounts].k = k; am[amounts].kn = kn; }
+        amounts++;
+      } else if (d->money && kn >= 8 && memcmp(k + kn - 8, "currency", 8) == 0 && lua_type(L, -1) == LUA_TSTRING) {
+        size_t vn;
+        const char *v = lua_tolstring(L, -1, &vn);
+        if (vn == 3 && isalpha((unsigned char)v[0]) && isalpha((unsigned char)v[1]) && isalpha((unsigned char)v[2])) {
+          if (currencies < TAG_FIELDS) {
+            cf[currencies].k = k;
+            cf[currencies].kn = kn;
+            for (int i = 0; i < 3; i++) cf[currencies].code[i] = (char)toupper((unsigned char)v[i]);
+            cf[currencies].code[3] = '\0';
+          }
+          currencies++;
+        }
+      }
     } else {
       dec_value(d, depth + 1, 0);
     }
@@ -665,7 +727,16 @@ static void dec_container(struct dec *d, int depth, int object) {
     if (d->p < d->end && *d->p == close) {
       d->p++;
       dec_flush(L, t, object, held, &next);
-      if (amounts && currencies) dec_tag_currencies(L, t);
+      if (amounts && currencies) {
+        if (amounts > TAG_FIELDS || currencies > TAG_FIELDS) {
+          dec_tag_currencies(L, t);
+        } else {
+          for (int i = 0; i < amounts; i++) {
+            const char *c = currency_among(cf, currencies, am[i].k, am[i].kn);
+            if (c) memcpy(am[i].m->cur, c, 4);
+          }
+        }
+      }
       return;
     }
     dec_fail(d, object ? "expected ',' or '}'" : "expected ',' or ']'");

@@ -42,6 +42,16 @@ describe("uqpay.json", function()
                             '{"amount":"1","currency":"USDX"}', '{"amount":"1","currency":null}' } do
       assert.is_nil(json.decode(text).amount:currency(), text)
     end
+    -- a repeated key: the later wins, for the tag as in the table
+    local twice = json.decode('{"amount":"1","currency":"USD","currency":"SGD"}')
+    assert.equals("SGD", twice.currency)
+    assert.equals("SGD", twice.amount:currency())
+    -- more amounts and currencies than an object keeps as it is read
+    local many = {}
+    for i = 1, 12 do many[#many + 1] = string.format('"a%d_amount":"%d","a%d_currency":"JPY"', i, i, i) end
+    local big = json.decode("{" .. table.concat(many, ",") .. ',"currency":"GBP","amount":"5"}')
+    assert.equals("JPY", big.a12_amount:currency())
+    assert.equals("GBP", big.amount:currency())
     -- what is encoded again is the amount alone
     assert.equals('{"amount":1.00,"currency":"GBP"}', json.encode(json.decode('{"amount":"1","currency":"GBP"}')))
   end)

@@ -172,13 +172,12 @@ local function hold_run(cfg, opts, id, path, j)
     E.config(string.format("cannot lock run %s: %s", id, tostring(why)))
   end
   state.run_lock = lock
-  if opts.fresh then return end
   local here = core.realpath(path) or path
   local where = locks .. "/" .. id .. ".where"
   local f = io.open(where, "rb")
   local noted = f and f:read("a") or nil
   if f then f:close() end
-  if not j:persistent() or j:stats().size == 0 or j:ends_complete() then
+  if not opts.fresh and (not j:persistent() or j:stats().size == 0 or j:ends_complete()) then
     for _, other in ipairs { dir .. "/" .. id .. ".journal", noted } do
       local p = core.realpath(other) or other
       if p ~= here then

@@ -43,16 +43,17 @@ static int redact_text(lua_State *L) {
   return 1;
 }
 
-/* Replaces the text on top of the stack by what the redactor leaves of it
- * (withheld when it cannot run): for every message the host prints, a
- * script's own error("...") and its traceback included. */
-void uqpay_redact_top(lua_State *L) {
+/* Replaces the text on top of the stack by what the redactor leaves of it,
+ * or, when it cannot run, by a note that it was withheld (returns 0 then):
+ * for every message the host prints, error objects', a script's own
+ * error("...") and its traceback included. */
+int uqpay_redact_top(lua_State *L) {
   lua_pushcfunction(L, redact_text);
   lua_insert(L, -2);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-    lua_pop(L, 1);
-    lua_pushliteral(L, "(message withheld: it could not be redacted)");
-  }
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK) return 1;
+  lua_pop(L, 1);
+  lua_pushliteral(L, "(message withheld: it could not be redacted)");
+  return 0;
 }
 
 /* "uqpay api error: message (HTTP 400; card_error/card_not_found; POST /v1/...;
@@ -80,9 +81,8 @@ static int error_tostring(lua_State *L) {
   if (lua_isinteger(L, -1) && lua_tointeger(L, -1) > 1) add(&l, "%s attempts%s", lua_tostring(L, -1), "");
   lua_pop(L, 1);
   if (l.parts && l.n < sizeof l.buf - 1) l.buf[l.n++] = ')';
-  lua_pushcfunction(L, redact_text);
   lua_pushlstring(L, l.buf, l.n);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+  if (!uqpay_redact_top(L)) {
     lua_pop(L, 1);
     lua_pushfstring(L, "uqpay %s error: (message withheld: it could not be redacted)", kind ? kind : "unknown");
   }

@@ -7,8 +7,9 @@
 #define ERROR_MT "uqpay.Error"
 
 void uqpay_error_metatable(lua_State *L);
-/* The text on top of the stack, replaced by what the redactor leaves of it. */
-void uqpay_redact_top(lua_State *L);
+/* The text on top of the stack, replaced by what the redactor leaves of it;
+ * 0 when it could not run and the text was withheld. */
+int uqpay_redact_top(lua_State *L);
 /* Raises {kind="usage", field=, value=, message="field value why"}. */
 int uqpay_raise_usage(lua_State *L, const char *field, const char *shown, const char *why);
 /* Raises {kind=, message=} formatted as lua_pushfstring does: the one way C

@@ -588,27 +588,35 @@ static int names_currency_of(const char *k, size_t kn, const char *stem, size_t 
   return kn == sn + 9 && memcmp(k, stem, sn) == 0 && memcmp(k + sn, "_currency", 9) == 0;
 }
 
-/* The currency fields of the object at t (keys ending in "currency" whose
- * value is a three-letter code) into cf; their count, or -1 for more than
- * MAX_CUR_FIELDS. Keys stay valid while the table holds them. */
+/* Whether key k with the value on top of the stack is a currency field (a
+ * key ending in "currency", a three-letter code); if so, and out is not
+ * NULL, it is written there. The key must stay alive while out is used. */
+static int currency_field(lua_State *L, const char *k, size_t kn, struct cur_field *out) {
+  size_t vn;
+  if (kn < 8 || memcmp(k + kn - 8, "currency", 8) != 0 || lua_type(L, -1) != LUA_TSTRING) return 0;
+  const char *v = lua_tolstring(L, -1, &vn);
+  if (vn != 3 || !isalpha((unsigned char)v[0]) || !isalpha((unsigned char)v[1]) || !isalpha((unsigned char)v[2]))
+    return 0;
+  if (out) {
+    out->k = k;
+    out->kn = kn;
+    for (int i = 0; i < 3; i++) out->code[i] = (char)toupper((unsigned char)v[i]);
+    out->code[3] = '\0';
+  }
+  return 1;
+}
+
+/* The currency fields of the object at t into cf; their count, or -1 for
+ * more than MAX_CUR_FIELDS. Keys stay valid while the table holds them. */
 static int currency_fields(lua_State *L, int t, struct cur_field *cf) {
   int n = 0;
   lua_pushnil(L);
   while (lua_next(L, t)) {
-    size_t kn, vn;
+    size_t kn;
     const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &kn) : NULL;
-    const char *v = k && kn >= 8 && memcmp(k + kn - 8, "currency", 8) == 0 && lua_type(L, -1) == LUA_TSTRING
-                        ? lua_tolstring(L, -1, &vn) : NULL;
-    if (v && vn == 3 && isalpha((unsigned char)v[0]) && isalpha((unsigned char)v[1]) && isalpha((unsigned char)v[2])) {
-      if (n == MAX_CUR_FIELDS) {
-        lua_pop(L, 2);
-        return -1;
-      }
-      cf[n].k = k;
-      cf[n].kn = kn;
-      for (int i = 0; i < 3; i++) cf[n].code[i] = (char)toupper((unsigned char)v[i]);
-      cf[n].code[3] = '\0';
-      n++;
+    if (k && currency_field(L, k, kn, n < MAX_CUR_FIELDS ? &cf[n] : NULL) && ++n > MAX_CUR_FIELDS) {
+      lua_pop(L, 2);
+      return -1;
     }
     lua_pop(L, 1);
   }
@@ -702,18 +710,8 @@ static void dec_container(struct dec *d, int depth, int object) {
       if (amount && lua_type(L, -1) == LUA_TUSERDATA) { /* the key stays alive in the table */
         if (amounts < TAG_FIELDS) { am[amounts].m = lua_touserdata(L, -1); am[amounts].k = k; am[amounts].kn = kn; }
         amounts++;
-      } else if (d->money && kn >= 8 && memcmp(k + kn - 8, "currency", 8) == 0 && lua_type(L, -1) == LUA_TSTRING) {
-        size_t vn;
-        const char *v = lua_tolstring(L, -1, &vn);
-        if (vn == 3 && isalpha((unsigned char)v[0]) && isalpha((unsigned char)v[1]) && isalpha((unsigned char)v[2])) {
-          if (currencies < TAG_FIELDS) {
-            cf[currencies].k = k;
-            cf[currencies].kn = kn;
-            for (int i = 0; i < 3; i++) cf[currencies].code[i] = (char)toupper((unsigned char)v[i]);
-            cf[currencies].code[3] = '\0';
-          }
-          currencies++;
-        }
+      } else if (d->money && currency_field(L, k, kn, currencies < TAG_FIELDS ? &cf[currencies] : NULL)) {
+        currencies++;
       }
     } else {
       dec_value(d, depth + 1, 0);

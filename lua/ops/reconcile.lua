@@ -39,10 +39,7 @@ else
   end
 end
 
-local function amount_of(op)
-  local ok, b = pcall(json.decode, op.body or "")
-  return ok and type(b) == "table" and (b.amount or b.card_limit or b.sell_amount) or nil
-end
+local amount_of = Run.amount_of
 local function opts_of(op) return op.obo ~= "" and { on_behalf_of = op.obo } or nil end
 
 -- A write whose body held card data: the journal keeps it redacted, so it
@@ -187,7 +184,7 @@ if args.settle or next(marks) then
   -- each write as the journal knows it (its id and occurrence): its body
   -- there is redacted, so its identity cannot be made again from it
   for _, r in ipairs(run.ops) do
-    if r.state == "in_doubt" or r.state == "unsent" then
+    if open_ops[r.key] == r then
       local op = j:op_at(r.method, r.path, r.obo or "", r.body or "", r.id, r.occ)
       local info = op:info()
       local mark = marks[r.key]

@@ -108,8 +108,7 @@ local function op_state(op)
 end
 
 local function amount(op)
-  local ok, b = pcall(json.decode, op.body or "")
-  local a = ok and type(b) == "table" and (b.amount or b.card_limit or b.sell_amount) or nil
+  local a = Run.amount_of(op)
   return a ~= nil and tostring(a) or nil
 end
 

@@ -153,17 +153,46 @@ local function refuse_beside_unsettled(cfg, id, ident)
     "%s --settle`; --fresh starts a new run anyway", tostring(ident.script), table.concat(lines, "\n"), runs[1].id))
 end
 
+-- Whether a journal holds nothing to resume: no file or no record, or a
+-- finished run (the file is not read whole).
+local function is_new(j) return not j:persistent() or j:stats().size == 0 or j:ends_complete() end
+
 -- One run, one journal, wherever it is kept. The journal's own lock holds
 -- one file; the run's id names one run whether it is journaled in the runs
--- directory or with --journal PATH. So every run also holds a lock by its
--- id (run-locks/ID.lock beside the runs directory), for the process's life
--- (a second copy with another journal exits 2), and a run about to start
--- in a new journal looks where the same run may have been interrupted (the
--- runs directory, and the last --journal it used, kept in run-locks/
--- ID.where): sent again from an empty journal, its applied writes would go
--- out with new keys.
+-- directory or with --journal PATH. A run about to start in a new journal
+-- looks where the same run may have been interrupted (the runs directory,
+-- and the last --journal it used, kept in run-locks/ID.where): sent again
+-- from an empty journal, its applied writes would go out with new keys.
+local function locks_dir(cfg) return C.state_dir(cfg.noenv) .. "/run-locks" end
+
+local function refuse_elsewhere(cfg, id, path)
+  local here, dir = core.realpath(path) or path, Run.runs_dir(cfg.noenv)
+  local f = io.open(locks_dir(cfg) .. "/" .. id .. ".where", "rb")
+  local noted = f and f:read("a") or nil
+  if f then f:close() end
+  for _, other in ipairs { { dir .. "/" .. id .. ".journal", "without --journal" }, { noted } } do
+    local p = other[1] and (core.realpath(other[1]) or other[1])
+    local ok, o = false, nil
+    if p and p ~= here then ok, o = pcall(core.journal_open, p, "run " .. id, true) end
+    if ok then
+      -- a live copy there is not interrupted: the run's lock refuses it next
+      local kind, info = "live", nil
+      if not o:holder() then kind, info = examine(o, id) end
+      o:close()
+      if kind == "interrupted" then
+        E.config(string.format("run %s was interrupted in %s (%d done, %d in doubt, %d not sent): a new run " ..
+          "in %s would send its writes again with new keys. Run it where it is (%s), or --fresh to start " ..
+          "anew anyway", id, p, info.applied, info.in_doubt, info.unsent, path, other[2] or ("--journal " .. p)))
+      end
+    end
+  end
+end
+
+-- Every run holds a lock by its id (run-locks/ID.lock), for the process's
+-- life: a second copy with another journal exits 2. A --journal run notes
+-- its file in run-locks/ID.where, for refuse_elsewhere.
 local function hold_run(cfg, opts, id, path, j)
-  local dir, locks = Run.runs_dir(cfg.noenv), C.state_dir(cfg.noenv) .. "/run-locks"
+  local locks = locks_dir(cfg)
   assert(core.mkdir_private(locks))
   local lock, why = core.lock(locks .. "/" .. id .. ".lock", true)
   if not lock then
@@ -172,31 +201,7 @@ local function hold_run(cfg, opts, id, path, j)
     E.config(string.format("cannot lock run %s: %s", id, tostring(why)))
   end
   state.run_lock = lock
-  local here = core.realpath(path) or path
-  local where = locks .. "/" .. id .. ".where"
-  local f = io.open(where, "rb")
-  local noted = f and f:read("a") or nil
-  if f then f:close() end
-  if not opts.fresh and (not j:persistent() or j:stats().size == 0 or j:ends_complete()) then
-    for _, other in ipairs { dir .. "/" .. id .. ".journal", noted } do
-      local p = core.realpath(other) or other
-      if p ~= here then
-        local ok, o = pcall(core.journal_open, p, "run " .. id, true)
-        if ok then
-          local kind, info = examine(o, id)
-          o:close()
-          if kind == "interrupted" then
-            j:close()
-            E.config(string.format("run %s was interrupted in %s (%d done, %d in doubt, %d not sent): a new run " ..
-              "in %s would send its writes again with new keys. Run it where it is (%s), or --fresh to start " ..
-              "anew anyway", id, p, info.applied, info.in_doubt, info.unsent, path,
-              p == core.realpath(dir .. "/" .. id .. ".journal") and "without --journal" or ("--journal " .. p)))
-          end
-        end
-      end
-    end
-  end
-  if opts.journal and noted ~= here then assert(core.write_private(where, here)) end
+  if opts.journal then assert(core.write_private(locks .. "/" .. id .. ".where", core.realpath(path) or path)) end
 end
 
 -- Opens the run's journal before the script starts: locks it (a second
@@ -221,11 +226,15 @@ function Run.begin()
   if not opts.journal then assert(core.mkdir_private(Run.runs_dir(cfg.noenv))) end
   local path, label = journal_path(cfg, opts, id)
   if not opts.fresh then
-    -- a new run (no journal, or a finished one) first looks for unsettled runs beside it
+    -- a new run (no journal, or a finished one) first looks for unsettled
+    -- runs beside it, and for this run interrupted in another journal
     local peek = core.journal_open(path, label, true) -- refuses what is not a regular file
-    local new = not peek:persistent() or peek:stats().size == 0 or peek:ends_complete()
+    local new = is_new(peek)
     peek:close()
-    if new then refuse_beside_unsettled(cfg, id, ident) end
+    if new then
+      refuse_beside_unsettled(cfg, id, ident)
+      refuse_elsewhere(cfg, id, path)
+    end
   end
   local j = core.journal_open(path, label)
   hold_run(cfg, opts, id, path, j)
@@ -294,9 +303,15 @@ function Run.begin_dry(cfg, opts, id, ident)
     info.in_doubt, info.unsent > 0 and (", " .. info.unsent .. " not sent") or ""))
 end
 
+-- The amount a journaled write's body (as kept) names, or nil: for
+-- --run, reconcile and the unrepeated-writes notice.
+function Run.amount_of(op)
+  local ok, body = pcall(json.decode, op.body or "")
+  return ok and type(body) == "table" and (body.amount or body.card_limit or body.sell_amount) or nil
+end
+
 local function op_line(r)
-  local ok, body = pcall(json.decode, r.body or "")
-  local amount = ok and type(body) == "table" and (body.amount or body.card_limit or body.sell_amount) or nil
+  local amount = Run.amount_of(r)
   return string.format("%s %s%s%s, key %s", r.method, r.path, r.obo ~= "" and (" on behalf of " .. r.obo) or "",
     amount and (", amount " .. tostring(amount)) or "", r.key)
 end

@@ -4,8 +4,9 @@ DESTDIR ?=
 CC      ?= cc
 PKGS     = lua5.4 libcurl libmicrohttpd libedit libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# libcurl and libmicrohttpd are not linked: src/lazy.c opens them on first use
-PKG_LIBS   := $(shell pkg-config --libs $(filter-out libcurl libmicrohttpd,$(PKGS)) 2>/dev/null)
+# Only Lua is linked: src/lazy*.c open libcurl, libmicrohttpd, libcrypto and
+# libedit on first use (each costs start-up time that most runs never need)
+PKG_LIBS   := $(shell pkg-config --libs lua5.4 2>/dev/null)
 OPT     ?= -O2 -g
 WARN     = -Wall -Wextra -Wno-unused-parameter -fvisibility=hidden
 CFLAGS_ALL = $(OPT) $(WARN) -std=gnu11 -fPIC -D_GNU_SOURCE -Isrc -I$(B) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
@@ -14,8 +15,8 @@ LDLIBS_ALL = $(PKG_LIBS) -ldl -lpthread -lm
 # B is the build directory: build/ normally, build-asan/ for `make check`.
 B ?= build
 
-CORE = money json errors class lazy http url sys sim journal operation embed module
-BIN_ONLY = main docall options host repl
+CORE = money json errors class lazy lazy_crypto http url sys sim journal operation embed module
+BIN_ONLY = main docall options host repl lazy_edit
 LUA_SRC := $(shell find lua -name '*.lua' | LC_ALL=C sort)
 
 CORE_OBJ = $(CORE:%=$(B)/%.o) $(B)/embedded.o
@@ -60,7 +61,7 @@ $(B)/uqpay.so: $(CORE_OBJ)
 	$(CC) $(OPT) $(EXTRA_CFLAGS) -shared -o $@ $^ $(filter-out -llua5.4,$(LDLIBS_ALL))
 
 # C-level tests (tests/c/), run by tests/run.sh beside each build's uqlua
-$(B)/test_random: tests/c/random_fork.c $(B)/sys.o $(B)/errors.o $(B)/class.o
+$(B)/test_random: tests/c/random_fork.c $(B)/sys.o $(B)/errors.o $(B)/class.o $(B)/lazy.o $(B)/lazy_crypto.o
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
 uqlua: $(B)/uqlua

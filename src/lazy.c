@@ -7,7 +7,9 @@
  * once (pthread_once) and forwards. A library that cannot be opened makes
  * the constructors fail (curl_easy_init, curl_url, MHD_start_daemon return
  * NULL) and lazy_error() says why; the callers raise that as an error
- * object. Only the functions listed here may be used elsewhere in src/. */
+ * object. Only the functions listed here may be used elsewhere in src/.
+ * libcrypto (lazy_crypto.c) and libedit (lazy_edit.c) are opened the same
+ * way, with lazy_open and LAZY_RESOLVE from here. */
 #define CURL_DISABLE_TYPECHECK /* curl_easy_setopt is the function, not the checking macro */
 #include <curl/curl.h>
 #include <dlfcn.h>
@@ -35,17 +37,16 @@ static char err[512];
   X(MHD_get_connection_values) X(MHD_create_response_from_buffer) X(MHD_add_response_header)        \
   X(MHD_queue_response) X(MHD_destroy_response)
 
-#define POINTER(f) static __typeof__(f) *p_##f;
-CURL_FNS(POINTER)
-MHD_FNS(POINTER)
+CURL_FNS(LAZY_POINTER)
+MHD_FNS(LAZY_POINTER)
 
-#define RESOLVE(f)                                                                  \
-  if (!(p_##f = (__typeof__(p_##f))dlsym(lib, #f))) {                               \
-    snprintf(err, sizeof err, "%s has no %s: %s", name, #f, dlerror());             \
-    return 0;                                                                       \
-  }
+void *lazy_sym(void *lib, const char *name, const char *fn) {
+  void *p = dlsym(lib, fn);
+  if (!p) snprintf(err, sizeof err, "%s has no %s: %s", name, fn, dlerror());
+  return p;
+}
 
-static void *open_first(const char *const *names, const char **used) {
+void *lazy_open(const char *const *names, const char **used) {
   size_t n = (size_t)snprintf(err, sizeof err, "cannot load");
   for (; *names; names++) {
     void *lib = dlopen(*names, RTLD_NOW | RTLD_LOCAL);
@@ -63,26 +64,26 @@ static void *open_first(const char *const *names, const char **used) {
 static int curl_ok, mhd_ok;
 
 static int resolve_curl(void *lib, const char *name) {
-  CURL_FNS(RESOLVE)
+  CURL_FNS(LAZY_RESOLVE)
   return p_curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
 }
 
 static void load_curl(void) {
   static const char *const names[] = {"libcurl.so.4", "libcurl-gnutls.so.4", NULL};
   const char *name = "libcurl";
-  void *lib = open_first(names, &name);
+  void *lib = lazy_open(names, &name);
   curl_ok = lib && resolve_curl(lib, name);
 }
 
 static int resolve_mhd(void *lib, const char *name) {
-  MHD_FNS(RESOLVE)
+  MHD_FNS(LAZY_RESOLVE)
   return 1;
 }
 
 static void load_mhd(void) {
   static const char *const names[] = {"libmicrohttpd.so.12", NULL};
   const char *name = "libmicrohttpd";
-  void *lib = open_first(names, &name);
+  void *lib = lazy_open(names, &name);
   mhd_ok = lib && resolve_mhd(lib, name);
 }
 

@@ -27,6 +27,7 @@
 #include "lauxlib.h"
 #include "core.h"
 #include "errors.h"
+#include "lazy.h"
 #include "journal.h"
 
 const char *const op_state_names[OP_NSTATES] = {"new", "intent", "in_flight", "applied", "rejected", "in_doubt"};
@@ -135,9 +136,10 @@ static int identity(journal_t *j, const char *const parts[4], const size_t lens[
     EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
     EVP_MAC_free(mac); /* the context holds its own reference */
+    if (!ctx) return 0; /* libcrypto missing (lazy_error says why) or out of memory */
     OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
                            OSSL_PARAM_construct_end()};
-    if (!ctx || !EVP_MAC_init(ctx, j->salt, sizeof j->salt, params)) {
+    if (!EVP_MAC_init(ctx, j->salt, sizeof j->salt, params)) {
       EVP_MAC_CTX_free(ctx);
       return 0;
     }
@@ -263,7 +265,7 @@ static int l_journal_op(lua_State *L) {
   } else {
     op->obo = dup_arg(L, 4);
     op->body = dup_arg(L, 6);
-    if (!identity(j, parts, lens, op->id)) return uqpay_raise(L, "config", "HMAC failed");
+    if (!identity(j, parts, lens, op->id)) return uqpay_raise(L, "config", "HMAC failed: %s", lazy_error());
     op->occ = next_occurrence(j, op->id);
     if (!op->occ) return uqpay_raise(L, "config", "out of memory");
     restore(L, op);

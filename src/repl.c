@@ -20,17 +20,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <editline/readline.h>
-
 #include "lauxlib.h"
 #include "errors.h"
 #include "host.h"
+#include "lazy.h"
+#include "lazy_edit.h"
 #include "repl.h"
 
 #define EOFMARK "<eof>"
 #define MARKLEN (sizeof(EOFMARK) / sizeof(char) - 1)
 
 static lua_State *replL = NULL;
+static const struct lazy_edit *ed = NULL; /* libedit, on a terminal */
 static char history_path[4096];
 static volatile sig_atomic_t prompt_interrupted = 0;
 
@@ -108,7 +109,7 @@ static int incomplete(lua_State *L, int status) {
  * an empty string. */
 static int pushline(lua_State *L, int firstline) {
   char *b;
-  if (isatty(0)) {
+  if (ed) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_prompt_sigint; /* no SA_RESTART: read() sees EINTR */
@@ -116,7 +117,7 @@ static int pushline(lua_State *L, int firstline) {
     sigaction(SIGINT, &sa, NULL);
     prompt_interrupted = 0;
     const char *prmt = get_prompt(L, firstline);
-    b = readline(prmt);
+    b = ed->readline(prmt);
     lua_pop(L, 1); /* the prompt */
     signal(SIGINT, SIG_DFL);
     if (prompt_interrupted) {
@@ -155,24 +156,24 @@ static int history_keeps(lua_State *L, const char *line, int quiet) {
 /* A refused line is kept out of the in-memory list (Up) as well as the
  * file: write_history writes the whole list, and Up would show it again. */
 static void remember(const char *line) {
-  if (line[0] == '\0' || replL == NULL || !history_keeps(replL, line, 0)) return;
-  add_history(line);
-  if (history_path[0]) write_history(history_path);
+  if (line[0] == '\0' || replL == NULL || !ed || !history_keeps(replL, line, 0)) return;
+  ed->add_history(line);
+  if (history_path[0]) ed->write_history(history_path);
 }
 
 /* A history file written before lines with card data were refused may
  * hold some: they are dropped on reading, and the file rewritten. */
 static void purge_history(lua_State *L) {
   int dropped = 0;
-  for (int i = history_length - 1; i >= 0; i--) {
-    HIST_ENTRY *e = history_get(history_base + i);
+  for (int i = *ed->history_length - 1; i >= 0; i--) {
+    HIST_ENTRY *e = ed->history_get(*ed->history_base + i);
     if (e && e->line && !history_keeps(L, e->line, 1)) {
-      HIST_ENTRY *gone = remove_history(i);
-      if (gone) free_history_entry(gone);
+      HIST_ENTRY *gone = ed->remove_history(i);
+      if (gone) ed->free_history_entry(gone);
       dropped++;
     }
   }
-  if (dropped) write_history(history_path);
+  if (dropped) ed->write_history(history_path);
 }
 
 static int addreturn(lua_State *L) {
@@ -244,7 +245,7 @@ static char **complete(const char *text, int start, int end) {
   (void)start; (void)end;
   lua_State *L = replL;
   clear_matches();
-  rl_attempted_completion_over = 1; /* never fall back to file names */
+  *ed->rl_attempted_completion_over = 1; /* never fall back to file names */
   lua_pushstring(L, text);
   call_repl(L, "complete", 1, 1);
   if (lua_istable(L, -1)) {
@@ -259,7 +260,7 @@ static char **complete(const char *text, int start, int end) {
   }
   lua_pop(L, 1);
   if (match_count == 0) return NULL;
-  return rl_completion_matches(text, next_match);
+  return ed->rl_completion_matches(text, next_match);
 }
 
 /* ---------- the loop ---------- */
@@ -279,24 +280,29 @@ static int repl_msghandler(lua_State *L) {
   return 1;
 }
 
+/* Without libedit the REPL still runs, reading plain lines. */
 static void setup_editline(lua_State *L) {
   replL = L;
-  rl_readline_name = "uqlua";
-  rl_catch_signals = 0;
-  rl_getc_function = repl_getc;
-  rl_attempted_completion_function = complete;
-  rl_completion_append_character = '\0';
+  if (!(ed = lazy_edit())) {
+    fprintf(stderr, "uqlua: no line editing or history: %s\n", lazy_error());
+    return;
+  }
+  *ed->rl_readline_name = "uqlua";
+  *ed->rl_catch_signals = 0;
+  *ed->rl_getc_function = repl_getc;
+  *ed->rl_attempted_completion_function = complete;
+  *ed->rl_completion_append_character = '\0';
   /* '.' and ':' are not word breaks: "uqpay.cards.li" completes as a whole */
   static char breaks[] = " \t\n\"\\'`@$><=;|&{(,+-*/%^#~[]";
-  rl_completer_word_break_characters = breaks;
-  rl_basic_word_break_characters = breaks;
+  *ed->rl_completer_word_break_characters = breaks;
+  *ed->rl_basic_word_break_characters = breaks;
   call_repl(L, "history_path", 0, 1);
   const char *p = lua_tostring(L, -1);
   history_path[0] = '\0';
   if (p && strlen(p) < sizeof history_path) strcpy(history_path, p);
   lua_pop(L, 1);
-  stifle_history(1000);
-  if (history_path[0] && read_history(history_path) == 0) purge_history(L);
+  ed->stifle_history(1000);
+  if (history_path[0] && ed->read_history(history_path) == 0) purge_history(L);
 }
 
 void uqlua_repl(lua_State *L) {

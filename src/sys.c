@@ -15,13 +15,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <sys/random.h>
 
 #include "lauxlib.h"
 #include "errors.h"
+#include "lazy.h"
 #include "core.h"
 
 volatile sig_atomic_t uqlua_interrupted = 0;
@@ -166,19 +166,27 @@ static int l_hmac_sha512_hex(lua_State *L) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int mdn = 0;
   if (!HMAC(EVP_sha512(), k, (int)kn, (const unsigned char *)m, mn, md, &mdn))
-    return uqpay_raise(L, "config", "HMAC failed");
+    return uqpay_raise(L, "config", "HMAC failed: %s", lazy_error());
   char hex[2 * EVP_MAX_MD_SIZE + 1];
   uqpay_hex(md, mdn, hex);
   lua_pushlstring(L, hex, 2 * mdn);
   return 1;
 }
 
-/* Constant-time equality of two strings (length is not secret). */
+/* Constant-time equality of two strings (length is not secret): every
+ * byte is read, through volatile so the loop cannot stop at the first
+ * difference. Here rather than CRYPTO_memcmp, which would open libcrypto
+ * to compare a webhook signature. */
 static int l_consttime_eq(lua_State *L) {
   size_t an, bn;
   const char *a = luaL_checklstring(L, 1, &an);
   const char *b = luaL_checklstring(L, 2, &bn);
-  lua_pushboolean(L, an == bn && CRYPTO_memcmp(a, b, an) == 0);
+  unsigned char d = an != bn;
+  if (!d) {
+    const volatile unsigned char *x = (const unsigned char *)a, *y = (const unsigned char *)b;
+    for (size_t i = 0; i < an; i++) d |= x[i] ^ y[i];
+  }
+  lua_pushboolean(L, d == 0);
   return 1;
 }
 

@@ -389,6 +389,20 @@ expect("a start that sends nothing loads neither libcurl nor libmicrohttpd",
 expect("the first HTTP handle loads libcurl (and not the server's library)",
   UQ .. " --json -e 'require(\"uqpay.core\").http_new(); " .. maps .. "'", 0, "^true\nfalse\n")
 expect("--sim loads both", UQ .. " --sim --json -e 'uqpay.products.list(); " .. maps .. "'", 0, "^true\ntrue\n")
+-- libcrypto (src/lazy_crypto.c) is opened by the first HMAC, libedit
+-- (src/lazy_edit.c) by a REPL on a terminal (tests/integration/repl.lua)
+local maps2 = [[local m = io.open("/proc/self/maps"):read("a"); return m:find("libcrypto") ~= nil, m:find("libedit") ~= nil]]
+expect("a start that sends nothing loads neither libcrypto nor libedit", UQ .. " --json -e '" .. maps2 .. "'", 0,
+  "^false\nfalse\n")
+-- RFC 4231 test case 2
+expect("the first HMAC loads libcrypto, and computes as it did linked",
+  UQ .. " --json -e 'local h = require(\"uqpay.core\").hmac_sha512_hex(\"Jefe\", \"what do ya want for nothing?\"); " ..
+  "print(h); " .. maps2 .. "'", 0, "^164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea250554" ..
+  "9758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737\ntrue\nfalse\n")
+expect("constant-time comparison, without libcrypto",
+  UQ .. " --json -e 'local eq = require(\"uqpay.core\").consttime_eq; " ..
+  "print(eq(\"abc\", \"abc\"), eq(\"abc\", \"abd\"), eq(\"abc\", \"ab\"), eq(\"\", \"\"), eq(\"xbc\", \"abc\")); " ..
+  maps2 .. "'", 0, "^true\tfalse\tfalse\ttrue\tfalse\nfalse\nfalse\n")
 expect("modules are embedded as bytecode that keeps file and line (for tracebacks)",
   UQ .. " -e 'local i = debug.getinfo(uqpay.recharge, \"S\"); local src = require(\"uqpay.core\").embedded_source(\"uqpay.api\"); " ..
   "print(i.short_src, i.linedefined > 0, src == nil)'", 0, "^lua/uqpay/api%.lua\ttrue\ttrue\n")

@@ -182,5 +182,19 @@ T:check("the history file holds none of them, nor an older entry's PIN; other li
   and not hist:find("4242424242424242", 1, true) and not hist:find("654321", 1, true), hist)
 T:check("the history file is 0600", (core.stat(HIST) or {}).mode == tonumber("600", 8))
 
+-- ---- without libedit (opened when the REPL starts, src/lazy_edit.c) ----
+-- a file that is no library, found first: dlopen fails as if libedit were missing
+local NOEDIT = T.dir .. "/noedit"
+os.execute("mkdir -p " .. NOEDIT .. " && echo not-a-library > " .. NOEDIT .. "/libedit.so.2")
+start("LD_LIBRARY_PATH=" .. NOEDIT .. " ")
+ok, s = wait_for("uqlua%[sandbox%]> ")
+line("2 + 3")
+ok2, s2 = wait_for("\n5\n")
+T:check("without libedit the REPL says why and still reads lines", ok and ok2
+  and s:find("no line editing or history: cannot load " .. NOEDIT .. "/libedit.so.2", 1, true) ~= nil, s2)
+key("C-d")
+ok, s = wait_for("UQLUA%-EXIT=%d+", 5000)
+T:check("... and ends on Ctrl-D (status 0)", ok and s:find("UQLUA%-EXIT=0") ~= nil, s)
+
 tmux("kill-server")
 T:finish()

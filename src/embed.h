@@ -15,9 +15,16 @@ struct uqlua_embedded {
 extern const struct uqlua_embedded uqlua_embedded_files[];
 
 const struct uqlua_embedded *uqlua_find_embedded(const char *name);
-/* Adds the embedded-module searcher to package.searchers, after the Lua
- * file searcher so that package.path / UQLUA_PATH can override it. */
+/* Adds the module searcher to package.searchers, before the Lua file
+ * searcher: embedded modules win over files on package.path, and only
+ * UQLUA_PATH (development; not under -E) overrides them. */
 void uqlua_install_searcher(lua_State *L);
+/* What the searcher does: pushes the loader of module name (from UQLUA_PATH,
+ * else embedded) and where it came from, returning 2; or one message,
+ * returning 1. Raises a config error when the chunk does not load. */
+int uqlua_find_module(lua_State *L, const char *name);
+/* A new state (the simulator's rules) takes from's UQLUA_PATH decision. */
+void uqlua_inherit_dev_path(lua_State *to, lua_State *from);
 /* Loads an embedded chunk; LUA_ERRFILE-like failure pushes a message. */
 int uqlua_load_embedded(lua_State *L, const struct uqlua_embedded *e);
 #endif

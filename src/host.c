@@ -48,14 +48,6 @@ static int open_host(lua_State *L) {
   lua_pushcfunction(L, luaopen_cjson);
   lua_setfield(L, -2, "cjson");
   lua_pop(L, 1);
-  const char *dev = noenv ? NULL : getenv("UQLUA_PATH");
-  if (dev && *dev) { /* development: Lua files on disk override the embedded ones */
-    lua_getglobal(L, "package");
-    lua_getfield(L, -1, "path");
-    lua_pushfstring(L, "%s;%s", dev, lua_tostring(L, -1));
-    lua_setfield(L, -3, "path");
-    lua_pop(L, 2);
-  }
   lua_newtable(L);
   set_str(L, "env", o->env);
   set_str(L, "profile", o->profile);

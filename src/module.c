@@ -2,7 +2,7 @@
  * The uqpay module's C side. luaopen_uqpay is both the binary's preload
  * entry and uqpay.so's entry point: it makes the embedded Lua sources
  * reachable, preloads uqpay.core, and runs the Lua module "uqpay" (from
- * package.path when a developer overrides it, else the embedded copy).
+ * UQLUA_PATH when a developer overrides it, else the embedded copy).
  */
 #include <string.h>
 
@@ -122,24 +122,9 @@ UQPAY_EXPORT int luaopen_uqpay(lua_State *L) {
   lua_pushcfunction(L, luaopen_uqpay_core);
   lua_setfield(L, -2, "uqpay.core");
   lua_pop(L, 1);
-  /* the Lua side: a file on package.path wins, for development */
-  lua_getglobal(L, "package");
-  lua_getfield(L, -1, "searchpath");
-  lua_pushliteral(L, "uqpay");
-  lua_getfield(L, -3, "path");
-  lua_call(L, 2, 1);
-  lua_remove(L, -2);
-  int status;
-  if (lua_isstring(L, -1)) {
-    status = luaL_loadfile(L, lua_tostring(L, -1));
-    lua_remove(L, -2);
-  } else {
-    lua_pop(L, 1);
-    const struct uqlua_embedded *e = uqlua_find_embedded("uqpay");
-    if (!e) return uqpay_raise(L, "config", "uqpay: embedded sources missing");
-    status = uqlua_load_embedded(L, e);
-  }
-  if (status != LUA_OK) return lua_error(L);
+  /* the Lua side: UQLUA_PATH's copy for development, else the embedded one */
+  if (uqlua_find_module(L, "uqpay") != 2) return uqpay_raise(L, "config", "uqpay: %s", lua_tostring(L, -1));
+  lua_pop(L, 1);
   lua_pushliteral(L, "uqpay");
   lua_call(L, 1, 1);
   return 1;

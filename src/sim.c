@@ -334,19 +334,12 @@ static lua_State *rules_state(lua_State *from, int cfg, struct sim *s, char *err
   lua_State *L = luaL_newstate();
   if (!L) { snprintf(err, errn, "out of memory"); return NULL; }
   luaL_openlibs(L);
+  uqlua_inherit_dev_path(L, from); /* so UQLUA_PATH overrides reach the rules */
   uqlua_install_searcher(L);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_uqpay_core);
   lua_setfield(L, -2, "uqpay.core");
   lua_pop(L, 1);
-  /* same package.path as the caller, so UQLUA_PATH overrides reach it */
-  lua_getglobal(from, "package");
-  lua_getfield(from, -1, "path");
-  lua_getglobal(L, "package");
-  lua_pushstring(L, lua_tostring(from, -1));
-  lua_setfield(L, -2, "path");
-  lua_pop(L, 1);
-  lua_pop(from, 2);
   lua_getglobal(L, "require");
   lua_pushliteral(L, "uqpay.sim");
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) goto fail;

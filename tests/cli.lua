@@ -84,6 +84,21 @@ os.execute("mkdir -p " .. dev)
 file("dev/uqpay/json.lua", "return { null = false, overridden = true }\n")
 expect("UQLUA_PATH overrides embedded modules", "UQLUA_PATH='" .. dir .. "/dev/?.lua' " .. UQ ..
   " -e 'print(uqpay.json.overridden)'", 0, "^true\n$")
+expect("-E ignores UQLUA_PATH", "UQLUA_PATH='" .. dir .. "/dev/?.lua' " .. UQ ..
+  " -E -e 'print(uqpay.json.overridden)'", 0, "^nil\n$")
+-- files on package.path (./?.lua first) never stand in for embedded modules
+os.execute("mkdir -p " .. dir .. "/cwd/uqpay")
+file("cwd/uqpay/redact.lua", "print('HIJACKED redact') return {}\n")
+file("cwd/uqpay/json.lua", "print('HIJACKED json') return {}\n")
+file("cwd/uqpay/helpers.lua", "return { mine = true }\n")
+local ABS_UQ = UQ:sub(1, 1) == "/" and UQ or os.getenv("PWD") .. "/" .. UQ
+file("in-cwd.sh", 'cd "$(dirname "$0")/cwd" && exec "$@"\n')
+local IN_CWD = "sh " .. dir .. "/in-cwd.sh "
+expect("a uqpay/*.lua in the working directory does not replace an embedded module; a script's own does load",
+  IN_CWD .. ABS_UQ .. " -e 'print(require(\"uqpay.helpers\").mine, uqpay.json.null ~= nil)'", 0,
+  "^true\ttrue\n$")
+expect("... nor under plain lua5.4 with uqpay.so", IN_CWD .. "lua5.4 -e 'package.cpath=\"" ..
+  os.getenv("PWD") .. "/?.so;\"..package.cpath; local u = require \"uqpay\"; print(u.json.null ~= nil)'", 0, "^true\n$")
 
 expect("docs/api.md matches the endpoint table", UQ .. " scripts/gen-api-doc.lua --check", 0)
 expect("the man page is valid roff", "man --warnings -l docs/uqlua.1 2>&1 >/dev/null | grep -v 'cannot adjust' | " ..

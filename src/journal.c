@@ -354,6 +354,19 @@ static int l_journal_open(lua_State *L) {
   if (!path) return 1;
   j->path = strdup(path);
   if (!j->path) return uqpay_raise(L, "config", "out of memory");
+  /* A journal this process holds is never opened again: closing the second
+   * descriptor would drop the first's lock, and a second writer in one
+   * process would not be stopped by it (a process's own lock never
+   * conflicts). A look at it (--runs, reconcile's list) gets no descriptor. */
+  struct stat st0;
+  if (stat(path, &st0) == 0)
+    for (journal_t *o = open_journals; o; o = o->next_open)
+      if (!o->readonly && o->fd >= 0 && o->dev == st0.st_dev && o->ino == st0.st_ino) {
+        if (!readonly) return uqpay_raise(L, "config", "%s is in progress (pid %d, this process); journal %s", label,
+                                          (int)getpid(), path);
+        j->readonly = j->held_here = 1;
+        return 1;
+      }
   for (int tries = 0; tries < 5; tries++) {
     struct stat st;
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
@@ -762,7 +775,7 @@ static int l_journal_persistent(lua_State *L) {
  * interrupted one. */
 static int l_journal_holder(lua_State *L) {
   journal_t *j = journal_check(L, 1);
-  int pid = j->fd >= 0 ? lock_holder(j->fd) : 0;
+  int pid = j->held_here ? (int)getpid() : j->fd >= 0 ? lock_holder(j->fd) : 0;
   if (!pid) return 0;
   lua_pushinteger(L, pid);
   return 1;

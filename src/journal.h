@@ -63,6 +63,9 @@ typedef struct {
                                 any cannot complete) */
   int closed, broken;        /* closed: no more use; broken: a write failed */
   int readonly;              /* a dry run's view of a run: read, never written */
+  int held_here;             /* a read-only look at a journal this process holds:
+                                no descriptor of its own (closing one would drop
+                                the lock); holder() is this process */
   int unscanned;             /* opened non-empty, not yet scanned or reset: where the
                                 records end (before the zeros) is not known yet */
   int64_t size;              /* end of the good prefix: the next record's offset */

@@ -38,6 +38,10 @@ else
     E.raise { kind = "usage", field = "run", message = "no run that did not complete (see uqlua --runs)" }
   end
 end
+if run.state == "damaged" then -- nothing in it can be trusted to compare, nor recorded after it
+  E.raise { kind = "config", field = "run", value = run.id, message = run.error .. ": it cannot be reconciled " ..
+    "(the same command with --fresh sets it aside; uqlua --run " .. run.id .. " shows its header)" }
+end
 
 local amount_of = Run.amount_of
 local function opts_of(op) return op.obo ~= "" and { on_behalf_of = op.obo } or nil end

@@ -63,9 +63,35 @@ end
 
 -- ---------- --runs and --run ID ----------
 
+-- A journal that cannot be read is listed all the same ("damaged", with
+-- why and its header when the first line is good): a resume refuses it, and
+-- the operator looks here next.
+local function damaged(path, e)
+  local head = {}
+  local first = (core.journal_read(path) or ""):match("^[^\n]*")
+  local sum, body = first:match("^(%x+) (.*)$")
+  if sum and core.checksum(body) == sum then
+    local ok, rec = pcall(json.decode, body, { money = false })
+    if ok and type(rec) == "table" then head = rec end
+  end
+  return { path = path, head = head, state = "damaged", error = type(e) == "table" and e.message or tostring(e),
+           ops = {}, slots = {}, done = 0, failed = 0, open = 0 }
+end
+
+-- The pid of the process running the run in path (holding its journal's
+-- lock), or nil.
+local function running(path)
+  local ok, j = pcall(core.journal_open, path, "", true)
+  if not ok then return nil end
+  local pid = j:holder()
+  j:close()
+  return pid
+end
+
 local function summarize(path)
   local ok, records = pcall(J.parse, path)
-  if not ok or not records or #records == 0 then return nil end
+  if not ok then return damaged(path, records) end
+  if not records or #records == 0 then return nil end
   local s = { path = path, head = records[1], state = "interrupted", ops = {}, slots = {} }
   for _, r in ipairs(records) do
     local slot = r.op and (r.op .. "#" .. tostring(r.occ))
@@ -94,6 +120,10 @@ local function summarize(path)
     if op.state == "rejected" then s.failed = s.failed + 1
     elseif op.state == "applied" then s.done = s.done + 1
     else s.open = s.open + 1 end
+  end
+  if s.state == "interrupted" then
+    s.pid = running(path)
+    if s.pid then s.state = "running" end
   end
   return s
 end
@@ -174,7 +204,7 @@ function J.list_runs()
       local r = runs[i]
       require("uqpay.jsonout").emit { run = { id = r.id, state = r.state, started = r.head.started,
         script = r.head.script, args = r.head.args, env = r.head.env, account = r.head.account,
-        done = r.done, failed = r.failed, open = r.open, journal = r.path } }
+        done = r.done, failed = r.failed, open = r.open, journal = r.path, pid = r.pid, error = r.error } }
     end
     return
   end
@@ -200,12 +230,16 @@ function J.show_run(id)
     end
     require("uqpay.jsonout").emit { run = { id = r.id, state = r.state, started = r.head.started,
       script = r.head.script, args = r.head.args, env = r.head.env, account = r.head.account, journal = r.path,
-      operations = ops } }
+      pid = r.pid, error = r.error, operations = ops } }
     return
   end
   print(string.format("run %s  %s\nscript  %s %s\nenv     %s, account %s\nstarted %s\njournal %s",
-    r.id, r.state, r.head.script or "?", shown_args(r.head), r.head.env or "?",
-    r.head.account or "?", r.head.started or "?", r.path))
+    r.id, r.state .. (r.pid and (" (pid " .. r.pid .. ")") or ""), r.head.script or "?", shown_args(r.head),
+    r.head.env or "?", r.head.account or "?", r.head.started or "?", r.path))
+  if r.error then
+    print(r.error .. " (a run of the same command with --fresh sets it aside)")
+    return
+  end
   print(string.format("%d operations: %d done, %d failed, %d outcome unknown", #r.ops, r.done, r.failed, r.open))
   for i, op in ipairs(r.ops) do
     local a = amount(op)

@@ -139,6 +139,14 @@ f:close()
 code, _, err = T:run(run5)
 T:check("a damaged line is a configuration error naming the journal", code == 2 and err:find("damaged at line") ~= nil
   and applied("recharge") == 2, err)
+local damaged_id = journal_files()[1]:match("^(%x+)%.journal$")
+local lcode, dlisted = T:run(UQ .. " --runs")
+local scode, dshown = T:run(UQ .. " --run " .. damaged_id)
+local rcode, _, rerr = T:run(sim.env .. UQ .. " reconcile " .. damaged_id .. " --settle")
+T:check("a damaged run is listed as damaged, --run says where and why, reconcile refuses it (exit 2), nothing sent",
+  lcode == 0 and dlisted:find(damaged_id .. "%s+damaged%s+%d%d%d%d%-") ~= nil and dlisted:find("five.lua", 1, true) ~= nil
+  and scode == 0 and dshown:find("is damaged at line %d") ~= nil and rcode == 2
+  and rerr:find("cannot be reconciled", 1, true) ~= nil and applied("recharge") == 2, dlisted .. dshown .. rerr)
 
 -- ---- --fresh sets the interrupted run aside ----
 code, _, err = T:run(sim.env .. UQ .. " --fresh " .. script)
@@ -440,10 +448,30 @@ assert(#require("uqpay.journal").runs() >= 1) -- reads this run's own journal to
 local p = io.popen("INNER=1 " .. os.getenv("SELF") .. " 2>&1; echo rc=$?")
 io.write(p:read("a"))
 p:close()
+p = io.popen(os.getenv("LIST"))
+io.write(p:read("a"))
+p:close()
 ]])
-code, out = T:run("SELF='" .. sim.env .. UQ .. " " .. reader .. "' " .. sim.env .. UQ .. " " .. reader)
+code, out = T:run("SELF='" .. sim.env .. UQ .. " " .. reader .. "' LIST='" .. UQ .. " --runs' " .. sim.env .. UQ .. " " ..
+  reader)
 T:check("after uqpay.journal.runs() a second copy of the run is still refused (in progress)", code == 0
   and out:find("in progress", 1, true) and out:find("rc=2", 1, true) and not out:find("inner ran", 1, true), out)
+T:check("...and its journal's lock is still held: --runs shows it running", out:find("%x+%s+running%s") ~= nil, out)
+
+-- ---- a live run is "running", and reconcile leaves it alone ----
+reset()
+os.execute("rm -rf " .. runs)
+os.remove(go)
+os.execute(T.env .. "GO=" .. go .. " " .. sim.env .. UQ .. " " .. waits .. " >/dev/null 2>&1 &")
+H.wait_until(function() return applied("recharge") == 1 end)
+local lcode2, listed2 = T:run(UQ .. " --runs")
+local _, jlisted = T:run(UQ .. " --json --runs")
+local rcode2, _, rerr2 = T:run(sim.env .. UQ .. " reconcile")
+T:file("go", "")
+T:check("a live run is 'running' in --runs (its pid in --json), and reconcile does not take it for an interrupted one",
+  lcode2 == 0 and listed2:find("%x+%s+running%s") ~= nil and jlisted:find('"pid":%d+') ~= nil and rcode2 == 2
+  and rerr2:find("no run that did not complete", 1, true) ~= nil, listed2 .. jlisted .. rerr2)
+H.wait_until(function() return select(2, T:run(UQ .. " --runs")):find("complete", 1, true) ~= nil end)
 
 -- ---- preallocation: the file is zero-filled ahead, cut back on close ----
 reset()

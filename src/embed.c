@@ -42,29 +42,50 @@ void uqlua_inherit_dev_path(lua_State *to, lua_State *from) {
   lua_setfield(to, LUA_REGISTRYINDEX, DEV_PATH);
 }
 
-/* Pushes the file on the development path that holds module name, or
- * returns 0 (pushing nothing). */
+/* Pushes the file on the development path that holds module name and
+ * returns 1; else pushes where it looked (searchpath's "no file ..." lines,
+ * "" without UQLUA_PATH) and returns 0. */
 static int dev_file(lua_State *L, const char *name) {
   const char *dev = dev_path(L);
-  if (!dev) return 0;
+  if (!dev) {
+    lua_pushliteral(L, "");
+    return 0;
+  }
   lua_getglobal(L, "package");
   lua_getfield(L, -1, "searchpath");
   lua_remove(L, -2);
   lua_pushstring(L, name);
   lua_pushstring(L, dev);
-  lua_call(L, 2, 1);
-  if (lua_isstring(L, -1)) return 1;
-  lua_pop(L, 1);
+  lua_call(L, 2, 2);
+  if (lua_isstring(L, -2)) {
+    lua_pop(L, 1);
+    return 1;
+  }
+  lua_remove(L, -2); /* the nil */
+  if (!lua_isstring(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushliteral(L, "");
+  }
   return 0;
+}
+
+/* An embedded module: not a bundled script (ops/NAME), which `uqlua NAME`
+ * runs and no require should, nor hide a script's own ops/NAME.lua. */
+static const struct uqlua_embedded *embedded_module(const char *name) {
+  return strncmp(name, "ops/", 4) == 0 ? NULL : uqlua_find_embedded(name);
 }
 
 int uqlua_find_module(lua_State *L, const char *name) {
   const struct uqlua_embedded *e = NULL;
   if (!dev_file(L, name)) {
-    if (!(e = uqlua_find_embedded(name))) {
-      lua_pushfstring(L, "no embedded module '%s'", name);
+    if (!(e = embedded_module(name))) {
+      /* the UQLUA_PATH files looked for, as package.path's are listed */
+      const char *looked = lua_tostring(L, -1);
+      lua_pushfstring(L, "no embedded module '%s'%s%s", name, *looked ? "\n\t" : "", looked);
+      lua_remove(L, -2);
       return 1;
     }
+    lua_pop(L, 1);
     lua_pushstring(L, e->chunkname);
   }
   int status = e ? uqlua_load_embedded(L, e) : luaL_loadfilex(L, lua_tostring(L, -1), "t");

@@ -4,7 +4,7 @@
 #include "lua.h"
 #include "options.h"
 
-/* Preloads uqpay and cjson, applies UQLUA_PATH, starts the in-process
+/* Preloads uqpay and cjson, starts the in-process
  * simulator for --sim, records the options and sets the global uqpay.
  * On failure leaves an error object on the stack and returns non-zero. */
 int uqlua_open_host(lua_State *L, const struct uqlua_options *o, int noenv);

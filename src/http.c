@@ -82,7 +82,7 @@ static int l_http_new(lua_State *L) {
   h->curl = NULL;
   luaL_setmetatable(L, HTTP_MT);
   h->curl = handle_new();
-  if (!h->curl) return uqpay_raise(L, "config", "cannot initialise libcurl: %s", lazy_error());
+  if (!h->curl) return uqpay_raise(L, "config", "cannot initialise libcurl: %s", lazy_curl_error());
   return 1;
 }
 
@@ -413,7 +413,7 @@ static int l_multi_new(lua_State *L) {
   memset(mt, 0, sizeof *mt);
   luaL_setmetatable(L, MULTI_MT);
   mt->m = curl_multi_init();
-  if (!mt->m) return uqpay_raise(L, "config", "cannot initialise libcurl: %s", lazy_error());
+  if (!mt->m) return uqpay_raise(L, "config", "cannot initialise libcurl: %s", lazy_curl_error());
   return 1;
 }
 
@@ -448,7 +448,7 @@ static struct xfer *add_xfer(lua_State *L, multi_t *mt) {
   if (!x->c) x->c = handle_new();
   if (!x->c) {
     free(x);
-    uqpay_raise(L, "config", "cannot initialise libcurl: %s", lazy_error());
+    uqpay_raise(L, "config", "cannot initialise libcurl: %s", lazy_curl_error());
   }
   x->hdrs = NULL;
   x->mime = NULL;

@@ -6,7 +6,7 @@
  * uqlua uses is defined here, and the first call dlopen()s the library
  * once (pthread_once) and forwards. A library that cannot be opened makes
  * the constructors fail (curl_easy_init, curl_url, MHD_start_daemon return
- * NULL) and lazy_error() says why; the callers raise that as an error
+ * NULL) and lazy_curl_error() / lazy_mhd_error() say why; the callers raise that as an error
  * object. Only the functions listed here may be used elsewhere in src/.
  * libcrypto (lazy_crypto.c) and libedit (lazy_edit.c) are opened the same
  * way, with lazy_open and LAZY_RESOLVE from here. */
@@ -20,7 +20,7 @@
 
 #include "lazy.h"
 
-static char err[512];
+static char curl_err[LAZY_ERRLEN], mhd_err[LAZY_ERRLEN];
 
 /* ---------- libcurl ---------- */
 
@@ -40,14 +40,14 @@ static char err[512];
 CURL_FNS(LAZY_POINTER)
 MHD_FNS(LAZY_POINTER)
 
-void *lazy_sym(void *lib, const char *name, const char *fn) {
+void *lazy_sym(void *lib, const char *name, const char *fn, char err[LAZY_ERRLEN]) {
   void *p = dlsym(lib, fn);
-  if (!p) snprintf(err, sizeof err, "%s has no %s: %s", name, fn, dlerror());
+  if (!p) snprintf(err, LAZY_ERRLEN, "%s has no %s: %s", name, fn, dlerror());
   return p;
 }
 
-void *lazy_open(const char *const *names, const char **used) {
-  size_t n = (size_t)snprintf(err, sizeof err, "cannot load");
+void *lazy_open(const char *const *names, const char **used, char err[LAZY_ERRLEN]) {
+  size_t n = (size_t)snprintf(err, LAZY_ERRLEN, "cannot load");
   for (; *names; names++) {
     void *lib = dlopen(*names, RTLD_NOW | RTLD_LOCAL);
     if (lib) {
@@ -56,14 +56,16 @@ void *lazy_open(const char *const *names, const char **used) {
       return lib;
     }
     const char *why = dlerror(); /* each candidate's reason, not only the last */
-    if (n < sizeof err) n += (size_t)snprintf(err + n, sizeof err - n, " %s%s", why ? why : *names, names[1] ? ";" : "");
+    if (n < LAZY_ERRLEN) n += (size_t)snprintf(err + n, LAZY_ERRLEN - n, " %s%s", why ? why : *names, names[1] ? ";" : "");
   }
   return NULL;
 }
 
+const char *lazy_reason(const char *err) { return err[0] ? err : "out of memory"; }
+
 static int curl_ok, mhd_ok;
 
-static int resolve_curl(void *lib, const char *name) {
+static int resolve_curl(void *lib, const char *name, char *err) {
   CURL_FNS(LAZY_RESOLVE)
   return p_curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
 }
@@ -71,11 +73,11 @@ static int resolve_curl(void *lib, const char *name) {
 static void load_curl(void) {
   static const char *const names[] = {"libcurl.so.4", "libcurl-gnutls.so.4", NULL};
   const char *name = "libcurl";
-  void *lib = lazy_open(names, &name);
-  curl_ok = lib && resolve_curl(lib, name);
+  void *lib = lazy_open(names, &name, curl_err);
+  curl_ok = lib && resolve_curl(lib, name, curl_err);
 }
 
-static int resolve_mhd(void *lib, const char *name) {
+static int resolve_mhd(void *lib, const char *name, char *err) {
   MHD_FNS(LAZY_RESOLVE)
   return 1;
 }
@@ -83,8 +85,8 @@ static int resolve_mhd(void *lib, const char *name) {
 static void load_mhd(void) {
   static const char *const names[] = {"libmicrohttpd.so.12", NULL};
   const char *name = "libmicrohttpd";
-  void *lib = lazy_open(names, &name);
-  mhd_ok = lib && resolve_mhd(lib, name);
+  void *lib = lazy_open(names, &name, mhd_err);
+  mhd_ok = lib && resolve_mhd(lib, name, mhd_err);
 }
 
 static int have_curl(void) {
@@ -101,7 +103,8 @@ static int have_mhd(void) {
 
 int lazy_have_mhd(void) { return have_mhd(); }
 
-const char *lazy_error(void) { return err[0] ? err : "out of memory"; }
+const char *lazy_curl_error(void) { return lazy_reason(curl_err); }
+const char *lazy_mhd_error(void) { return lazy_reason(mhd_err); }
 
 /* curl_global_init runs once, when the library is opened */
 CURLcode curl_global_init(long flags) {
@@ -114,7 +117,7 @@ CURLM *curl_multi_init(void) { return have_curl() ? p_curl_multi_init() : NULL; 
 struct curl_slist *curl_slist_append(struct curl_slist *l, const char *s) {
   return have_curl() ? p_curl_slist_append(l, s) : NULL;
 }
-const char *curl_easy_strerror(CURLcode c) { return have_curl() ? p_curl_easy_strerror(c) : lazy_error(); }
+const char *curl_easy_strerror(CURLcode c) { return have_curl() ? p_curl_easy_strerror(c) : lazy_curl_error(); }
 
 /* The rest take an object one of the constructors made, so the library is
  * open when they run. The argument of setopt is read by the option's type

@@ -5,7 +5,7 @@
  * journal's operation identities and core.hmac_sha512. Each function
  * uqlua uses is defined here and forwards once the library is open; if it
  * cannot be opened, the constructors fail (EVP_MAC_fetch, EVP_sha512 and
- * HMAC return NULL), the others do nothing, and lazy_error() says why. */
+ * HMAC return NULL), the others do nothing, and lazy_crypto_error() says why. */
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -22,8 +22,9 @@
 CRYPTO_FNS(LAZY_POINTER)
 
 static int crypto_ok;
+static char crypto_err[LAZY_ERRLEN];
 
-static int resolve_crypto(void *lib, const char *name) {
+static int resolve_crypto(void *lib, const char *name, char *err) {
   CRYPTO_FNS(LAZY_RESOLVE)
   return 1;
 }
@@ -31,8 +32,8 @@ static int resolve_crypto(void *lib, const char *name) {
 static void load_crypto(void) {
   static const char *const names[] = {"libcrypto.so.3", NULL};
   const char *name = "libcrypto";
-  void *lib = lazy_open(names, &name);
-  crypto_ok = lib && resolve_crypto(lib, name);
+  void *lib = lazy_open(names, &name, crypto_err);
+  crypto_ok = lib && resolve_crypto(lib, name, crypto_err);
 }
 
 static int have_crypto(void) {
@@ -40,6 +41,8 @@ static int have_crypto(void) {
   pthread_once(&once, load_crypto);
   return crypto_ok;
 }
+
+const char *lazy_crypto_error(void) { return lazy_reason(crypto_err); }
 
 /* Constructors: NULL when the library cannot be opened. */
 EVP_MAC *EVP_MAC_fetch(OSSL_LIB_CTX *c, const char *alg, const char *props) {

@@ -11,11 +11,12 @@
 
 static struct lazy_edit ed;
 static int edit_ok;
+static char edit_err[LAZY_ERRLEN];
 
 #define EDIT_RESOLVE(n) \
-  if (!(ed.n = (__typeof__(ed.n))lazy_sym(lib, name, #n))) return 0;
+  if (!(ed.n = (__typeof__(ed.n))lazy_sym(lib, name, #n, err))) return 0;
 
-static int resolve_edit(void *lib, const char *name) {
+static int resolve_edit(void *lib, const char *name, char *err) {
   EDIT_NAMES(EDIT_RESOLVE)
   return 1;
 }
@@ -23,9 +24,11 @@ static int resolve_edit(void *lib, const char *name) {
 static void load_edit(void) {
   static const char *const names[] = {"libedit.so.2", NULL};
   const char *name = "libedit";
-  void *lib = lazy_open(names, &name);
-  edit_ok = lib && resolve_edit(lib, name);
+  void *lib = lazy_open(names, &name, edit_err);
+  edit_ok = lib && resolve_edit(lib, name, edit_err);
 }
+
+const char *lazy_edit_error(void) { return lazy_reason(edit_err); }
 
 const struct lazy_edit *lazy_edit(void) {
   static pthread_once_t once = PTHREAD_ONCE_INIT;

@@ -21,7 +21,7 @@ struct lazy_edit {
 };
 #undef EDIT_MEMBER
 
-/* Opens libedit once; NULL if it cannot be opened (lazy_error() says why). */
+/* Opens libedit once; NULL if it cannot be opened (lazy_edit_error() says why). */
 const struct lazy_edit *lazy_edit(void);
 
 #endif

@@ -136,7 +136,7 @@ static int identity(journal_t *j, const char *const parts[4], const size_t lens[
     EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
     EVP_MAC_free(mac); /* the context holds its own reference */
-    if (!ctx) return 0; /* libcrypto missing (lazy_error says why) or out of memory */
+    if (!ctx) return 0; /* libcrypto missing (lazy_crypto_error says why) or out of memory */
     OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
                            OSSL_PARAM_construct_end()};
     if (!EVP_MAC_init(ctx, j->salt, sizeof j->salt, params)) {
@@ -265,7 +265,7 @@ static int l_journal_op(lua_State *L) {
   } else {
     op->obo = dup_arg(L, 4);
     op->body = dup_arg(L, 6);
-    if (!identity(j, parts, lens, op->id)) return uqpay_raise(L, "config", "HMAC failed: %s", lazy_error());
+    if (!identity(j, parts, lens, op->id)) return uqpay_raise(L, "config", "HMAC failed: %s", lazy_crypto_error());
     op->occ = next_occurrence(j, op->id);
     if (!op->occ) return uqpay_raise(L, "config", "out of memory");
     restore(L, op);

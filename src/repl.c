@@ -109,29 +109,31 @@ static int incomplete(lua_State *L, int status) {
  * an empty string. */
 static int pushline(lua_State *L, int firstline) {
   char *b;
-  if (ed) {
+  int tty = isatty(0); /* Ctrl-C at a terminal's prompt: a fresh line, libedit or not */
+  if (tty) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_prompt_sigint; /* no SA_RESTART: read() sees EINTR */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
-    prompt_interrupted = 0;
-    const char *prmt = get_prompt(L, firstline);
+  }
+  prompt_interrupted = 0;
+  const char *prmt = get_prompt(L, firstline);
+  if (ed) {
     b = ed->readline(prmt);
-    lua_pop(L, 1); /* the prompt */
-    signal(SIGINT, SIG_DFL);
-    if (prompt_interrupted) {
-      free(b);
-      lua_pushliteral(L, "");
-      return 2; /* interrupted: the caller drops what was typed */
-    }
   } else {
     char buf[4096];
-    fputs(get_prompt(L, firstline), stdout);
-    lua_pop(L, 1);
+    fputs(prmt, stdout);
     fflush(stdout);
-    if (!fgets(buf, sizeof buf, stdin)) return 0;
-    b = strdup(buf);
+    b = fgets(buf, sizeof buf, stdin) ? strdup(buf) : NULL;
+    if (!b && prompt_interrupted) clearerr(stdin); /* EINTR, not the end of input */
+  }
+  lua_pop(L, 1); /* the prompt */
+  if (tty) signal(SIGINT, SIG_DFL);
+  if (prompt_interrupted) {
+    free(b);
+    lua_pushliteral(L, "");
+    return 2; /* interrupted: the caller drops what was typed */
   }
   if (b == NULL) return 0;
   size_t l = strlen(b);
@@ -284,7 +286,7 @@ static int repl_msghandler(lua_State *L) {
 static void setup_editline(lua_State *L) {
   replL = L;
   if (!(ed = lazy_edit())) {
-    fprintf(stderr, "uqlua: no line editing or history: %s\n", lazy_error());
+    fprintf(stderr, "uqlua: no line editing or history: %s\n", lazy_edit_error());
     return;
   }
   *ed->rl_readline_name = "uqlua";

@@ -328,6 +328,11 @@ static void copy_str(lua_State *L, int t, const char *k, char *dst, size_t n) {
   lua_pop(L, 1);
 }
 
+static int error_text(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
 /* Creates the rules state and runs sim.init(config); config is the table at
  * cfg in the caller's state, passed across as JSON-free plain strings. */
 static lua_State *rules_state(lua_State *from, int cfg, struct sim *s, char *err, size_t errn) {
@@ -367,6 +372,10 @@ static lua_State *rules_state(lua_State *from, int cfg, struct sim *s, char *err
   lua_settop(L, 0);
   return L;
 fail:
+  /* an error object (a module that failed to load) says why through __tostring */
+  lua_pushcfunction(L, error_text);
+  lua_insert(L, -2);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_isstring(L, -1)) lua_pushnil(L);
   snprintf(err, errn, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "simulator failed to start");
   lua_close(L);
   return NULL;
@@ -405,7 +414,7 @@ struct sim *sim_start(lua_State *from, int cfg, const char *host, int port, char
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (!s->d) {
     if (!lazy_have_mhd())
-      snprintf(err, errn, "cannot start the simulator: %s", lazy_error());
+      snprintf(err, errn, "cannot start the simulator: %s", lazy_mhd_error());
     else
       snprintf(err, errn, "cannot listen on %s:%d (address in use?)", host, port);
     lua_close(s->L);

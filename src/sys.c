@@ -166,7 +166,7 @@ static int l_hmac_sha512_hex(lua_State *L) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int mdn = 0;
   if (!HMAC(EVP_sha512(), k, (int)kn, (const unsigned char *)m, mn, md, &mdn))
-    return uqpay_raise(L, "config", "HMAC failed: %s", lazy_error());
+    return uqpay_raise(L, "config", "HMAC failed: %s", lazy_crypto_error());
   char hex[2 * EVP_MAX_MD_SIZE + 1];
   uqpay_hex(md, mdn, hex);
   lua_pushlstring(L, hex, 2 * mdn);

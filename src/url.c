@@ -25,7 +25,7 @@ static int is_loopback(const char *host) {
 static int l_url_check(lua_State *L) {
   const char *url = luaL_checkstring(L, 1);
   CURLU *u = curl_url();
-  if (!u) return uqpay_raise(L, "config", "cannot check the URL: %s", lazy_error());
+  if (!u) return uqpay_raise(L, "config", "cannot check the URL: %s", lazy_curl_error());
   char *scheme = NULL, *user = NULL, *password = NULL, *host = NULL, *query = NULL, *fragment = NULL, *full = NULL;
   const char *why = NULL;
   if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {

@@ -99,6 +99,12 @@ expect("a uqpay/*.lua in the working directory does not replace an embedded modu
   "^true\ttrue\n$")
 expect("... nor under plain lua5.4 with uqpay.so", IN_CWD .. "lua5.4 -e 'package.cpath=\"" ..
   os.getenv("PWD") .. "/?.so;\"..package.cpath; local u = require \"uqpay\"; print(u.json.null ~= nil)'", 0, "^true\n$")
+-- bundled ops scripts are run by name, never by require: a script's own
+-- ops/bulk-recharge.lua loads, and no recharge runs on the script's arguments
+os.execute("mkdir -p " .. dir .. "/cwd/ops")
+file("cwd/ops/bulk-recharge.lua", "return { mine = true }\n")
+expect("require \"ops/NAME\" loads the script's own file, not the bundled ops script",
+  IN_CWD .. ABS_UQ .. " -e 'print(require(\"ops/bulk-recharge\").mine)'", 0, "^true\n$")
 
 expect("docs/api.md matches the endpoint table", UQ .. " scripts/gen-api-doc.lua --check", 0)
 expect("the man page is valid roff", "man --warnings -l docs/uqlua.1 2>&1 >/dev/null | grep -v 'cannot adjust' | " ..
@@ -418,6 +424,13 @@ expect("constant-time comparison, without libcrypto",
   UQ .. " --json -e 'local eq = require(\"uqpay.core\").consttime_eq; " ..
   "print(eq(\"abc\", \"abc\"), eq(\"abc\", \"abd\"), eq(\"abc\", \"ab\"), eq(\"\", \"\"), eq(\"xbc\", \"abc\")); " ..
   maps2 .. "'", 0, "^true\tfalse\tfalse\ttrue\tfalse\nfalse\nfalse\n")
+-- each library keeps its own reason: libmicrohttpd opening after a failed
+-- libcrypto does not turn the next HMAC's error into "out of memory"
+os.execute("mkdir -p " .. dir .. "/nocrypto && echo not-a-library > " .. dir .. "/nocrypto/libcrypto.so.3")
+expect("an HMAC without libcrypto says why, after another library opened too",
+  "LD_LIBRARY_PATH=" .. dir .. "/nocrypto " .. UQ .. " -e 'local c = require(\"uqpay.core\"); " ..
+  "print(pcall(c.hmac_sha512_hex, \"k\", \"m\")); c.sim_start({}); print(pcall(c.hmac_sha512_hex, \"k\", \"m\"))'", 0,
+  "^false\t[^\n]*HMAC failed: cannot load [^\n]*libcrypto[^\n]*\nfalse\t[^\n]*HMAC failed: cannot load [^\n]*libcrypto")
 expect("modules are embedded as bytecode that keeps file and line (for tracebacks)",
   UQ .. " -e 'local i = debug.getinfo(uqpay.recharge, \"S\"); local src = require(\"uqpay.core\").embedded_source(\"uqpay.api\"); " ..
   "print(i.short_src, i.linedefined > 0, src == nil)'", 0, "^lua/uqpay/api%.lua\ttrue\ttrue\n")

@@ -310,7 +310,8 @@ static void setup_editline(lua_State *L) {
 void uqlua_repl(lua_State *L) {
   int status;
   if (isatty(0)) setup_editline(L);
-  call_repl(L, "start", 0, 1);
+  lua_pushboolean(L, ed != NULL);
+  call_repl(L, "start", 1, 1);
   if (lua_isstring(L, -1)) fprintf(stderr, "%s\n", lua_tostring(L, -1));
   lua_pop(L, 1);
   while ((status = loadline(L)) != -1) {

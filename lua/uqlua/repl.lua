@@ -14,8 +14,8 @@ local function environment()
 end
 
 -- The banner (after the version line the interpreter prints): environment
--- and account, and where help is.
-function M.banner()
+-- and account, and where help is; Tab only when libedit was opened (editing).
+function M.banner(editing)
   local cfg, err = environment()
   local lines = {}
   if cfg then
@@ -24,7 +24,8 @@ function M.banner()
   else
     lines[#lines + 1] = "configuration: " .. err
   end
-  lines[#lines + 1] = "help() lists the uqpay functions, help(f) explains one; Tab completes; Ctrl-D exits."
+  lines[#lines + 1] = "help() lists the uqpay functions, help(f) explains one; " ..
+    (editing and "Tab completes; " or "") .. "Ctrl-D exits."
   return table.concat(lines, "\n")
 end
 
@@ -41,9 +42,9 @@ function M.prompt(first)
 end
 
 -- Called once when the REPL starts: defines help() and returns the banner.
-function M.start()
+function M.start(editing)
   if rawget(_G, "help") == nil then _G.help = M.help end
-  return M.banner()
+  return M.banner(editing)
 end
 
 -- $XDG_STATE_HOME/uqlua/history (the directory made 0700), or nil.

@@ -57,7 +57,8 @@ end
 start()
 local ok, s = wait_for("uqlua%[sim%]> ")
 T:check("banner with version and environment, prompt shows the environment", ok
-  and s:find("uqlua %d+%.%d+%.%d+") and s:find("environment sim, account master"), s)
+  and s:find("uqlua %d+%.%d+%.%d+") and s:find("environment sim, account master")
+  and s:find("Tab completes; Ctrl%-D exits"), s)
 
 line("1 + 1")
 ok, s = wait_for("\n2\n")
@@ -191,7 +192,8 @@ ok, s = wait_for("uqlua%[sandbox%]> ")
 line("2 + 3")
 ok2, s2 = wait_for("\n5\n")
 T:check("without libedit the REPL says why and still reads lines", ok and ok2
-  and s:find("no line editing or history: cannot load " .. NOEDIT .. "/libedit.so.2", 1, true) ~= nil, s2)
+  and s:find("no line editing or history: cannot load " .. NOEDIT .. "/libedit.so.2", 1, true) ~= nil
+  and s:find("Ctrl-D exits", 1, true) ~= nil and not s:find("Tab completes", 1, true), s2)
 type_text("x = ")
 key("C-c")
 line("7 * 6")

@@ -2,7 +2,7 @@
  *
  * Linked, libcrypto's loading and relocation was about 0.7 ms of every
  * start-up, `uqlua -e ''` included, though only HMACs use it: the
- * journal's operation identities and core.hmac_sha512. Each function
+ * journal's operation identities and core.hmac_sha512_hex. Each function
  * uqlua uses is defined here and forwards once the library is open; if it
  * cannot be opened, the constructors fail (EVP_MAC_fetch, EVP_sha512 and
  * HMAC return NULL), the others do nothing, and lazy_crypto_error() says why. */

@@ -4,12 +4,12 @@
  * Kerberos, SSH, IDN...) whose loading and symbol binding is most of
  * `uqlua -e ''` (about 8 ms of 9). So neither is linked: each function
  * uqlua uses is defined here, and the first call dlopen()s the library
- * once (pthread_once) and forwards. A library that cannot be opened makes
+ * once (lazy_load) and forwards. A library that cannot be opened makes
  * the constructors fail (curl_easy_init, curl_url, MHD_start_daemon return
  * NULL) and lazy_curl_error() / lazy_mhd_error() say why; the callers raise that as an error
  * object. Only the functions listed here may be used elsewhere in src/.
  * libcrypto (lazy_crypto.c) and libedit (lazy_edit.c) are opened the same
- * way, with lazy_open and LAZY_RESOLVE from here. */
+ * way, through lazy_load and LAZY_RESOLVE from here. */
 #define CURL_DISABLE_TYPECHECK /* curl_easy_setopt is the function, not the checking macro */
 #include <curl/curl.h>
 #include <dlfcn.h>
@@ -19,8 +19,6 @@
 #include <stdio.h>
 
 #include "lazy.h"
-
-static char curl_err[LAZY_ERRLEN], mhd_err[LAZY_ERRLEN];
 
 /* ---------- libcurl ---------- */
 
@@ -46,7 +44,7 @@ void *lazy_sym(void *lib, const char *name, const char *fn, char err[LAZY_ERRLEN
   return p;
 }
 
-void *lazy_open(const char *const *names, const char **used, char err[LAZY_ERRLEN]) {
+static void *lazy_open(const char *const *names, const char **used, char err[LAZY_ERRLEN]) {
   size_t n = (size_t)snprintf(err, LAZY_ERRLEN, "cannot load");
   for (; *names; names++) {
     void *lib = dlopen(*names, RTLD_NOW | RTLD_LOCAL);
@@ -61,20 +59,25 @@ void *lazy_open(const char *const *names, const char **used, char err[LAZY_ERRLE
   return NULL;
 }
 
-const char *lazy_reason(const char *err) { return err[0] ? err : "out of memory"; }
+int lazy_load(struct lazy_lib *l) {
+  int state = __atomic_load_n(&l->state, __ATOMIC_ACQUIRE);
+  if (state) return state > 0;
+  pthread_mutex_lock(&l->mu);
+  if (!(state = l->state)) {
+    const char *name = l->names[0];
+    void *lib = lazy_open(l->names, &name, l->err);
+    state = lib && l->resolve(lib, name, l->err) ? 1 : -1;
+    __atomic_store_n(&l->state, state, __ATOMIC_RELEASE);
+  }
+  pthread_mutex_unlock(&l->mu);
+  return state > 0;
+}
 
-static int curl_ok, mhd_ok;
+const char *lazy_why(const struct lazy_lib *l) { return l->err[0] ? l->err : "out of memory"; }
 
 static int resolve_curl(void *lib, const char *name, char *err) {
   CURL_FNS(LAZY_RESOLVE)
   return p_curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
-}
-
-static void load_curl(void) {
-  static const char *const names[] = {"libcurl.so.4", "libcurl-gnutls.so.4", NULL};
-  const char *name = "libcurl";
-  void *lib = lazy_open(names, &name, curl_err);
-  curl_ok = lib && resolve_curl(lib, name, curl_err);
 }
 
 static int resolve_mhd(void *lib, const char *name, char *err) {
@@ -82,29 +85,16 @@ static int resolve_mhd(void *lib, const char *name, char *err) {
   return 1;
 }
 
-static void load_mhd(void) {
-  static const char *const names[] = {"libmicrohttpd.so.12", NULL};
-  const char *name = "libmicrohttpd";
-  void *lib = lazy_open(names, &name, mhd_err);
-  mhd_ok = lib && resolve_mhd(lib, name, mhd_err);
-}
+static struct lazy_lib curl_lib = LAZY_LIB(resolve_curl, "libcurl.so.4", "libcurl-gnutls.so.4");
+static struct lazy_lib mhd_lib = LAZY_LIB(resolve_mhd, "libmicrohttpd.so.12");
 
-static int have_curl(void) {
-  static pthread_once_t once = PTHREAD_ONCE_INIT;
-  pthread_once(&once, load_curl);
-  return curl_ok;
-}
-
-static int have_mhd(void) {
-  static pthread_once_t once = PTHREAD_ONCE_INIT;
-  pthread_once(&once, load_mhd);
-  return mhd_ok;
-}
+static int have_curl(void) { return lazy_load(&curl_lib); }
+static int have_mhd(void) { return lazy_load(&mhd_lib); }
 
 int lazy_have_mhd(void) { return have_mhd(); }
 
-const char *lazy_curl_error(void) { return lazy_reason(curl_err); }
-const char *lazy_mhd_error(void) { return lazy_reason(mhd_err); }
+const char *lazy_curl_error(void) { return lazy_why(&curl_lib); }
+const char *lazy_mhd_error(void) { return lazy_why(&mhd_lib); }
 
 /* curl_global_init runs once, when the library is opened */
 CURLcode curl_global_init(long flags) {

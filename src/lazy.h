@@ -2,6 +2,8 @@
 #ifndef UQLUA_LAZY_H
 #define UQLUA_LAZY_H
 
+#include <pthread.h>
+
 /* Why each library could not be opened (after a constructor returned
  * NULL). Each keeps its own reason: a library opened later, or on another
  * thread, does not overwrite it. */
@@ -13,15 +15,26 @@ const char *lazy_edit_error(void);
 /* whether libmicrohttpd could be opened (opens it) */
 int lazy_have_mhd(void);
 
-/* For the lazy_*.c files. lazy_open: dlopen the first of names that opens
- * (RTLD_NOW | RTLD_LOCAL), and set *used to it; NULL with every candidate's
- * reason in err. lazy_sym: dlsym, or NULL with err naming
- * the library and the symbol. */
 #define LAZY_ERRLEN 512
-void *lazy_open(const char *const *names, const char **used, char err[LAZY_ERRLEN]);
+
+/* For the lazy_*.c files: one library, opened by the first lazy_load()
+ * (on any thread, once): the first of names that dlopen()s (RTLD_NOW |
+ * RTLD_LOCAL), then resolve() takes what uqlua uses from it. err says why
+ * not, every candidate's reason or the missing symbol. */
+struct lazy_lib {
+  const char *names[3];                                   /* NULL-ended */
+  int (*resolve)(void *lib, const char *name, char *err); /* 0 (err set) when a symbol is missing */
+  pthread_mutex_t mu;
+  int state;                                              /* 0 not tried yet, 1 open, -1 cannot be */
+  char err[LAZY_ERRLEN];
+};
+#define LAZY_LIB(resolve, ...) {{__VA_ARGS__, NULL}, resolve, PTHREAD_MUTEX_INITIALIZER, 0, ""}
+/* whether the library is open (opens it the first time) */
+int lazy_load(struct lazy_lib *l);
+/* why it could not be opened ("out of memory" when it was) */
+const char *lazy_why(const struct lazy_lib *l);
+/* dlsym, or NULL with err naming the library and the symbol (LAZY_RESOLVE) */
 void *lazy_sym(void *lib, const char *name, const char *fn, char err[LAZY_ERRLEN]);
-/* err's reason, or "out of memory" when the library opened */
-const char *lazy_reason(const char *err);
 
 /* p_f: where f is kept once resolved */
 #define LAZY_POINTER(f) static __typeof__(f) *p_##f;

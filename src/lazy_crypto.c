@@ -10,7 +10,6 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/params.h>
-#include <pthread.h>
 
 #include "lazy.h"
 
@@ -21,28 +20,16 @@
 
 CRYPTO_FNS(LAZY_POINTER)
 
-static int crypto_ok;
-static char crypto_err[LAZY_ERRLEN];
-
 static int resolve_crypto(void *lib, const char *name, char *err) {
   CRYPTO_FNS(LAZY_RESOLVE)
   return 1;
 }
 
-static void load_crypto(void) {
-  static const char *const names[] = {"libcrypto.so.3", NULL};
-  const char *name = "libcrypto";
-  void *lib = lazy_open(names, &name, crypto_err);
-  crypto_ok = lib && resolve_crypto(lib, name, crypto_err);
-}
+static struct lazy_lib crypto_lib = LAZY_LIB(resolve_crypto, "libcrypto.so.3");
 
-static int have_crypto(void) {
-  static pthread_once_t once = PTHREAD_ONCE_INIT;
-  pthread_once(&once, load_crypto);
-  return crypto_ok;
-}
+static int have_crypto(void) { return lazy_load(&crypto_lib); }
 
-const char *lazy_crypto_error(void) { return lazy_reason(crypto_err); }
+const char *lazy_crypto_error(void) { return lazy_why(&crypto_lib); }
 
 /* Constructors: NULL when the library cannot be opened. */
 EVP_MAC *EVP_MAC_fetch(OSSL_LIB_CTX *c, const char *alg, const char *props) {
